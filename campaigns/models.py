@@ -1,0 +1,1 @@
+"""Campaigns: models arrive with their issue (see DESIGN.md)."""

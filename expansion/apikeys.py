@@ -1,0 +1,152 @@
+"""API keys: issue, authenticate, authorise by scope, throttle per key.
+
+A key looks like ``exp_<prefix>_<secret>``. The prefix finds the row; the SHA-256 digest of the
+whole key is compared in constant time. Keys are never logged and never stored in clear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
+from rest_framework import authentication, exceptions, permissions, throttling
+from rest_framework.request import Request
+
+from .models import ApiKey, ApiScope
+
+KEY_PREFIX = "exp_"
+# last_used_at is refreshed at most this often, so an ingestion burst does not turn every
+# request into an extra UPDATE.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def digest_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    api_key: ApiKey
+    raw_key: str
+
+
+def api_key_issue(*, name: str, scopes: list[str], created_by=None) -> IssuedKey:
+    """Create a key and return it with its clear text, which is not recoverable afterwards."""
+    unknown = set(scopes) - set(ApiScope.values)
+    if unknown or not scopes:
+        raise ValueError(f"scopes must be a non-empty subset of {ApiScope.values}")
+    prefix = secrets.token_hex(4)
+    raw_key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    api_key = ApiKey.objects.create(
+        name=name,
+        prefix=prefix,
+        digest=digest_key(raw_key),
+        scopes=sorted(set(scopes)),
+        created_by=created_by,
+    )
+    return IssuedKey(api_key=api_key, raw_key=raw_key)
+
+
+def api_key_revoke(*, api_key: ApiKey) -> None:
+    """Revoke a key; idempotent (a revoked key keeps its first revocation time)."""
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def api_key_authenticate(raw_key: str) -> ApiKey | None:
+    """The active key matching ``raw_key``, or None."""
+    if not raw_key.startswith(KEY_PREFIX):
+        return None
+    prefix, _, secret = raw_key[len(KEY_PREFIX) :].partition("_")
+    if not prefix or not secret:
+        return None
+    api_key = ApiKey.objects.filter(prefix=prefix, revoked_at__isnull=True).first()
+    if api_key is None or not hmac.compare_digest(api_key.digest, digest_key(raw_key)):
+        return None
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    return api_key
+
+
+class ApiKeyUser(AnonymousUser):
+    """The request.user of a key-authenticated request: no admin rights, only the key's scopes."""
+
+    def __init__(self, api_key: ApiKey) -> None:
+        self.api_key = api_key
+
+    def __str__(self) -> str:
+        return f"api-key:{self.api_key.prefix}"
+
+    @property
+    def is_authenticated(self) -> bool:  # type: ignore[override]
+        return True
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Bearer exp_…`` (``Api-Key exp_…`` is accepted too)."""
+
+    keywords = ("bearer", "api-key")
+
+    def authenticate(self, request: Request):
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        keyword, _, raw_key = header.partition(" ")
+        if keyword.lower() not in self.keywords:
+            return None
+        raw_key = raw_key.strip()
+        api_key = api_key_authenticate(raw_key) if raw_key else None
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        return ApiKeyUser(api_key), api_key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class HasApiScope(permissions.BasePermission):
+    """Reads need the ``read`` scope, writes the ``write`` scope.
+
+    Staff signed in to the admin may read (the browsable API); superusers may also write.
+    """
+
+    message = "This API key lacks the scope this request needs."
+
+    def has_permission(self, request: Request, view) -> bool:
+        scope = ApiScope.READ if request.method in permissions.SAFE_METHODS else ApiScope.WRITE
+        api_key = request.auth if isinstance(request.auth, ApiKey) else None
+        if api_key is not None:
+            if not api_key.has_scope(scope):
+                self.message = f"This API key lacks the '{scope}' scope."
+                return False
+            return True
+        user = request.user
+        if user is None or not user.is_authenticated:
+            return False
+        if scope == ApiScope.READ:
+            return bool(user.is_staff)
+        return bool(user.is_superuser)
+
+
+class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
+    """Per key (or per signed-in user) request rate; ``API_THROTTLE_RATE``, e.g. ``6000/min``.
+
+    Counts live in the default cache: set ``CACHE_URL=redis://…`` so that every web process
+    shares them.
+    """
+
+    scope = "api_key"
+
+    def get_cache_key(self, request: Request, view) -> str | None:
+        if isinstance(request.auth, ApiKey):
+            ident = f"key:{request.auth.pk}"
+        elif request.user is not None and request.user.is_authenticated:
+            ident = f"user:{request.user.pk}"
+        else:
+            ident = self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}

@@ -1,0 +1,407 @@
+"""Row-by-row validation for bulk endpoints.
+
+Every bulk endpoint takes ``{"items": [...]}``, validates each item on its own and reports every
+bad field as ``{"index": i, "field": "occurred_at", "reason": "..."}``; the valid items are then
+written set-based in one transaction. Validators are plain callables ``value -> cleaned`` that
+raise :class:`FieldError`; they are cheap on purpose (this is the ingestion hot path).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+from django.conf import settings
+
+from learners.models import available_time_zones
+
+
+class FieldError(Exception):
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+
+class BatchError(Exception):
+    """The request as a whole is unusable (not a list, too large, ...): nothing is written."""
+
+    def __init__(self, reason: str, field: str = "items") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+
+Validator = Callable[[Any], Any]
+
+# Timestamps outside this range are refused as absurd (typos such as year 20225, epoch zero).
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+FUTURE_TOLERANCE = timedelta(days=1)
+MAX_JSON_BYTES = 16_384
+
+
+def string(*, max_length: int = 255, blank: bool = False) -> Validator:
+    def clean(value: Any) -> str:
+        if not isinstance(value, str):
+            raise FieldError(f"must be a string, got {type_name(value)}")
+        value = value.strip()
+        if not value and not blank:
+            raise FieldError("must not be empty")
+        if len(value) > max_length:
+            raise FieldError(f"must be at most {max_length} characters, got {len(value)}")
+        return value
+
+    clean.schema = {"type": "string", "maxLength": max_length}  # type: ignore[attr-defined]
+    return clean
+
+
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def email(value: Any) -> str:
+    value = string(max_length=254, blank=True)(value)
+    if value and not _EMAIL_RE.match(value):
+        raise FieldError("is not a valid email address")
+    return value.lower()
+
+
+email.schema = {"type": "string", "format": "email"}  # type: ignore[attr-defined]
+
+
+def aware_datetime(value: Any) -> datetime:
+    """An ISO 8601 timestamp with a zone, within [1990, now + 1 day]; returned in UTC."""
+    if not isinstance(value, str):
+        raise FieldError(f"must be an ISO 8601 string, got {type_name(value)}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise FieldError(f"is not an ISO 8601 timestamp: {value[:40]!r}") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise FieldError("must include a time zone offset, e.g. 2026-05-01T09:30:00+02:00 or Z")
+    parsed = parsed.astimezone(UTC)
+    if parsed < EARLIEST:
+        raise FieldError(f"is before {EARLIEST:%Y-%m-%d}")
+    if parsed > datetime.now(UTC) + FUTURE_TOLERANCE:
+        raise FieldError("is more than a day in the future")
+    return parsed
+
+
+aware_datetime.schema = {"type": "string", "format": "date-time"}  # type: ignore[attr-defined]
+
+
+def optional(validator: Validator) -> Validator:
+    def clean(value: Any) -> Any:
+        return None if value is None else validator(value)
+
+    clean.schema = {**getattr(validator, "schema", {}), "nullable": True}  # type: ignore[attr-defined]
+    return clean
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise FieldError(f"must be true or false, got {type_name(value)}")
+    return value
+
+
+boolean.schema = {"type": "boolean"}  # type: ignore[attr-defined]
+
+
+def integer(*, minimum: int = 0, maximum: int = 2**53) -> Validator:
+    def clean(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FieldError(f"must be an integer, got {type_name(value)}")
+        if not minimum <= value <= maximum:
+            raise FieldError(f"must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    clean.schema = {"type": "integer", "minimum": minimum, "maximum": maximum}  # type: ignore[attr-defined]
+    return clean
+
+
+def number(*, minimum: float = -1e12, maximum: float = 1e12) -> Validator:
+    def clean(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise FieldError(f"must be a number, got {type_name(value)}")
+        value = float(value)
+        if not math.isfinite(value) or not minimum <= value <= maximum:
+            raise FieldError(f"must be between {minimum:g} and {maximum:g}, got {value:g}")
+        return value
+
+    clean.schema = {"type": "number", "minimum": minimum, "maximum": maximum}  # type: ignore[attr-defined]
+    return clean
+
+
+def money(*, maximum: Decimal = Decimal("9999999999.99")) -> Validator:
+    """A non-negative amount with at most 2 decimal places, as a JSON number or string."""
+
+    def clean(value: Any) -> Decimal:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise FieldError(f"must be a number or a decimal string, got {type_name(value)}")
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation:
+            raise FieldError(f"is not a number: {str(value)[:40]!r}") from None
+        if not amount.is_finite() or amount < 0 or amount > maximum:
+            raise FieldError(f"must be between 0 and {maximum}")
+        if amount != amount.quantize(Decimal("0.01")):
+            raise FieldError("must have at most 2 decimal places")
+        return amount.quantize(Decimal("0.01"))
+
+    clean.schema = {"type": "string", "format": "decimal", "example": "49.00"}  # type: ignore[attr-defined]
+    return clean
+
+
+def choice(values: Iterable[str]) -> Validator:
+    allowed = frozenset(values)
+    listing = ", ".join(sorted(allowed))
+
+    def clean(value: Any) -> str:
+        if value not in allowed:
+            raise FieldError(f"must be one of {listing}; got {str(value)[:40]!r}")
+        return value
+
+    clean.schema = {"type": "string", "enum": sorted(allowed)}  # type: ignore[attr-defined]
+    return clean
+
+
+def json_object(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise FieldError(f"must be a JSON object, got {type_name(value)}")
+    if len(orjson.dumps(value)) > MAX_JSON_BYTES:
+        raise FieldError(f"must be at most {MAX_JSON_BYTES} bytes of JSON")
+    return value
+
+
+json_object.schema = {"type": "object", "additionalProperties": True}  # type: ignore[attr-defined]
+
+
+def time_zone(value: Any) -> str:
+    value = string(max_length=64)(value)
+    if value not in available_time_zones():
+        raise FieldError(f"{value[:64]!r} is not an IANA time zone such as 'Europe/London'")
+    return value
+
+
+time_zone.schema = {"type": "string", "example": "Europe/London"}  # type: ignore[attr-defined]
+
+
+def currency(value: Any) -> str:
+    value = string(max_length=3)(value).upper()
+    if value != settings.EXPANSION_CURRENCY:
+        raise FieldError(
+            f"must be {settings.EXPANSION_CURRENCY}: this deployment uses one currency "
+            "(EXPANSION_CURRENCY)"
+        )
+    return value
+
+
+currency.schema = {"type": "string", "minLength": 3, "maxLength": 3}  # type: ignore[attr-defined]
+
+
+def type_name(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number" if isinstance(value, int | float) else type(value).__name__
+    )
+
+
+@dataclass(frozen=True)
+class Spec:
+    validator: Validator
+    required: bool = False
+
+
+def items_schema(specs: Mapping[str, Spec], *, description: str = "") -> dict[str, Any]:
+    """The OpenAPI schema of a bulk request body built from the same specs that validate it."""
+    item = {
+        "type": "object",
+        "properties": {name: dict(getattr(s.validator, "schema", {})) for name, s in specs.items()},
+        "required": [name for name, s in specs.items() if s.required],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "description": description,
+        "properties": {"items": {"type": "array", "minItems": 1, "items": item}},
+        "required": ["items"],
+    }
+
+
+@dataclass
+class BatchResult:
+    """Valid rows (index, cleaned dict) and errors (index, field, reason)."""
+
+    rows: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def fail(self, index: int, field_name: str | None, reason: str) -> None:
+        self.errors.append({"index": index, "field": field_name, "reason": reason})
+
+    def drop_failed(self) -> None:
+        """Forget rows that picked up an error after their fields were validated."""
+        failed = {error["index"] for error in self.errors}
+        self.rows = [(i, row) for i, row in self.rows if i not in failed]
+
+
+def batch_items(data: Any) -> list[Any]:
+    """The ``items`` list of a bulk request body, or :class:`BatchError`."""
+    if not isinstance(data, Mapping):
+        raise BatchError(
+            f'the body must be a JSON object {{"items": [...]}}, got {type_name(data)}'
+        )
+    items = data.get("items")
+    if not isinstance(items, list):
+        raise BatchError(f"must be an array, got {type_name(items)}")
+    if not items:
+        raise BatchError("must hold at least one item")
+    if len(items) > settings.API_BATCH_LIMIT:
+        raise BatchError(
+            f"holds {len(items)} items; the limit is {settings.API_BATCH_LIMIT} per request"
+        )
+    return items
+
+
+def validate_items(
+    items: list[Any], specs: Mapping[str, Spec], *, unique: str | tuple[str, ...] | None = None
+) -> BatchResult:
+    """Validate each item against ``specs``.
+
+    Unknown fields are errors (they are usually typos). A field missing from an item is left
+    out of its cleaned dict, so an upsert touches only the fields the client sent. ``unique``
+    names the field(s) that identify an item; a repeat within the batch is an error.
+    """
+    result = BatchResult()
+    seen: dict[Any, int] = {}
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            result.fail(index, None, f"must be a JSON object, got {type_name(item)}")
+            continue
+        clean: dict[str, Any] = {}
+        ok = True
+        for name, value in item.items():
+            spec = specs.get(name)
+            if spec is None:
+                result.fail(index, name, "is not a known field")
+                ok = False
+                continue
+            try:
+                clean[name] = spec.validator(value)
+            except FieldError as error:
+                result.fail(index, error.field or name, error.reason)
+                ok = False
+        for name, spec in specs.items():
+            if spec.required and name not in item:
+                result.fail(index, name, "is required")
+                ok = False
+        if ok and unique is not None:
+            key = tuple(clean[f] for f in unique) if isinstance(unique, tuple) else clean[unique]
+            if key in seen:
+                label = unique if isinstance(unique, str) else "+".join(unique)
+                result.fail(index, label, f"repeats item {seen[key]} of this batch")
+                ok = False
+            else:
+                seen[key] = index
+        if ok:
+            result.rows.append((index, clean))
+    return result
+
+
+def resolve_references(
+    result: BatchResult,
+    *,
+    field_name: str,
+    lookup: Callable[[set[Any]], Mapping[Any, Any]],
+    target: str,
+    what: str,
+) -> None:
+    """Replace ``row[field_name]`` (an external id) by the id ``lookup`` maps it to.
+
+    One query for the whole batch; rows naming an unknown id fail with ``unknown <what>``.
+    """
+    wanted = {row[field_name] for _, row in result.rows if row.get(field_name) is not None}
+    found = lookup(wanted) if wanted else {}
+    for index, row in result.rows:
+        if field_name not in row:
+            continue
+        external = row.pop(field_name)
+        if external is None:
+            row[target] = None
+            continue
+        resolved = found.get(external)
+        if resolved is None:
+            result.fail(index, field_name, f"unknown {what} {str(external)[:64]!r}")
+        else:
+            row[target] = resolved
+    result.drop_failed()
+
+
+@dataclass
+class UpsertCounts:
+    created: int = 0
+    updated: int = 0
+
+
+def upsert(
+    model: type,
+    rows: list[dict[str, Any]],
+    *,
+    unique_fields: tuple[str, ...],
+    touch: tuple[str, ...] = ("updated_at",),
+) -> UpsertCounts:
+    """Insert or update ``rows`` in as few statements as there are distinct row shapes.
+
+    Only the fields a row carries are updated on an existing record, so a partial sync never
+    blanks what it did not send. Counts come from one lookup of the existing keys; they are
+    exact unless another writer inserts the same keys concurrently (the rows stay correct).
+    """
+    counts = UpsertCounts()
+    if not rows:
+        return counts
+    existing = _existing_keys(model, rows, unique_fields)
+    shapes: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for row in rows:
+        shapes.setdefault(frozenset(row), []).append(row)
+    for shape, group in shapes.items():
+        update_fields = sorted(shape - set(unique_fields)) + [f for f in touch if f not in shape]
+        objs = [model(**row) for row in group]
+        if update_fields:
+            model.objects.bulk_create(
+                objs,
+                update_conflicts=True,
+                unique_fields=list(unique_fields),
+                update_fields=update_fields,
+                batch_size=1000,
+            )
+        else:
+            model.objects.bulk_create(objs, ignore_conflicts=True, batch_size=1000)
+    for row in rows:
+        if _key(row, unique_fields) in existing:
+            counts.updated += 1
+        else:
+            counts.created += 1
+    return counts
+
+
+def _key(row: Mapping[str, Any], unique_fields: tuple[str, ...]) -> tuple:
+    return tuple(row[f] for f in unique_fields)
+
+
+def _existing_keys(model: type, rows: list[dict[str, Any]], unique_fields: tuple[str, ...]) -> set:
+    if len(unique_fields) == 1:
+        (name,) = unique_fields
+        values = {row[name] for row in rows}
+        return {
+            (v,)
+            for v in model.objects.filter(**{f"{name}__in": values}).values_list(name, flat=True)
+        }
+    # Composite keys: narrow by the first field, match the rest in Python (a batch is ≤ 1,000).
+    first = unique_fields[0]
+    found = model.objects.filter(**{f"{first}__in": {row[first] for row in rows}}).values_list(
+        *unique_fields
+    )
+    return set(found)

@@ -1,0 +1,49 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from learners import api as learners_api
+
+from . import api as commerce_api
+
+api_v1 = [
+    path("learners/", learners_api.LearnerList.as_view(), name="learner-list"),
+    path("learners/bulk/", learners_api.LearnerBulk.as_view(), name="learner-bulk"),
+    path(
+        "learners/<str:external_id>/", learners_api.LearnerDetail.as_view(), name="learner-detail"
+    ),
+    path("courses/", learners_api.CourseList.as_view(), name="course-list"),
+    path("courses/bulk/", learners_api.CourseBulk.as_view(), name="course-bulk"),
+    path("courses/<str:external_id>/", learners_api.CourseDetail.as_view(), name="course-detail"),
+    path("enrollments/", learners_api.EnrollmentList.as_view(), name="enrollment-list"),
+    path("enrollments/bulk/", learners_api.EnrollmentBulk.as_view(), name="enrollment-bulk"),
+    path(
+        "enrollments/<int:pk>/", learners_api.EnrollmentDetail.as_view(), name="enrollment-detail"
+    ),
+    path("events/", learners_api.EventList.as_view(), name="event-list"),
+    path("events/bulk/", learners_api.EventIngest.as_view(), name="event-bulk"),
+    path("events/<int:pk>/", learners_api.EventDetail.as_view(), name="event-detail"),
+    path("products/", commerce_api.ProductList.as_view(), name="product-list"),
+    path("products/bulk/", commerce_api.ProductBulk.as_view(), name="product-bulk"),
+    path("products/<str:sku>/", commerce_api.ProductDetail.as_view(), name="product-detail"),
+    path("orders/", commerce_api.OrderList.as_view(), name="order-list"),
+    path("orders/bulk/", commerce_api.OrderBulk.as_view(), name="order-bulk"),
+    path("orders/<str:external_id>/", commerce_api.OrderDetail.as_view(), name="order-detail"),
+    path("subscriptions/", commerce_api.SubscriptionList.as_view(), name="subscription-list"),
+    path("subscriptions/bulk/", commerce_api.SubscriptionBulk.as_view(), name="subscription-bulk"),
+    path(
+        "subscriptions/<str:external_id>/",
+        commerce_api.SubscriptionDetail.as_view(),
+        name="subscription-detail",
+    ),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("api/v1/", include((api_v1, "v1"))),
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+]

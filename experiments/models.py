@@ -1,0 +1,1 @@
+"""Experiments: models arrive with their issue (see DESIGN.md)."""

@@ -1,0 +1,285 @@
+"""Sync API for learners, courses, enrollments and events (``/api/v1/``).
+
+One view per operation: list, detail, bulk upsert (``POST …/bulk/``). Writes go through the
+service functions in ``sync.py`` and ``ingest.py``; serializers here only shape output.
+"""
+
+from __future__ import annotations
+
+import django_filters
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from expansion.api_common import BulkUpsertView, ErrorItemSerializer, ErrorSerializer, bulk_schema
+from expansion.batch import batch_items
+
+from . import ingest, sync
+from .models import Course, Enrollment, Event, Learner, Module
+
+TAGS = ["learners"]
+
+
+class LearnerOut(serializers.ModelSerializer):
+    account = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+
+    class Meta:
+        model = Learner
+        fields = [
+            "external_id",
+            "email",
+            "name",
+            "account",
+            "time_zone",
+            "locale",
+            "marketing_opt_in",
+            "unsubscribed_at",
+            "attributes",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class ModuleOut(serializers.ModelSerializer):
+    class Meta:
+        model = Module
+        fields = ["external_id", "title", "position", "is_final"]
+
+
+class CourseOut(serializers.ModelSerializer):
+    creator = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    modules = ModuleOut(many=True, read_only=True)
+
+    class Meta:
+        model = Course
+        fields = [
+            "external_id",
+            "title",
+            "creator",
+            "learning_path",
+            "path_position",
+            "modules",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class EnrollmentOut(serializers.ModelSerializer):
+    learner = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+    course = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+
+    class Meta:
+        model = Enrollment
+        fields = [
+            "id",
+            "learner",
+            "course",
+            "enrolled_at",
+            "completed_at",
+            "progress",
+            "updated_at",
+        ]
+
+
+class EventOut(serializers.ModelSerializer):
+    learner = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+    course = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+    module = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+
+    class Meta:
+        model = Event
+        fields = [
+            "id",
+            "idempotency_key",
+            "learner",
+            "kind",
+            "occurred_at",
+            "value",
+            "course",
+            "module",
+            "properties",
+            "received_at",
+        ]
+
+
+class LearnerFilter(django_filters.FilterSet):
+    email = django_filters.CharFilter(lookup_expr="iexact")
+    account = django_filters.CharFilter(field_name="account__external_id")
+    updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    marketing_opt_in = django_filters.BooleanFilter()
+
+    class Meta:
+        model = Learner
+        fields = ["email", "account", "updated_after", "marketing_opt_in"]
+
+
+class CourseFilter(django_filters.FilterSet):
+    learning_path = django_filters.CharFilter()
+    creator = django_filters.CharFilter(field_name="creator__username")
+
+    class Meta:
+        model = Course
+        fields = ["learning_path", "creator"]
+
+
+class EnrollmentFilter(django_filters.FilterSet):
+    learner = django_filters.CharFilter(field_name="learner__external_id")
+    course = django_filters.CharFilter(field_name="course__external_id")
+    completed = django_filters.BooleanFilter(
+        field_name="completed_at", lookup_expr="isnull", exclude=True
+    )
+
+    class Meta:
+        model = Enrollment
+        fields = ["learner", "course", "completed"]
+
+
+class EventFilter(django_filters.FilterSet):
+    learner = django_filters.CharFilter(field_name="learner__external_id")
+    kind = django_filters.CharFilter()
+    course = django_filters.CharFilter(field_name="course__external_id")
+    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+
+    class Meta:
+        model = Event
+        fields = ["learner", "kind", "course", "occurred_after", "occurred_before"]
+
+
+@extend_schema(tags=TAGS)
+class LearnerList(generics.ListAPIView):
+    queryset = Learner.objects.select_related("account")
+    serializer_class = LearnerOut
+    filterset_class = LearnerFilter
+
+
+@extend_schema(tags=TAGS)
+class LearnerDetail(generics.RetrieveAPIView):
+    queryset = Learner.objects.select_related("account")
+    serializer_class = LearnerOut
+    lookup_field = "external_id"
+
+
+@bulk_schema(sync.LEARNER_SPECS, summary="Upsert learners", tags=TAGS)
+class LearnerBulk(BulkUpsertView):
+    upsert = staticmethod(sync.learners_upsert)
+
+
+@extend_schema(tags=TAGS)
+class CourseList(generics.ListAPIView):
+    queryset = Course.objects.select_related("creator").prefetch_related("modules")
+    serializer_class = CourseOut
+    filterset_class = CourseFilter
+
+
+@extend_schema(tags=TAGS)
+class CourseDetail(generics.RetrieveAPIView):
+    queryset = Course.objects.select_related("creator").prefetch_related("modules")
+    serializer_class = CourseOut
+    lookup_field = "external_id"
+
+
+@bulk_schema(sync.COURSE_SPECS, summary="Upsert courses with their modules", tags=TAGS)
+class CourseBulk(BulkUpsertView):
+    upsert = staticmethod(sync.courses_upsert)
+
+
+@extend_schema(tags=TAGS)
+class EnrollmentList(generics.ListAPIView):
+    queryset = Enrollment.objects.select_related("learner", "course")
+    serializer_class = EnrollmentOut
+    filterset_class = EnrollmentFilter
+
+
+@extend_schema(tags=TAGS)
+class EnrollmentDetail(generics.RetrieveAPIView):
+    queryset = Enrollment.objects.select_related("learner", "course")
+    serializer_class = EnrollmentOut
+
+
+@bulk_schema(sync.ENROLLMENT_SPECS, summary="Upsert enrollments", tags=TAGS)
+class EnrollmentBulk(BulkUpsertView):
+    upsert = staticmethod(sync.enrollments_upsert)
+
+
+@extend_schema(tags=TAGS)
+class EventList(generics.ListAPIView):
+    queryset = Event.objects.select_related("learner", "course", "module")
+    serializer_class = EventOut
+    filterset_class = EventFilter
+
+
+@extend_schema(tags=TAGS)
+class EventDetail(generics.RetrieveAPIView):
+    queryset = Event.objects.select_related("learner", "course", "module")
+    serializer_class = EventOut
+
+
+EVENT_ITEM_SCHEMA = {
+    "type": "object",
+    "required": list(ingest.REQUIRED_FIELDS),
+    "additionalProperties": False,
+    "properties": {
+        "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200},
+        "learner": {"type": "string", "minLength": 1, "maxLength": 255},
+        "kind": {
+            "type": "string",
+            "description": "One of " + ", ".join(sorted(ingest.KNOWN_KINDS)) + ", or custom.<name>",
+        },
+        "occurred_at": {"type": "string", "format": "date-time"},
+        "value": {"type": "number", "nullable": True},
+        "course": {"type": "string", "nullable": True},
+        "module": {"type": "string", "nullable": True},
+        "properties": {"type": "object", "additionalProperties": True},
+    },
+}
+
+
+class EventIngest(APIView):
+    @extend_schema(
+        summary="Ingest a batch of events",
+        description=(
+            "Up to API_BATCH_LIMIT (1,000) events. Idempotent by idempotency_key: replayed "
+            "events are listed under duplicates and not stored again. Valid events are stored "
+            "even when others are refused (400, with each bad item's index, field and reason)."
+        ),
+        tags=TAGS,
+        request={
+            "application/json": {
+                "type": "object",
+                "required": ["items"],
+                "properties": {
+                    "items": {"type": "array", "minItems": 1, "items": EVENT_ITEM_SCHEMA}
+                },
+            }
+        },
+        responses={
+            200: inline_serializer(
+                "IngestResult",
+                {
+                    "accepted": serializers.IntegerField(),
+                    "duplicates": inline_serializer(
+                        "Duplicate",
+                        {
+                            "index": serializers.IntegerField(),
+                            "idempotency_key": serializers.CharField(),
+                        },
+                        many=True,
+                    ),
+                    "errors": ErrorItemSerializer(many=True),
+                },
+            ),
+            400: ErrorSerializer,
+            413: ErrorSerializer,
+            415: ErrorSerializer,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        items = batch_items(request.data)
+        result = ingest.events_ingest(items=items)
+        return Response(
+            result.as_dict(),
+            status=status.HTTP_400_BAD_REQUEST if result.errors else status.HTTP_200_OK,
+        )

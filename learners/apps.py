@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class LearnersConfig(AppConfig):
+    name = "learners"
+    verbose_name = "Learners"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,229 @@
+"""Bulk upserts of learners, courses (with modules) and enrollments from a platform's sync.
+
+Each function validates item by item, then writes every valid item set-based in one
+transaction; it returns the counts and the per-item errors. Idempotent: replaying a batch
+leaves the tables as they were after the first run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+
+from expansion.batch import (
+    BatchResult,
+    FieldError,
+    Spec,
+    aware_datetime,
+    boolean,
+    email,
+    integer,
+    json_object,
+    number,
+    optional,
+    resolve_references,
+    string,
+    time_zone,
+    upsert,
+    validate_items,
+)
+
+from .models import Account, Course, Enrollment, Learner, Module
+
+# Positions are shifted by this much while a course's modules are rewritten, so that
+# reordering never trips the per-course unique position constraint mid-statement.
+MODULE_POSITION_LIMIT = 100_000
+
+
+@dataclass
+class SyncResult:
+    created: int = 0
+    updated: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"created": self.created, "updated": self.updated, "errors": self.errors}
+
+
+def external_ids(model: type, values: Iterable[str]) -> dict[str, int]:
+    """``{external_id: id}`` for the given external ids, in one query."""
+    return dict(model.objects.filter(external_id__in=values).values_list("external_id", "id"))
+
+
+def accounts_ensure(external: set[str]) -> dict[str, int]:
+    """``{external_id: id}``, creating the accounts that do not exist yet (idempotent)."""
+    Account.objects.bulk_create(
+        [Account(external_id=value) for value in sorted(external)], ignore_conflicts=True
+    )
+    return external_ids(Account, external)
+
+
+def _unsubscribed_at(value: Any) -> Any:
+    # Only the learner can resubscribe (through the preference page); a sync may record an
+    # unsubscribe made on the platform, but null never clears one.
+    return aware_datetime(value)
+
+
+LEARNER_SPECS = {
+    "external_id": Spec(string(), required=True),
+    "email": Spec(email),
+    "name": Spec(string(blank=True)),
+    "account": Spec(optional(string())),
+    "time_zone": Spec(time_zone),
+    "locale": Spec(string(max_length=16)),
+    "marketing_opt_in": Spec(boolean),
+    "unsubscribed_at": Spec(optional(_unsubscribed_at)),
+    "attributes": Spec(json_object),
+}
+
+
+def learners_upsert(*, items: list[Any]) -> SyncResult:
+    batch = validate_items(items, LEARNER_SPECS, unique="external_id")
+    for _, row in batch.rows:
+        if "unsubscribed_at" in row and row["unsubscribed_at"] is None:
+            del row["unsubscribed_at"]
+    with transaction.atomic():
+        resolve_references(
+            batch, field_name="account", lookup=accounts_ensure, target="account_id", what="account"
+        )
+        counts = upsert(Learner, [row for _, row in batch.rows], unique_fields=("external_id",))
+    return SyncResult(counts.created, counts.updated, batch.errors)
+
+
+def _modules(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise FieldError("must be an array of modules")
+    specs = {
+        "external_id": Spec(string(), required=True),
+        "title": Spec(string(blank=True)),
+        "position": Spec(integer(minimum=1, maximum=MODULE_POSITION_LIMIT - 1), required=True),
+        "is_final": Spec(boolean),
+    }
+    nested = validate_items(value, specs, unique="external_id")
+    if nested.errors:
+        first = nested.errors[0]
+        raise FieldError(first["reason"], field=f"modules[{first['index']}].{first['field']}")
+    modules = [row for _, row in nested.rows]
+    positions = [m["position"] for m in modules]
+    if len(set(positions)) != len(positions):
+        raise FieldError("two modules share a position", field="modules")
+    if sum(1 for m in modules if m.get("is_final")) > 1:
+        raise FieldError("at most one module may be final", field="modules")
+    return modules
+
+
+COURSE_SPECS = {
+    "external_id": Spec(string(), required=True),
+    "title": Spec(string(), required=True),
+    "creator": Spec(optional(string(max_length=150))),
+    "learning_path": Spec(string(blank=True)),
+    "path_position": Spec(optional(integer(minimum=1, maximum=10_000))),
+    "modules": Spec(_modules),
+}
+
+
+def courses_upsert(*, items: list[Any]) -> SyncResult:
+    """Upsert courses. A course that carries ``modules`` gets exactly that module list."""
+    from django.contrib.auth import get_user_model
+
+    batch = validate_items(items, COURSE_SPECS, unique="external_id")
+    for index, row in batch.rows:
+        if row.get("path_position") is not None and not row.get("learning_path"):
+            batch.fail(index, "path_position", "needs a learning_path")
+    batch.drop_failed()
+    users = get_user_model()
+    resolve_references(
+        batch,
+        field_name="creator",
+        lookup=lambda names: dict(
+            users.objects.filter(username__in=names).values_list("username", "id")
+        ),
+        target="creator_id",
+        what="user",
+    )
+    modules_by_course = {
+        row["external_id"]: row.pop("modules") for _, row in batch.rows if "modules" in row
+    }
+    with transaction.atomic():
+        counts = upsert(Course, [row for _, row in batch.rows], unique_fields=("external_id",))
+        if modules_by_course:
+            _modules_replace(modules_by_course)
+    return SyncResult(counts.created, counts.updated, batch.errors)
+
+
+def _modules_replace(modules_by_course: dict[str, list[dict[str, Any]]]) -> None:
+    course_ids = external_ids(Course, modules_by_course)
+    keep = {
+        (course_ids[ext], m["external_id"]) for ext, mods in modules_by_course.items() for m in mods
+    }
+    existing = Module.objects.filter(course_id__in=course_ids.values()).values_list(
+        "id", "course_id", "external_id"
+    )
+    stale = [pk for pk, course_id, ext in existing if (course_id, ext) not in keep]
+    Module.objects.filter(pk__in=stale).delete()
+    Module.objects.filter(course_id__in=course_ids.values()).update(
+        position=F("position") + MODULE_POSITION_LIMIT, is_final=False
+    )
+    rows = [
+        {
+            "course_id": course_ids[ext],
+            "external_id": m["external_id"],
+            "title": m.get("title", ""),
+            "position": m["position"],
+            "is_final": m.get("is_final", False),
+        }
+        for ext, mods in modules_by_course.items()
+        for m in mods
+    ]
+    Module.objects.bulk_create(
+        [Module(**row) for row in rows],
+        update_conflicts=True,
+        unique_fields=["course", "external_id"],
+        update_fields=["title", "position", "is_final"],
+    )
+
+
+ENROLLMENT_SPECS = {
+    "learner": Spec(string(), required=True),
+    "course": Spec(string(), required=True),
+    "enrolled_at": Spec(aware_datetime, required=True),
+    "completed_at": Spec(optional(aware_datetime)),
+    "progress": Spec(number(minimum=0, maximum=100)),
+}
+
+
+def enrollments_upsert(*, items: list[Any]) -> SyncResult:
+    batch = validate_items(items, ENROLLMENT_SPECS, unique=("learner", "course"))
+    for index, row in batch.rows:
+        if row.get("completed_at") and row["completed_at"] < row["enrolled_at"]:
+            batch.fail(index, "completed_at", "is before enrolled_at")
+    batch.drop_failed()
+    _resolve_learners_and_courses(batch)
+    with transaction.atomic():
+        counts = upsert(
+            Enrollment,
+            [row for _, row in batch.rows],
+            unique_fields=("learner_id", "course_id"),
+        )
+    return SyncResult(counts.created, counts.updated, batch.errors)
+
+
+def _resolve_learners_and_courses(batch: BatchResult) -> None:
+    resolve_references(
+        batch,
+        field_name="learner",
+        lookup=lambda ext: external_ids(Learner, ext),
+        target="learner_id",
+        what="learner",
+    )
+    resolve_references(
+        batch,
+        field_name="course",
+        lookup=lambda ext: external_ids(Course, ext),
+        target="course_id",
+        what="course",
+    )

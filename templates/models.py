@@ -1,0 +1,1 @@
+"""Message templates: models arrive with their issue (see DESIGN.md)."""

@@ -1,0 +1,46 @@
+import os
+import uuid
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories.expansion import ApiKeyFactory
+
+# Each test run gets its own PostgreSQL database (and one per xdist worker), so concurrent
+# runs on one machine, CI's included, never share or drop each other's data.
+RUN_ID = os.environ.get("TEST_RUN_ID") or uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> None:
+    from django.conf import settings
+
+    for db in settings.DATABASES.values():
+        if db["ENGINE"] == "django.db.backends.postgresql":
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            db.setdefault("TEST", {})["NAME"] = f"test_expansion_{RUN_ID}_{worker}"
+
+
+@pytest.fixture
+def write_key(db):
+    return ApiKeyFactory(scopes=["read", "write"])
+
+
+@pytest.fixture
+def read_key(db):
+    return ApiKeyFactory(scopes=["read"])
+
+
+@pytest.fixture
+def api(write_key) -> APIClient:
+    """A client authenticated with a read+write key."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {write_key.raw_key}")
+    return client
+
+
+@pytest.fixture
+def read_api(read_key) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {read_key.raw_key}")
+    return client
