@@ -24,6 +24,7 @@ from .batch import (
     integer,
     money,
     optional,
+    past_datetime,
     resolve_references,
     string,
     upsert,
@@ -88,7 +89,7 @@ def _lines(value: Any) -> list[dict[str, Any]]:
 ORDER_SPECS = {
     "external_id": Spec(string(), required=True),
     "learner": Spec(string(), required=True),
-    "placed_at": Spec(aware_datetime, required=True),
+    "placed_at": Spec(past_datetime, required=True),
     "currency": Spec(currency),
     "lines": Spec(_lines, required=True),
 }
@@ -142,7 +143,7 @@ SUBSCRIPTION_SPECS = {
     "plan": Spec(string(max_length=100), required=True),
     "mrr": Spec(money(), required=True),
     "status": Spec(choice(SubscriptionStatus.values), required=True),
-    "started_at": Spec(aware_datetime, required=True),
+    "started_at": Spec(past_datetime, required=True),
     "renews_at": Spec(optional(aware_datetime)),
     "cancelled_at": Spec(optional(aware_datetime)),
     "seats_used": Spec(optional(integer(maximum=10_000_000))),

@@ -18,13 +18,13 @@ from expansion.batch import (
     BatchResult,
     FieldError,
     Spec,
-    aware_datetime,
     boolean,
     email,
     integer,
     json_object,
     number,
     optional,
+    past_datetime,
     resolve_references,
     string,
     time_zone,
@@ -46,7 +46,8 @@ class SyncResult:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"created": self.created, "updated": self.updated, "errors": self.errors}
+        errors = sorted(self.errors, key=lambda error: error["index"])
+        return {"created": self.created, "updated": self.updated, "errors": errors}
 
 
 def external_ids(model: type, values: Iterable[str]) -> dict[str, int]:
@@ -65,7 +66,7 @@ def accounts_ensure(external: set[str]) -> dict[str, int]:
 def _unsubscribed_at(value: Any) -> Any:
     # Only the learner can resubscribe (through the preference page); a sync may record an
     # unsubscribe made on the platform, but null never clears one.
-    return aware_datetime(value)
+    return past_datetime(value)
 
 
 LEARNER_SPECS = {
@@ -190,8 +191,8 @@ def _modules_replace(modules_by_course: dict[str, list[dict[str, Any]]]) -> None
 ENROLLMENT_SPECS = {
     "learner": Spec(string(), required=True),
     "course": Spec(string(), required=True),
-    "enrolled_at": Spec(aware_datetime, required=True),
-    "completed_at": Spec(optional(aware_datetime)),
+    "enrolled_at": Spec(past_datetime, required=True),
+    "completed_at": Spec(optional(past_datetime)),
     "progress": Spec(number(minimum=0, maximum=100)),
 }
 

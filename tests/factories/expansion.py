@@ -72,6 +72,7 @@ class ApiKeyFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = ApiKey
         exclude = ["raw_key"]
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"client {n}")
     prefix = factory.Sequence(lambda n: f"{n:08x}")

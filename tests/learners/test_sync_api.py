@@ -1,0 +1,245 @@
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from learners.models import Account, Course, Enrollment, Learner, Module
+from tests.factories.learners import (
+    CourseFactory,
+    EnrollmentFactory,
+    LearnerFactory,
+    ModuleFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def bulk(api, resource, items):
+    return api.post(f"/api/v1/{resource}/bulk/", {"items": items}, format="json")
+
+
+def test_learners_are_created_then_updated(api):
+    items = [
+        {
+            "external_id": "a",
+            "email": "A@Example.org",
+            "name": "Ann",
+            "time_zone": "Europe/Paris",
+            "marketing_opt_in": True,
+            "account": "acme",
+            "attributes": {"plan": "pro"},
+        },
+        {"external_id": "b", "email": "b@example.org"},
+    ]
+    response = bulk(api, "learners", items)
+    assert response.status_code == 200
+    assert response.json() == {"created": 2, "updated": 0, "errors": []}
+    ann = Learner.objects.get(external_id="a")
+    assert (ann.email, ann.time_zone, ann.marketing_opt_in, ann.attributes) == (
+        "a@example.org",
+        "Europe/Paris",
+        True,
+        {"plan": "pro"},
+    )
+    assert ann.account == Account.objects.get(external_id="acme")
+    replay = bulk(api, "learners", items)
+    assert replay.json() == {"created": 0, "updated": 2, "errors": []}
+    assert Learner.objects.count() == 2
+    assert Account.objects.count() == 1
+
+
+def test_partial_update_touches_only_the_fields_sent(api):
+    LearnerFactory(external_id="a", name="Ann", email="ann@example.org", time_zone="Asia/Tokyo")
+    bulk(api, "learners", [{"external_id": "a", "name": "Ann B."}])
+    ann = Learner.objects.get(external_id="a")
+    assert (ann.name, ann.email, ann.time_zone) == ("Ann B.", "ann@example.org", "Asia/Tokyo")
+
+
+def test_sync_cannot_clear_an_unsubscribe(api):
+    gone = datetime(2026, 2, 1, tzinfo=UTC)
+    LearnerFactory(external_id="a", unsubscribed_at=gone)
+    response = bulk(api, "learners", [{"external_id": "a", "unsubscribed_at": None}])
+    assert response.json() == {"created": 0, "updated": 1, "errors": []}
+    assert Learner.objects.get(external_id="a").unsubscribed_at == gone
+
+
+def test_bad_learners_are_named_and_good_ones_kept(api):
+    response = bulk(
+        api,
+        "learners",
+        [
+            {"external_id": "ok"},
+            {"external_id": "tz", "time_zone": "Mars/Olympus"},
+            {"external_id": "mail", "email": "not-an-email"},
+            {"email": "x@example.org"},
+            {"external_id": "ok"},
+            {"external_id": "flag", "marketing_opt_in": "yes"},
+        ],
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["created"] == 1
+    assert [(e["index"], e["field"]) for e in body["errors"]] == [
+        (1, "time_zone"),
+        (2, "email"),
+        (3, "external_id"),
+        (4, "external_id"),
+        (5, "marketing_opt_in"),
+    ]
+    assert body["errors"][3]["reason"] == "repeats item 0 of this batch"
+    assert list(Learner.objects.values_list("external_id", flat=True)) == ["ok"]
+
+
+def test_courses_with_modules_reorder_and_prune(api):
+    UserFactory(username="ana")
+    first = [
+        {
+            "external_id": "sql-1",
+            "title": "SQL Basics",
+            "creator": "ana",
+            "learning_path": "Data",
+            "path_position": 1,
+            "modules": [
+                {"external_id": "m1", "position": 1},
+                {"external_id": "m2", "position": 2},
+                {"external_id": "m3", "position": 3, "is_final": True},
+            ],
+        }
+    ]
+    assert bulk(api, "courses", first).json() == {"created": 1, "updated": 0, "errors": []}
+    m2 = Module.objects.get(external_id="m2")
+    second = [
+        {
+            "external_id": "sql-1",
+            "title": "SQL Basics",
+            "modules": [
+                {"external_id": "m2", "position": 1},
+                {"external_id": "m1", "position": 2, "is_final": True},
+            ],
+        }
+    ]
+    assert bulk(api, "courses", second).json() == {"created": 0, "updated": 1, "errors": []}
+    course = Course.objects.get(external_id="sql-1")
+    assert course.creator.username == "ana"
+    assert list(course.modules.values_list("external_id", "position", "is_final")) == [
+        ("m2", 1, False),
+        ("m1", 2, True),
+    ]
+    assert Module.objects.get(external_id="m2").pk == m2.pk
+
+
+def test_course_errors(api):
+    response = bulk(
+        api,
+        "courses",
+        [
+            {"external_id": "c1", "title": "T", "creator": "ghost"},
+            {"external_id": "c2", "title": "T", "path_position": 2},
+            {
+                "external_id": "c3",
+                "title": "T",
+                "modules": [
+                    {"external_id": "a", "position": 1, "is_final": True},
+                    {"external_id": "b", "position": 2, "is_final": True},
+                ],
+            },
+            {"external_id": "c4", "title": "T", "modules": [{"external_id": "a", "position": 0}]},
+        ],
+    )
+    assert response.status_code == 400
+    assert [(e["index"], e["field"], e["reason"]) for e in response.json()["errors"]] == [
+        (0, "creator", "unknown user 'ghost'"),
+        (1, "path_position", "needs a learning_path"),
+        (2, "modules", "at most one module may be final"),
+        (3, "modules[0].position", "must be between 1 and 99999, got 0"),
+    ]
+    assert Course.objects.count() == 0
+
+
+def test_enrollments_upsert_and_validation(api):
+    LearnerFactory(external_id="a")
+    CourseFactory(external_id="c")
+    items = [
+        {
+            "learner": "a",
+            "course": "c",
+            "enrolled_at": "2026-01-01T00:00:00Z",
+            "completed_at": "2026-02-01T00:00:00Z",
+            "progress": 100,
+        },
+        {"learner": "a", "course": "missing", "enrolled_at": "2026-01-01T00:00:00Z"},
+        {
+            "learner": "a",
+            "course": "c",
+            "enrolled_at": "2026-01-01T00:00:00Z",
+        },
+    ]
+    response = bulk(api, "enrollments", items)
+    assert response.status_code == 400
+    assert [(e["index"], e["field"]) for e in response.json()["errors"]] == [
+        (1, "course"),
+        (2, "learner+course"),
+    ]
+    enrollment = Enrollment.objects.get()
+    assert enrollment.progress == Decimal("100.00")
+    bad_order = bulk(
+        api,
+        "enrollments",
+        [
+            {
+                "learner": "a",
+                "course": "c",
+                "enrolled_at": "2026-03-01T00:00:00Z",
+                "completed_at": "2026-02-01T00:00:00Z",
+                "progress": 101,
+            }
+        ],
+    )
+    assert [(e["field"], e["reason"]) for e in bad_order.json()["errors"]] == [
+        ("progress", "must be between 0 and 100, got 101"),
+    ]
+    assert Enrollment.objects.get().enrolled_at == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_completed_before_enrolled_is_refused(api):
+    LearnerFactory(external_id="a")
+    CourseFactory(external_id="c")
+    response = bulk(
+        api,
+        "enrollments",
+        [
+            {
+                "learner": "a",
+                "course": "c",
+                "enrolled_at": "2026-03-01T00:00:00Z",
+                "completed_at": "2026-02-01T00:00:00Z",
+            }
+        ],
+    )
+    assert response.json()["errors"] == [
+        {"index": 0, "field": "completed_at", "reason": "is before enrolled_at"}
+    ]
+    assert Enrollment.objects.count() == 0
+
+
+def test_learner_list_detail_and_filters(api):
+    LearnerFactory(external_id="a", email="a@example.org")
+    LearnerFactory(external_id="b", email="b@example.org", marketing_opt_in=False)
+    assert api.get("/api/v1/learners/a/").json()["email"] == "a@example.org"
+    assert api.get("/api/v1/learners/zzz/").status_code == 404
+    listed = api.get("/api/v1/learners/", {"marketing_opt_in": "false"}).json()
+    assert [item["external_id"] for item in listed["results"]] == ["b"]
+
+
+def test_course_and_enrollment_reads(api):
+    course = CourseFactory(external_id="c", title="C")
+    ModuleFactory(course=course, external_id="m1", position=1, is_final=True)
+    enrollment = EnrollmentFactory(learner=LearnerFactory(external_id="a"), course=course)
+    detail = api.get("/api/v1/courses/c/").json()
+    assert detail["modules"] == [
+        {"external_id": "m1", "title": "Module 1", "position": 1, "is_final": True}
+    ]
+    listed = api.get("/api/v1/enrollments/", {"course": "c"}).json()["results"]
+    assert [(e["id"], e["learner"], e["course"]) for e in listed] == [(enrollment.pk, "a", "c")]
+    assert api.get("/api/v1/enrollments/", {"completed": "true"}).json()["results"] == []
