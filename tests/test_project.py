@@ -1,0 +1,156 @@
+"""Settings, schema, admin pages and management commands."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from expansion.models import Order, Product, Subscription
+from learners.models import Course, Enrollment, Event, Learner, Module
+from tests.factories.learners import UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env=clean | {"DJANGO_SETTINGS_MODULE": "expansion.settings"} | env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_production_mode_refuses_the_default_secret_key():
+    result = run_settings({"DEBUG": "0"})
+    assert result.returncode == 1
+    assert "Refusing to run with DEBUG off and the default SECRET_KEY" in result.stderr
+
+
+def test_production_mode_starts_with_a_real_key():
+    result = run_settings({"DEBUG": "0", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "example.org"})
+    assert result.returncode == 0, result.stderr
+
+
+def test_bad_boolean_setting_is_named():
+    result = run_settings({"DEBUG": "maybe"})
+    assert "DEBUG must be a boolean" in result.stderr
+
+
+def test_openapi_schema_is_valid_without_warnings(tmp_path):
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "s.yaml"))
+    assert "/api/v1/events/bulk/" in (tmp_path / "s.yaml").read_text()
+
+
+@pytest.mark.django_db
+def test_openapi_schema_lists_every_endpoint(api):
+    response = api.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    paths = set(response.json()["paths"])
+    for resource in ("learners", "courses", "products", "orders", "subscriptions"):
+        assert f"/api/v1/{resource}/" in paths
+        assert f"/api/v1/{resource}/bulk/" in paths
+    assert {"/api/v1/events/bulk/", "/api/v1/enrollments/bulk/", "/api/v1/events/{id}/"} <= paths
+
+
+@pytest.mark.django_db
+def test_seed_demo_is_deterministic_and_every_admin_page_renders(client):
+    from datetime import date
+
+    call_command("seed_demo", learners=60, anchor=date(2026, 6, 1), stdout=open(os.devnull, "w"))
+    first = (
+        Learner.objects.count(),
+        Enrollment.objects.count(),
+        Event.objects.count(),
+        Order.objects.count(),
+        Subscription.objects.count(),
+        sorted(Event.objects.values_list("idempotency_key", "kind", "occurred_at"))[:50],
+    )
+    assert first[:2] == (
+        60,
+        Enrollment.objects.filter(learner__external_id__startswith="demo-").count(),
+    )
+    assert Course.objects.count() == 6
+    assert Module.objects.filter(is_final=True).count() == 6
+    assert Product.objects.count() == 16
+    assert Subscription.objects.filter(account__isnull=False).count() == 30
+
+    admin = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    pages = [
+        "/admin/",
+        "/admin/learners/learner/",
+        "/admin/learners/course/",
+        "/admin/learners/enrollment/",
+        "/admin/learners/event/",
+        "/admin/learners/account/",
+        "/admin/expansion/product/",
+        "/admin/expansion/order/",
+        "/admin/expansion/subscription/",
+        "/admin/expansion/apikey/",
+        "/admin/expansion/apikey/add/",
+        f"/admin/learners/learner/{Learner.objects.first().pk}/change/",
+        f"/admin/learners/course/{Course.objects.first().pk}/change/",
+        f"/admin/expansion/order/{Order.objects.first().pk}/change/",
+    ]
+    for page in pages:
+        assert client.get(page).status_code == 200, page
+
+    # Same seed and anchor on a fresh database: the same rows.
+    for model in (Event, Enrollment, Subscription):
+        model.objects.all().delete()
+    Order.objects.all().delete()
+    Learner.objects.all().delete()
+    Product.objects.all().delete()
+    Module.objects.all().delete()
+    Course.objects.all().delete()
+    from learners.models import Account
+
+    Account.objects.all().delete()
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.filter(username__startswith="creator_").delete()
+    call_command("seed_demo", learners=60, anchor=date(2026, 6, 1), stdout=open(os.devnull, "w"))
+    again = (
+        Learner.objects.count(),
+        Enrollment.objects.count(),
+        Event.objects.count(),
+        Order.objects.count(),
+        Subscription.objects.count(),
+        sorted(Event.objects.values_list("idempotency_key", "kind", "occurred_at"))[:50],
+    )
+    assert again == first
+
+
+@pytest.mark.django_db
+def test_seed_demo_if_empty_leaves_data_alone(capsys):
+    from tests.factories.learners import LearnerFactory
+
+    LearnerFactory()
+    call_command("seed_demo", if_empty=True)
+    assert "left as is" in capsys.readouterr().out
+    assert Learner.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_api_key_created_in_admin_is_shown_once(client):
+    from expansion.apikeys import digest_key
+    from expansion.models import ApiKey
+
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    response = client.post(
+        "/admin/expansion/apikey/add/", {"name": "LMS", "scopes": ["read", "write"]}, follow=True
+    )
+    assert response.status_code == 200
+    [message] = [m for m in map(str, response.context["messages"]) if m.startswith("Copy")]
+    raw_key = message.rsplit(" ", 1)[-1]
+    key = ApiKey.objects.get()
+    assert key.digest == digest_key(raw_key)
+    assert key.scopes == ["read", "write"]
+    assert raw_key not in client.get(f"/admin/expansion/apikey/{key.pk}/change/").content.decode()
