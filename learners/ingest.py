@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 
 from expansion.batch import (
     EARLIEST,
@@ -58,7 +58,7 @@ class _Row:
     value: float | None
     course: str | None
     module: str | None
-    properties: str
+    properties: bytes  # already-encoded JSON object
 
 
 def _check_kind_specific(kind: str, value: float | None, props: dict) -> tuple[str, str] | None:
@@ -161,14 +161,14 @@ def _validate(index: int, item: Any, errors: list, now_limit: datetime) -> _Row 
             fail("module", "needs course: module ids are unique within a course")
 
     props = item.get("properties")
-    props_json = "{}"
+    props_json = b"{}"
     if props is None:
         props = {}
     elif not isinstance(props, dict):
         fail("properties", f"must be a JSON object, got {type_name(props)}")
         props = {}
     elif props:
-        props_json = orjson.dumps(props).decode()
+        props_json = orjson.dumps(props)
         if len(props_json) > MAX_JSON_BYTES:
             fail("properties", f"must be at most {MAX_JSON_BYTES} bytes of JSON")
     if failed:
@@ -208,11 +208,7 @@ def events_ingest(*, items: list[Any]) -> IngestResult:
     if not rows:
         return result
 
-    learners = dict(
-        Learner.objects.filter(external_id__in={r.learner for r in rows}).values_list(
-            "external_id", "id"
-        )
-    )
+    learners = learner_ids({r.learner for r in rows})
     course_names = {r.course for r in rows if r.course is not None}
     courses = (
         dict(Course.objects.filter(external_id__in=course_names).values_list("external_id", "id"))
@@ -228,9 +224,7 @@ def events_ingest(*, items: list[Any]) -> IngestResult:
             ).values_list("id", "course_id", "external_id")
         }
 
-    columns: tuple[list, ...] = ([], [], [], [], [], [], [], [])
-    learner_ids, kinds, times, values, course_ids, module_ids, props, keys = columns
-    kept: list[_Row] = []
+    kept: list[tuple[_Row, int, int | None, int | None]] = []
     for row in rows:
         learner_id = learners.get(row.learner)
         if learner_id is None:
@@ -266,21 +260,20 @@ def events_ingest(*, items: list[Any]) -> IngestResult:
                         }
                     )
                     continue
-        learner_ids.append(learner_id)
-        kinds.append(row.kind)
-        times.append(row.occurred_at)
-        values.append(row.value)
-        course_ids.append(course_id)
-        module_ids.append(module_id)
-        props.append(row.properties)
-        keys.append(row.key)
-        kept.append(row)
+        kept.append((row, learner_id, course_id, module_id))
     if not kept:
         errors.sort(key=lambda e: e["index"])
         return result
 
-    inserted = _insert(columns)
-    for row in kept:
+    try:
+        with transaction.atomic():
+            inserted = _insert(kept)
+    except IntegrityError:
+        # A learner, course or module was deleted since it was resolved (possibly through
+        # this process's learner cache): forget the cache and resolve once more.
+        _LEARNER_IDS.clear()
+        return events_ingest(items=items)
+    for row, *_ in kept:
         if row.key in inserted:
             result.accepted += 1
         else:
@@ -291,14 +284,15 @@ def events_ingest(*, items: list[Any]) -> IngestResult:
 
 
 _TABLE = Event._meta.db_table
+# The batch travels as one JSON document that PostgreSQL unpacks with json_to_recordset:
+# one parameter, encoded by orjson in ~0.3 ms per 1,000 events (psycopg's array dumpers took
+# ~3.5 ms), and properties arrive as jsonb without a second encoding.
 _PG_INSERT = f"""
 INSERT INTO {_TABLE}
     (learner_id, kind, occurred_at, value, course_id, module_id, properties, idempotency_key)
-SELECT u.learner_id, u.kind, u.occurred_at, u.value, u.course_id, u.module_id,
-       u.properties::jsonb, u.idempotency_key
-FROM unnest(%s::bigint[], %s::varchar[], %s::timestamptz[], %s::float8[], %s::bigint[],
-            %s::bigint[], %s::text[], %s::varchar[])
-     AS u(learner_id, kind, occurred_at, value, course_id, module_id, properties, idempotency_key)
+SELECT r.l, r.k, r.t, r.v, r.c, r.m, coalesce(r.p, '{{}}'::jsonb), r.i
+FROM json_to_recordset(%s::json)
+     AS r(l bigint, k text, t timestamptz, v float8, c bigint, m bigint, p jsonb, i text)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING idempotency_key
 """
@@ -309,21 +303,49 @@ _SQLITE_COLUMNS = (
 _SQLITE_CHUNK = 1000
 
 
-def _insert(columns: tuple[list, ...]) -> set[str]:
-    """Insert the column arrays; return the idempotency keys that were new."""
+def _insert(kept: list[tuple[_Row, int, int | None, int | None]]) -> set[str]:
+    """Insert the rows; return the idempotency keys that were new."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(_PG_INSERT, list(columns))
-            return {key for (key,) in cursor.fetchall()}
-        inserted: set[str] = set()
+            payload = orjson.dumps(
+                [
+                    {
+                        "l": learner_id,
+                        "k": row.kind,
+                        "t": row.occurred_at,
+                        "v": row.value,
+                        "c": course_id,
+                        "m": module_id,
+                        "p": orjson.Fragment(row.properties),
+                        "i": row.key,
+                    }
+                    for row, learner_id, course_id, module_id in kept
+                ]
+            ).decode()
+            cursor.execute(_PG_INSERT, [payload])
+            inserted = {key for (key,) in cursor.fetchall()}
+            # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED: check them now, so a
+            # stale cached learner id fails here (and is retried) rather than at some outer
+            # COMMIT. One round trip.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED")
+            return inserted
+        inserted = set()
         adapt = connection.ops.adapt_datetimefield_value
-        rows = list(zip(*columns, strict=True))
-        for start in range(0, len(rows), _SQLITE_CHUNK):
-            chunk = rows[start : start + _SQLITE_CHUNK]
+        for start in range(0, len(kept), _SQLITE_CHUNK):
+            chunk = kept[start : start + _SQLITE_CHUNK]
             placeholders = ",".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
             params: list[Any] = []
-            for learner_id, kind, occurred_at, *rest in chunk:
-                params += [learner_id, kind, adapt(occurred_at), *rest]
+            for row, learner_id, course_id, module_id in chunk:
+                params += [
+                    learner_id,
+                    row.kind,
+                    adapt(row.occurred_at),
+                    row.value,
+                    course_id,
+                    module_id,
+                    row.properties.decode(),
+                    row.key,
+                ]
             cursor.execute(
                 f"INSERT INTO {_TABLE} {_SQLITE_COLUMNS} VALUES {placeholders} "
                 "ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
@@ -331,3 +353,32 @@ def _insert(columns: tuple[list, ...]) -> set[str]:
             )
             inserted.update(key for (key,) in cursor.fetchall())
         return inserted
+
+
+# external_id -> id of learners seen by this process. Ids never change and are never reused,
+# so an entry can only go stale by deletion, which the insert detects (foreign key violation)
+# and answers by clearing the cache and retrying (PostgreSQL only). Saves one query per batch
+# (~4–8 ms of database time for 1,000 learners). Bounded: cleared when it reaches the limit.
+_LEARNER_IDS: dict[str, int] = {}
+LEARNER_CACHE_LIMIT = 500_000
+
+
+def learner_ids(names: set[str]) -> dict[str, int]:
+    """``{external_id: id}`` for the known learners among ``names``.
+
+    The cache is used on PostgreSQL only, where the insert re-checks the foreign keys at once;
+    SQLite (embedded mode) would need a scan of the events table for the same check.
+    """
+    if connection.vendor != "postgresql":
+        return dict(Learner.objects.filter(external_id__in=names).values_list("external_id", "id"))
+    found = {name: _LEARNER_IDS[name] for name in names if name in _LEARNER_IDS}
+    missing = names - found.keys()
+    if missing:
+        fetched = dict(
+            Learner.objects.filter(external_id__in=missing).values_list("external_id", "id")
+        )
+        if len(_LEARNER_IDS) + len(fetched) > LEARNER_CACHE_LIMIT:
+            _LEARNER_IDS.clear()
+        _LEARNER_IDS.update(fetched)
+        found.update(fetched)
+    return found

@@ -54,3 +54,11 @@ def _fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_learner_cache():
+    """The ingestion cache maps external ids to ids that other tests' rollbacks removed."""
+    from learners import ingest
+
+    ingest._LEARNER_IDS.clear()

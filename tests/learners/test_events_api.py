@@ -2,6 +2,7 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+from django.db import connection
 from django.test import override_settings
 
 from learners.models import Event
@@ -254,3 +255,18 @@ def test_pagination_is_cursor_based(api, alice):
 def test_response_body_is_json_bytes(api, alice):
     response = post(api, [event(1)])
     assert orjson.loads(response.content) == {"accepted": 1, "duplicates": [], "errors": []}
+
+
+def test_stale_cached_learner_id_is_resolved_again(api):
+    from learners import ingest
+
+    old = LearnerFactory(external_id="carol")
+    assert post(api, [event(1, learner="carol")]).json()["accepted"] == 1
+    cached = connection.vendor == "postgresql"
+    assert ingest._LEARNER_IDS.get("carol") == (old.pk if cached else None)
+    old.delete()
+    new = LearnerFactory(external_id="carol")
+    response = post(api, [event(2, learner="carol")])
+    assert response.json() == {"accepted": 1, "duplicates": [], "errors": []}
+    assert Event.objects.get(idempotency_key="k-2").learner_id == new.pk
+    assert ingest._LEARNER_IDS.get("carol") == (new.pk if cached else None)
