@@ -21,7 +21,9 @@ TAGS = ["commerce"]
 
 
 class ProductOut(serializers.ModelSerializer):
-    course = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+    course: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="external_id", read_only=True
+    )
 
     class Meta:
         model = Product
@@ -48,7 +50,9 @@ class OrderLineOut(serializers.ModelSerializer):
 
 
 class OrderOut(serializers.ModelSerializer):
-    learner = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+    learner: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="external_id", read_only=True
+    )
     lines = OrderLineOut(many=True, read_only=True)
 
     class Meta:
@@ -65,9 +69,15 @@ class OrderOut(serializers.ModelSerializer):
 
 
 class SubscriptionOut(serializers.ModelSerializer):
-    learner = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
-    account = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
-    plan = serializers.SlugRelatedField(slug_field="sku", read_only=True)
+    learner: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="external_id", read_only=True
+    )
+    account: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="external_id", read_only=True
+    )
+    plan: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="sku", read_only=True
+    )
 
     class Meta:
         model = Subscription

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -69,14 +69,16 @@ class ErrorItemSerializer(serializers.Serializer):
     reason = serializers.CharField()
 
 
-class ErrorSerializer(serializers.Serializer):
-    errors = ErrorItemSerializer(many=True)
-
-
-class SyncResultSerializer(serializers.Serializer):
-    created = serializers.IntegerField()
-    updated = serializers.IntegerField()
-    errors = ErrorItemSerializer(many=True)
+# Built with inline_serializer: a field named "errors" would shadow Serializer.errors.
+ErrorSerializer = inline_serializer("Error", {"errors": ErrorItemSerializer(many=True)})
+SyncResultSerializer = inline_serializer(
+    "SyncResult",
+    {
+        "created": serializers.IntegerField(),
+        "updated": serializers.IntegerField(),
+        "errors": ErrorItemSerializer(many=True),
+    },
+)
 
 
 class BulkUpsertView(APIView):

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from django.db import models
 
 from learners.models import available_time_zones
 
@@ -359,7 +360,7 @@ class UpsertCounts:
 
 
 def upsert(
-    model: type,
+    model: type[models.Model],
     rows: list[dict[str, Any]],
     *,
     unique_fields: tuple[str, ...],
@@ -382,7 +383,7 @@ def upsert(
         update_fields = sorted(shape - set(unique_fields)) + [f for f in touch if f not in shape]
         objs = [model(**row) for row in group]
         if update_fields:
-            model.objects.bulk_create(
+            model._default_manager.bulk_create(
                 objs,
                 update_conflicts=True,
                 unique_fields=list(unique_fields),
@@ -390,7 +391,7 @@ def upsert(
                 batch_size=1000,
             )
         else:
-            model.objects.bulk_create(objs, ignore_conflicts=True, batch_size=1000)
+            model._default_manager.bulk_create(objs, ignore_conflicts=True, batch_size=1000)
     for row in rows:
         if _key(row, unique_fields) in existing:
             counts.updated += 1
@@ -403,17 +404,21 @@ def _key(row: Mapping[str, Any], unique_fields: tuple[str, ...]) -> tuple:
     return tuple(row[f] for f in unique_fields)
 
 
-def _existing_keys(model: type, rows: list[dict[str, Any]], unique_fields: tuple[str, ...]) -> set:
+def _existing_keys(
+    model: type[models.Model], rows: list[dict[str, Any]], unique_fields: tuple[str, ...]
+) -> set:
     if len(unique_fields) == 1:
         (name,) = unique_fields
         values = {row[name] for row in rows}
         return {
             (v,)
-            for v in model.objects.filter(**{f"{name}__in": values}).values_list(name, flat=True)
+            for v in model._default_manager.filter(**{f"{name}__in": values}).values_list(
+                name, flat=True
+            )
         }
     # Composite keys: narrow by the first field, match the rest in Python (a batch is ≤ 1,000).
     first = unique_fields[0]
-    found = model.objects.filter(**{f"{first}__in": {row[first] for row in rows}}).values_list(
-        *unique_fields
-    )
+    found = model._default_manager.filter(
+        **{f"{first}__in": {row[first] for row in rows}}
+    ).values_list(*unique_fields)
     return set(found)

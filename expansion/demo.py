@@ -12,11 +12,12 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import cast
 
 import factory.random
 from django.db import transaction
 
-from learners.models import Account, Enrollment, Event, EventKind, Learner, Module
+from learners.models import Account, Course, Enrollment, Event, EventKind, Learner, Module
 from tests.factories.expansion import (
     OrderFactory,
     OrderLineFactory,
@@ -87,12 +88,15 @@ def demo_seed(*, learners: int = 3000, seed: int = 42, anchor: date | None = Non
         courses, modules = [], {}
         for path_index, (path, titles) in enumerate(PATHS.items()):
             for position, title in enumerate(titles, start=1):
-                course = CourseFactory(
-                    external_id=f"{path.lower()}-{position}",
-                    title=title,
-                    creator=creators[path_index],
-                    learning_path=path,
-                    path_position=position,
+                course = cast(
+                    Course,
+                    CourseFactory(
+                        external_id=f"{path.lower()}-{position}",
+                        title=title,
+                        creator=creators[path_index],
+                        learning_path=path,
+                        path_position=position,
+                    ),
                 )
                 courses.append(course)
                 modules[course.pk] = Module.objects.bulk_create(
@@ -112,7 +116,7 @@ def demo_seed(*, learners: int = 3000, seed: int = 42, anchor: date | None = Non
                 sku=f"COURSE-{course.external_id.upper()}",
                 name=course.title,
                 kind=ProductKind.COURSE,
-                price=Decimal(str(99 + 50 * (course.path_position - 1))),
+                price=Decimal(99 + 50 * (course.path_position or 1) - 50),
                 unit_cost=Decimal("10.00"),
                 course=course,
             )
@@ -153,7 +157,10 @@ def demo_seed(*, learners: int = 3000, seed: int = 42, anchor: date | None = Non
             batch_size=1000,
         )
 
-        enrollments, events, orders, lines = [], [], [], []
+        enrollments: list[Enrollment] = []
+        events: list[Event] = []
+        orders: list[Order] = []
+        lines: list[OrderLine] = []
         key = 0
 
         def event(learner, kind, at, **extra) -> None:

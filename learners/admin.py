@@ -24,7 +24,7 @@ class RecentEventInline(admin.TabularInline):
     extra = 0
     max_num = 0
     can_delete = False
-    fields = ["occurred_at", "kind", "value", "course", "properties"]
+    fields = ("occurred_at", "kind", "value", "course", "properties")
     readonly_fields = fields
     ordering = ["-occurred_at"]
 

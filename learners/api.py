@@ -23,7 +23,9 @@ TAGS = ["learners"]
 
 
 class LearnerOut(serializers.ModelSerializer):
-    account = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+    account: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="external_id", read_only=True
+    )
 
     class Meta:
         model = Learner
@@ -49,7 +51,9 @@ class ModuleOut(serializers.ModelSerializer):
 
 
 class CourseOut(serializers.ModelSerializer):
-    creator = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    creator: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
     modules = ModuleOut(many=True, read_only=True)
 
     class Meta:
@@ -67,8 +71,12 @@ class CourseOut(serializers.ModelSerializer):
 
 
 class EnrollmentOut(serializers.ModelSerializer):
-    learner = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
-    course = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+    learner: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="external_id", read_only=True
+    )
+    course: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="external_id", read_only=True
+    )
 
     class Meta:
         model = Enrollment
@@ -84,9 +92,15 @@ class EnrollmentOut(serializers.ModelSerializer):
 
 
 class EventOut(serializers.ModelSerializer):
-    learner = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
-    course = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
-    module = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+    learner: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="external_id", read_only=True
+    )
+    course: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="external_id", read_only=True
+    )
+    module: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="external_id", read_only=True
+    )
 
     class Meta:
         model = Event

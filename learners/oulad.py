@@ -164,12 +164,12 @@ def oulad_import(*, path: Path, progress: Callable[[str], None] = lambda _: None
     enrollment_items = []
     for row in _rows(path, "studentRegistration.csv"):
         ext = f"oulad-{row['code_module']}-{row['code_presentation']}"
-        course = courses.get(ext)
-        if course is None:
+        presentation = courses.get(ext)
+        if presentation is None:
             continue
         day = int(row["date_registration"]) if row["date_registration"] not in ("", "?") else 0
-        enrolled_at = course["start"] + timedelta(days=day)
-        total = len(course["assessments"]) or 1
+        enrolled_at = presentation["start"] + timedelta(days=day)
+        total = len(presentation["assessments"]) or 1
         done = min(submitted[(row["id_student"], ext)], total)
         passed = results.get((row["id_student"], ext)) in ("Pass", "Distinction")
         enrollment_items.append(
@@ -177,7 +177,7 @@ def oulad_import(*, path: Path, progress: Callable[[str], None] = lambda _: None
                 "learner": f"oulad-{row['id_student']}",
                 "course": ext,
                 "enrolled_at": _iso(enrolled_at),
-                "completed_at": _iso(max(course["end"], enrolled_at)) if passed else None,
+                "completed_at": _iso(max(presentation["end"], enrolled_at)) if passed else None,
                 "progress": round(100 * done / total, 2),
             }
         )

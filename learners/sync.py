@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import F
 
 from expansion.batch import (
@@ -50,9 +50,10 @@ class SyncResult:
         return {"created": self.created, "updated": self.updated, "errors": errors}
 
 
-def external_ids(model: type, values: Iterable[str]) -> dict[str, int]:
+def external_ids(model: type[models.Model], values: Iterable[str]) -> dict[str, int]:
     """``{external_id: id}`` for the given external ids, in one query."""
-    return dict(model.objects.filter(external_id__in=values).values_list("external_id", "id"))
+    rows = model._default_manager.filter(external_id__in=values).values_list("external_id", "id")
+    return dict(rows)
 
 
 def accounts_ensure(external: set[str]) -> dict[str, int]:

@@ -82,4 +82,4 @@ class ApiKeyFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def keep_raw_key(obj, create, extracted, **kwargs):  # noqa: N805
-        obj.raw_key = f"exp_{obj.prefix}_secret-{obj.prefix}"
+        obj.__dict__["raw_key"] = f"exp_{obj.prefix}_secret-{obj.prefix}"
