@@ -104,5 +104,10 @@ def bulk_schema(specs: Mapping[str, Spec], *, summary: str, tags: list[str]) -> 
         summary=summary,
         tags=tags,
         request={"application/json": items_schema(specs)},
-        responses={200: SyncResultSerializer, 400: ErrorSerializer, 415: ErrorSerializer},
+        responses={
+            200: SyncResultSerializer,
+            400: ErrorSerializer,
+            413: ErrorSerializer,
+            415: ErrorSerializer,
+        },
     )

@@ -6,14 +6,27 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from rest_framework import exceptions, parsers, renderers
+from django.conf import settings
+from rest_framework import exceptions, parsers, renderers, status
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "too_large"
 
 
 class FastJSONParser(parsers.BaseParser):
     media_type = "application/json"
 
     def parse(self, stream, media_type=None, parser_context=None) -> Any:
-        body = stream.read() if stream is not None else b""
+        limit = settings.API_MAX_BODY_BYTES
+        body = stream.read(limit + 1) if stream is not None else b""
+        if len(body) > limit:
+            raise RequestTooLarge(
+                f"The request body exceeds {limit:,} bytes (API_MAX_BODY_BYTES); "
+                "send smaller batches."
+            )
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as error:

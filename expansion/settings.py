@@ -193,6 +193,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- API ------------------------------------------------------------------------------------
 API_BATCH_LIMIT = env_int("API_BATCH_LIMIT", 1000)
+# 1,000 events with the largest allowed properties (16 KB each) fit.
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 20 * 1024 * 1024)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "expansion.apikeys.ApiKeyAuthentication",
@@ -225,6 +227,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The schema and docs describe the API, they expose no data: public, like most APIs'.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
 }
 
 # --- Product defaults -----------------------------------------------------------------------

@@ -18,7 +18,7 @@ class EnrollmentInline(admin.TabularInline):
 
 
 class RecentEventInline(admin.TabularInline):
-    """The learner's latest events, read-only (the full list is under Events)."""
+    """The learner's 20 latest events, read-only (the full list is under Events)."""
 
     model = Event
     extra = 0
@@ -30,8 +30,12 @@ class RecentEventInline(admin.TabularInline):
 
     def get_queryset(self, request):
         qs = super().get_queryset(request).select_related("course")
-        ids = qs.order_by("-occurred_at").values_list("id", flat=True)[:20]
-        return qs.filter(id__in=list(ids))
+        match = request.resolver_match
+        learner_id = match.kwargs.get("object_id") if match else None
+        if learner_id is None:
+            return qs.none()
+        latest = qs.filter(learner_id=learner_id).order_by("-occurred_at")[:20]
+        return qs.filter(id__in=list(latest.values_list("id", flat=True)))
 
 
 @admin.register(Learner)

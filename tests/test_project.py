@@ -49,8 +49,16 @@ def test_openapi_schema_is_valid_without_warnings(tmp_path):
 
 
 @pytest.mark.django_db
-def test_openapi_schema_lists_every_endpoint(api):
-    response = api.get("/api/schema/", HTTP_ACCEPT="application/json")
+def test_interactive_docs_are_public(client):
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    assert b"swagger-ui" in docs.content
+    assert client.get("/api/redoc/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_openapi_schema_lists_every_endpoint(client):
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     paths = set(response.json()["paths"])
     for resource in ("learners", "courses", "products", "orders", "subscriptions"):

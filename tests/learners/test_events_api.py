@@ -202,6 +202,16 @@ def test_bad_envelope(api, body, reason):
     assert response.json()["errors"][0]["reason"] == reason
 
 
+@override_settings(API_MAX_BODY_BYTES=1000)
+def test_body_over_the_byte_limit_is_a_413(api, alice):
+    response = post(api, [event(n) for n in range(20)])
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["reason"].startswith(
+        "The request body exceeds 1,000 bytes (API_MAX_BODY_BYTES)"
+    )
+    assert Event.objects.count() == 0
+
+
 def test_malformed_json_is_a_400(api):
     response = api.generic("POST", URL, b'{"items": [', content_type="application/json")
     assert response.status_code == 400
