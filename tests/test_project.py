@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from expansion.models import Order, Product, Subscription
+from expansion.models import Order, OrderLine, Product, Subscription
 from learners.models import Course, Enrollment, Event, Learner, Module
 from tests.factories.learners import UserFactory
 
@@ -67,30 +67,55 @@ def test_openapi_schema_lists_every_endpoint(client):
     assert {"/api/v1/events/bulk/", "/api/v1/enrollments/bulk/", "/api/v1/events/{id}/"} <= paths
 
 
+def demo_snapshot() -> dict:
+    return {
+        "counts": [
+            m.objects.count()
+            for m in (Learner, Course, Module, Enrollment, Event, Order, OrderLine, Product)
+        ],
+        "subscriptions": sorted(
+            Subscription.objects.values_list("external_id", "mrr", "status", "seats_used")
+        ),
+        "events": sorted(
+            Event.objects.values_list(
+                "idempotency_key", "learner__external_id", "kind", "occurred_at", "value"
+            )
+        ),
+        "learners": sorted(
+            Learner.objects.values_list(
+                "external_id", "time_zone", "marketing_opt_in", "unsubscribed_at", "name"
+            )
+        ),
+    }
+
+
+def demo_reset() -> None:
+    from django.contrib.auth import get_user_model
+
+    from learners.models import Account
+
+    for model in (Event, Enrollment, Subscription, OrderLine, Order, Learner, Product, Module):
+        model.objects.all().delete()
+    Course.objects.all().delete()
+    Account.objects.all().delete()
+    get_user_model().objects.filter(username__startswith="creator_").delete()
+
+
 @pytest.mark.django_db
 def test_seed_demo_is_deterministic_and_every_admin_page_renders(client):
     from datetime import date
 
-    call_command("seed_demo", learners=60, anchor=date(2026, 6, 1), stdout=open(os.devnull, "w"))
-    first = (
-        Learner.objects.count(),
-        Enrollment.objects.count(),
-        Event.objects.count(),
-        Order.objects.count(),
-        Subscription.objects.count(),
-        sorted(Event.objects.values_list("idempotency_key", "kind", "occurred_at"))[:50],
-    )
-    assert first[:2] == (
-        60,
-        Enrollment.objects.filter(learner__external_id__startswith="demo-").count(),
-    )
-    assert Course.objects.count() == 6
-    assert Module.objects.filter(is_final=True).count() == 6
-    assert Product.objects.count() == 16
+    anchor = date(2026, 6, 1)
+    call_command("seed_demo", learners=60, anchor=anchor, stdout=open(os.devnull, "w"))
+    first = demo_snapshot()
+    assert first["counts"] == [60, 6, 48, 89, 1985, 89, 97, 16]
+    assert len(first["subscriptions"]) == 38
+    assert Learner.objects.filter(marketing_opt_in=True).count() == 53
+    assert Enrollment.objects.filter(completed_at__isnull=False).count() == 10
     assert Subscription.objects.filter(account__isnull=False).count() == 30
+    assert Module.objects.filter(is_final=True).count() == 6
 
-    admin = UserFactory(username="root", is_staff=True, is_superuser=True)
-    client.force_login(admin)
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
     pages = [
         "/admin/",
         "/admin/learners/learner/",
@@ -110,30 +135,9 @@ def test_seed_demo_is_deterministic_and_every_admin_page_renders(client):
     for page in pages:
         assert client.get(page).status_code == 200, page
 
-    # Same seed and anchor on a fresh database: the same rows.
-    for model in (Event, Enrollment, Subscription):
-        model.objects.all().delete()
-    Order.objects.all().delete()
-    Learner.objects.all().delete()
-    Product.objects.all().delete()
-    Module.objects.all().delete()
-    Course.objects.all().delete()
-    from learners.models import Account
-
-    Account.objects.all().delete()
-    from django.contrib.auth import get_user_model
-
-    get_user_model().objects.filter(username__startswith="creator_").delete()
-    call_command("seed_demo", learners=60, anchor=date(2026, 6, 1), stdout=open(os.devnull, "w"))
-    again = (
-        Learner.objects.count(),
-        Enrollment.objects.count(),
-        Event.objects.count(),
-        Order.objects.count(),
-        Subscription.objects.count(),
-        sorted(Event.objects.values_list("idempotency_key", "kind", "occurred_at"))[:50],
-    )
-    assert again == first
+    demo_reset()
+    call_command("seed_demo", learners=60, anchor=anchor, stdout=open(os.devnull, "w"))
+    assert demo_snapshot() == first
 
 
 @pytest.mark.django_db

@@ -1,7 +1,6 @@
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, transaction
 
 from tests.factories.expansion import (
     OrderLineFactory,
@@ -9,17 +8,9 @@ from tests.factories.expansion import (
     SubscriptionFactory,
 )
 from tests.factories.learners import AccountFactory, LearnerFactory
+from tests.helpers import refused
 
 pytestmark = pytest.mark.django_db
-
-
-def refused(factory, **kwargs) -> bool:
-    try:
-        with transaction.atomic():
-            factory(**kwargs)
-    except IntegrityError:
-        return True
-    return False
 
 
 def test_product_constraints():

@@ -1,7 +1,6 @@
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, transaction
 
 from tests.factories.learners import (
     BASE_TIME,
@@ -11,17 +10,9 @@ from tests.factories.learners import (
     LearnerFactory,
     ModuleFactory,
 )
+from tests.helpers import refused
 
 pytestmark = pytest.mark.django_db
-
-
-def refused(factory, **kwargs) -> bool:
-    try:
-        with transaction.atomic():
-            factory(**kwargs)
-    except IntegrityError:
-        return True
-    return False
 
 
 def test_learner_external_id_is_unique():
