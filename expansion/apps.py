@@ -5,3 +5,10 @@ class ExpansionConfig(AppConfig):
     name = "expansion"
     verbose_name = "Commerce"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from learners.commerce import provide
+
+        from .facts import CommerceFacts
+
+        provide(CommerceFacts())

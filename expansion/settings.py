@@ -190,6 +190,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Defined in code, synced into django-celery-beat at beat start (pause them in the admin).
+CELERY_BEAT_SCHEDULE = {
+    "score-dirty-learners": {"task": "learners.tasks.score_dirty", "schedule": 20.0},
+    "score-all-learners": {
+        "task": "learners.tasks.score_all",
+        "schedule": float(env_int("FULL_SCORING_SECONDS", 3600)),
+    },
+}
 
 # --- API ------------------------------------------------------------------------------------
 API_BATCH_LIMIT = env_int("API_BATCH_LIMIT", 1000)

@@ -27,7 +27,8 @@ from expansion.batch import (
     type_name,
 )
 
-from .models import CUSTOM_KIND_PREFIX, Course, Event, EventKind, Learner, Module
+from .dirty import learners_mark_dirty, scoring_kick
+from .models import CUSTOM_KIND_PREFIX, Course, DirtyLearner, Event, EventKind, Learner, Module
 
 KNOWN_KINDS = frozenset(EventKind.values)
 CUSTOM_KIND_RE = re.compile(r"^custom\.[a-z0-9][a-z0-9_.-]{0,55}$")
@@ -273,6 +274,8 @@ def events_ingest(*, items: list[Any]) -> IngestResult:
         # this process's learner cache): forget the cache and resolve once more.
         _LEARNER_IDS.clear()
         return events_ingest(items=items)
+    if inserted:
+        transaction.on_commit(scoring_kick)
     for row, *_ in kept:
         if row.key in inserted:
             result.accepted += 1
@@ -288,13 +291,21 @@ _TABLE = Event._meta.db_table
 # one parameter, encoded by orjson in ~0.3 ms per 1,000 events (psycopg's array dumpers took
 # ~3.5 ms), and properties arrive as jsonb without a second encoding.
 _PG_INSERT = f"""
-INSERT INTO {_TABLE}
-    (learner_id, kind, occurred_at, value, course_id, module_id, properties, idempotency_key)
-SELECT r.l, r.k, r.t, r.v, r.c, r.m, coalesce(r.p, '{{}}'::jsonb), r.i
-FROM json_to_recordset(%s::json)
-     AS r(l bigint, k text, t timestamptz, v float8, c bigint, m bigint, p jsonb, i text)
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING idempotency_key
+WITH inserted AS (
+    INSERT INTO {_TABLE}
+        (learner_id, kind, occurred_at, value, course_id, module_id, properties, idempotency_key)
+    SELECT r.l, r.k, r.t, r.v, r.c, r.m, coalesce(r.p, '{{}}'::jsonb), r.i
+    FROM json_to_recordset(%s::json)
+         AS r(l bigint, k text, t timestamptz, v float8, c bigint, m bigint, p jsonb, i text)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING learner_id, idempotency_key
+), dirty AS (
+    -- In the same statement, so no stored event can miss its rescoring.
+    INSERT INTO {DirtyLearner._meta.db_table} (learner_id, marked_at)
+    SELECT DISTINCT learner_id, now() FROM inserted
+    ON CONFLICT (learner_id) DO NOTHING
+)
+SELECT idempotency_key FROM inserted
 """
 _SQLITE_COLUMNS = (
     "(learner_id, kind, occurred_at, value, course_id, module_id, properties, idempotency_key)"
@@ -352,6 +363,8 @@ def _insert(kept: list[tuple[_Row, int, int | None, int | None]]) -> set[str]:
                 params,
             )
             inserted.update(key for (key,) in cursor.fetchall())
+        new_learners = {learner_id for row, learner_id, *_ in kept if row.key in inserted}
+        learners_mark_dirty(new_learners)
         return inserted
 
 

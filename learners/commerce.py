@@ -1,0 +1,42 @@
+"""Commerce facts that scoring and segments read, provided by the commerce app.
+
+``learners`` sits below ``expansion`` and must not import it, yet RFM, the renewal stage, the
+refund flag and the "owns product" segment condition need orders and subscriptions. The
+commerce app hands its facts over at start-up (``expansion.apps.ExpansionConfig.ready``) as
+SQL fragments and querysets; learners only composes them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from django.db.models import QuerySet
+
+
+class CommerceFacts(Protocol):
+    def order_totals_sql(self) -> tuple[str, list]:
+        """SELECT learner_id, last_order_at, orders, revenue (net of refunds), one row each."""
+
+    def renewing_sql(self, *, start: datetime, end: datetime) -> tuple[str, list]:
+        """SELECT DISTINCT renewing_learner_id: a live subscription renews in [start, end)."""
+
+    def refunded_sql(self, *, since: datetime) -> tuple[str, list]:
+        """SELECT DISTINCT refunded_learner_id: a refund on an order placed since ``since``."""
+
+    def owners(self, *, sku: str) -> QuerySet:
+        """Learner ids that own ``sku``: bought and not fully refunded, or subscribed to it."""
+
+
+_facts: CommerceFacts | None = None
+
+
+def provide(facts: CommerceFacts) -> None:
+    global _facts
+    _facts = facts
+
+
+def commerce() -> CommerceFacts:
+    if _facts is None:
+        raise RuntimeError("No commerce facts provided; is the 'expansion' app installed?")
+    return _facts

@@ -1,0 +1,41 @@
+"""Which learners need rescoring, and waking the scorer up.
+
+Every write that can change a score marks its learners dirty in the same transaction
+(``DirtyLearner``); a scoring pass claims and clears them. After commit, ``scoring_kick``
+enqueues a pass at most once every few seconds, so a new event shows in the learner's score
+within seconds; the beat schedule (every 20 s) catches anything a lost message missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.core.cache import cache
+
+from .models import DirtyLearner
+
+KICK_DEBOUNCE_SECONDS = 5
+
+
+def learners_mark_dirty(learner_ids: Iterable[int]) -> None:
+    """Mark learners for the next scoring pass; idempotent."""
+    ids = sorted(set(learner_ids))
+    if ids:
+        DirtyLearner.objects.bulk_create(
+            [DirtyLearner(learner_id=pk) for pk in ids], ignore_conflicts=True, batch_size=1000
+        )
+
+
+def scoring_kick() -> None:
+    """Enqueue an incremental scoring pass unless one was enqueued moments ago."""
+    if not cache.add("learners:scoring-kick", 1, timeout=KICK_DEBOUNCE_SECONDS):
+        return
+    from .tasks import score_dirty
+
+    try:
+        score_dirty.delay()
+    except Exception:  # noqa: BLE001 - the broker being down must not fail ingestion
+        import logging
+
+        logging.getLogger(__name__).warning("could not enqueue scoring; beat will catch up")
+        cache.delete("learners:scoring-kick")

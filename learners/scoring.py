@@ -1,0 +1,524 @@
+"""Learner Progress Score, RFM, lifecycle stage and risk flags — set-based SQL.
+
+One pass is a handful of statements, whatever the number of learners:
+
+1. claim the scope (incremental: learners marked dirty by ingestion; full: everyone);
+2. one scan of the events in scope, grouped by (learner, course), into a temporary table —
+   every count the scores, flags and stages need comes from this single scan;
+3. roll that up per learner (a second, small temporary table);
+4. upsert enrollment scores, then learner scores (LPS, components, RFM, stage, flags),
+   each one ``INSERT … SELECT … ON CONFLICT DO UPDATE``;
+5. upsert today's history row; refresh segment membership for the scope.
+
+The SQL is portable between PostgreSQL and SQLite: timestamps are compared with parameters
+computed in Python (no date arithmetic in SQL), ``min(1, x / cap)`` is a CASE, and the pieces
+that touch orders and subscriptions come from the commerce app (``learners.commerce``).
+All windows end at ``as_of`` (default: now), so history can be scored as of any date.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .commerce import commerce
+from .models import (
+    Event,
+    EventKind,
+    LearnerScore,
+    RfmSegment,
+    ScoringModel,
+    ScoringRun,
+)
+
+INCREMENTAL_BATCH = 50_000
+
+
+def scoring_model_active() -> ScoringModel:
+    """The active scoring model; creates v1 with the seeds' defaults if there is none."""
+    active = ScoringModel.objects.filter(is_active=True).first()
+    if active is None:
+        active, _ = ScoringModel.objects.get_or_create(
+            version=1, defaults={"is_active": True, "note": "Defaults from the seeds."}
+        )
+    return active
+
+
+def scoring_model_new_version(
+    *, base: ScoringModel, changes: dict[str, Any], user=None
+) -> ScoringModel:
+    """Save ``changes`` as the next version and make it the active one."""
+    fields = {
+        f.name: getattr(base, f.name)
+        for f in ScoringModel._meta.concrete_fields
+        if f.editable and f.name not in {"id", "created_by", "note"}
+    }
+    fields.update(changes)
+    with transaction.atomic():
+        last = ScoringModel.objects.select_for_update().order_by("-version").first()
+        ScoringModel.objects.filter(is_active=True).update(is_active=False)
+        return ScoringModel.objects.create(
+            version=(last.version if last else 0) + 1, is_active=True, created_by=user, **fields
+        )
+
+
+@dataclass
+class PassResult:
+    run: ScoringRun
+    learners: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round(now - self._last, 4)
+        self._last = now
+
+
+def _ts(value: datetime) -> Any:
+    """A datetime as the backend compares it with stored values."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _exec(sql: str, params: Iterable[Any] = ()) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        return cursor.rowcount
+
+
+def _capped(expr: str, cap: int) -> str:
+    """min(1, expr / cap) in portable SQL; cap 0 means the component is always full."""
+    if cap <= 0:
+        return "1.0"
+    return f"(CASE WHEN {expr} >= {cap} THEN 1.0 ELSE ({expr}) * 1.0 / {cap} END)"
+
+
+def score_learners(
+    *, as_of: datetime | None = None, full: bool = False, limit: int = INCREMENTAL_BATCH
+) -> PassResult:
+    """Score learners; returns the run record.
+
+    ``full=True`` scores everyone and recomputes the RFM quintile bounds; otherwise up to
+    ``limit`` learners marked dirty by ingestion are claimed and scored (others wait for the
+    next pass). Idempotent: scoring the same data twice stores the same values. Concurrent
+    incremental passes on PostgreSQL claim disjoint learners (``SKIP LOCKED``).
+    """
+    as_of = as_of or timezone.now()
+    model = scoring_model_active()
+    timer = _Timer()
+    run = ScoringRun(
+        kind="full" if full else "incremental",
+        model_version=model.version,
+        as_of=as_of,
+        started_at=timezone.now(),
+    )
+    with transaction.atomic():
+        _drop_temp_tables()
+        scoped = not full
+        if scoped:
+            count = _claim_scope(limit)
+            timer.lap("claim")
+            if count == 0:
+                _drop_temp_tables()
+                run.finished_at = timezone.now()
+                run.timings = timer.timings
+                return PassResult(run=run, learners=0, timings=timer.timings)
+        _events_table(model, as_of, scoped)
+        timer.lap("events_scan")
+        _learner_rollup()
+        timer.lap("rollup")
+        _enrollment_scores(model, as_of, scoped)
+        timer.lap("enrollment_scores")
+        thresholds = _rfm_thresholds(fresh=full)
+        timer.lap("rfm_thresholds")
+        learners = _learner_scores(model, as_of, scoped, thresholds)
+        timer.lap("learner_scores")
+        _history(as_of, scoped)
+        timer.lap("history")
+        from .segments import segments_refresh
+
+        segments_refresh(as_of=as_of, scoped=scoped)
+        timer.lap("segments")
+        _drop_temp_tables()
+        run.learners = learners
+        run.rfm_thresholds = thresholds
+        run.finished_at = timezone.now()
+        run.timings = timer.timings
+        run.save()
+    return PassResult(run=run, learners=learners, timings=timer.timings)
+
+
+TEMP_TABLES = ("scoring_scope", "scoring_ev", "scoring_lv")
+
+
+def _drop_temp_tables() -> None:
+    for name in TEMP_TABLES:
+        _exec(f"DROP TABLE IF EXISTS {name}")
+
+
+def _claim_scope(limit: int) -> int:
+    """Move up to ``limit`` dirty learners into ``scoring_scope``; returns how many."""
+    _exec("CREATE TEMPORARY TABLE scoring_scope (learner_id bigint PRIMARY KEY)")
+    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    claimed = _exec(
+        "INSERT INTO scoring_scope (learner_id) SELECT learner_id FROM learners_dirtylearner "
+        f"ORDER BY marked_at LIMIT %s{lock}",
+        [limit],
+    )
+    _exec(
+        "DELETE FROM learners_dirtylearner WHERE learner_id IN "
+        "(SELECT learner_id FROM scoring_scope)"
+    )
+    return claimed
+
+
+def _scope_filter(column: str, scoped: bool) -> str:
+    return f" AND {column} IN (SELECT learner_id FROM scoring_scope)" if scoped else ""
+
+
+def _events_table(model: ScoringModel, as_of: datetime, scoped: bool) -> None:
+    """The one scan of the events: per (learner, course), everything a pass needs."""
+    window = as_of - timedelta(days=model.activity_window_days)
+    silent = as_of - timedelta(days=model.stall_silent_days)
+    stall_start = silent - timedelta(weeks=model.stall_active_weeks)
+    params = {
+        "as_of": _ts(as_of),
+        "window": _ts(window),
+        "recent": _ts(as_of - timedelta(days=model.login_recent_days)),
+        "lapsed": _ts(as_of - timedelta(days=model.login_lapsed_days)),
+        "stall_start": _ts(stall_start),
+        "silent": _ts(silent),
+        "paid": _ts(as_of - timedelta(days=model.payment_failed_days)),
+        "declined": _ts(as_of - timedelta(days=model.offer_declined_days)),
+        "last30": _ts(as_of - timedelta(days=30)),
+        "prior": _ts(as_of - timedelta(days=120)),
+    }
+    k = EventKind
+    sql = f"""
+        CREATE TEMPORARY TABLE scoring_ev AS
+        SELECT e.learner_id AS learner_id, e.course_id AS course_id,
+          COUNT(DISTINCT e.module_id) FILTER (WHERE e.kind = '{k.MODULE_COMPLETED}')
+            AS modules_done,
+          SUM(e.value) FILTER (WHERE e.kind = '{k.ASSESSMENT_SUBMITTED}') AS assess_sum,
+          COUNT(e.value) FILTER (WHERE e.kind = '{k.ASSESSMENT_SUBMITTED}') AS assess_n,
+          COUNT(*) FILTER (WHERE e.kind IN ('{k.COMMUNITY_POST}', '{k.COMMUNITY_QUESTION}')
+                           AND e.occurred_at >= %(window)s) AS community_n,
+          COUNT(*) FILTER (WHERE e.kind = '{k.RESOURCE_DOWNLOADED}'
+                           AND e.occurred_at >= %(window)s) AS downloads_n,
+          COUNT(*) FILTER (WHERE e.kind = '{k.LOGIN}' AND e.occurred_at >= %(window)s) AS logins_n,
+          COUNT(*) FILTER (WHERE e.kind = '{k.LOGIN}' AND e.occurred_at >= %(recent)s)
+            AS logins_recent_n,
+          COUNT(*) FILTER (WHERE e.kind = '{k.LOGIN}' AND e.occurred_at >= %(lapsed)s)
+            AS logins_lapsed_n,
+          COUNT(*) FILTER (WHERE e.kind = '{k.LOGIN}' AND e.occurred_at >= %(stall_start)s
+                           AND e.occurred_at < %(silent)s) AS stall_prior_n,
+          COUNT(*) FILTER (WHERE e.kind = '{k.LOGIN}' AND e.occurred_at >= %(silent)s)
+            AS stall_silent_n,
+          MAX(e.occurred_at) FILTER (WHERE e.kind = '{k.SUPPORT_TICKET_OPENED}')
+            AS ticket_opened_at,
+          MAX(e.occurred_at) FILTER (WHERE e.kind = '{k.SUPPORT_TICKET_RESOLVED}')
+            AS ticket_resolved_at,
+          COUNT(*) FILTER (WHERE e.kind = '{k.PAYMENT_FAILED}' AND e.occurred_at >= %(paid)s)
+            AS payment_failed_n,
+          COUNT(*) FILTER (WHERE e.kind = '{k.OFFER_DECLINED}' AND e.occurred_at >= %(declined)s)
+            AS declined_n,
+          COUNT(*) FILTER (WHERE e.occurred_at >= %(last30)s) AS activity_recent,
+          COUNT(*) FILTER (WHERE e.occurred_at >= %(prior)s AND e.occurred_at < %(last30)s)
+            AS activity_prior,
+          MAX(e.occurred_at) AS last_event_at
+        FROM {Event._meta.db_table} e
+        WHERE e.occurred_at <= %(as_of)s{_scope_filter("e.learner_id", scoped)}
+        GROUP BY e.learner_id, e.course_id
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if connection.vendor == "postgresql":
+            cursor.execute("ANALYZE scoring_ev")
+
+
+def _learner_rollup() -> None:
+    _exec(
+        """
+        CREATE TEMPORARY TABLE scoring_lv AS
+        SELECT learner_id,
+          SUM(assess_sum) AS assess_sum, SUM(assess_n) AS assess_n,
+          SUM(community_n) AS community_n, SUM(downloads_n) AS downloads_n,
+          SUM(logins_n) AS logins_n, SUM(logins_recent_n) AS logins_recent_n,
+          SUM(logins_lapsed_n) AS logins_lapsed_n, SUM(stall_prior_n) AS stall_prior_n,
+          SUM(stall_silent_n) AS stall_silent_n, MAX(ticket_opened_at) AS ticket_opened_at,
+          MAX(ticket_resolved_at) AS ticket_resolved_at, SUM(payment_failed_n) AS payment_failed_n,
+          SUM(declined_n) AS declined_n, SUM(activity_recent) AS activity_recent,
+          SUM(activity_prior) AS activity_prior, MAX(last_event_at) AS last_event_at
+        FROM scoring_ev GROUP BY learner_id
+        """
+    )
+    if connection.vendor == "postgresql":
+        _exec("ANALYZE scoring_lv")
+
+
+def _login_sql(model: ScoringModel, alias: str) -> str:
+    recency = (
+        f"(CASE WHEN COALESCE({alias}.logins_recent_n, 0) > 0 THEN 1.0 "
+        f"WHEN COALESCE({alias}.logins_lapsed_n, 0) > 0 THEN 0.5 ELSE 0.0 END)"
+    )
+    frequency = _capped(f"COALESCE({alias}.logins_n, 0)", model.login_cap)
+    return f"(0.5 * {recency} + 0.5 * {frequency})"
+
+
+def _lps_sql(model: ScoringModel) -> str:
+    return (
+        f"({model.weight_completion} * completion + {model.weight_assessment} * assessment + "
+        f"{model.weight_community} * community + {model.weight_downloads} * downloads + "
+        f"{model.weight_login} * login)"
+    )
+
+
+def _band_sql(model: ScoringModel, lps: str) -> str:
+    # Rounded to 6 places first so that 69.9999999 from float sums does not miss the band.
+    return (
+        f"(CASE WHEN ROUND(CAST({lps} AS NUMERIC), 6) >= {model.band_high} THEN 'high' "
+        f"WHEN ROUND(CAST({lps} AS NUMERIC), 6) >= {model.band_mid} THEN 'mid' ELSE 'low' END)"
+    )
+
+
+SCORE_COLUMNS = ("completion", "assessment", "community", "downloads", "login")
+
+
+def _enrollment_scores(model: ScoringModel, as_of: datetime, scoped: bool) -> None:
+    lps = _lps_sql(model)
+    inner = f"""
+        SELECT en.id AS enrollment_id, en.learner_id AS learner_id, en.course_id AS course_id,
+          CASE WHEN en.completed_at IS NOT NULL AND en.completed_at <= %s THEN 1.0
+               WHEN COALESCE(mc.n, 0) > 0 THEN
+                 (CASE WHEN COALESCE(ev.modules_done, 0) >= mc.n THEN 1.0
+                       ELSE COALESCE(ev.modules_done, 0) * 1.0 / mc.n END)
+               ELSE en.progress / 100.0 END AS completion,
+          CASE WHEN COALESCE(ev.assess_n, 0) > 0 THEN ev.assess_sum / ev.assess_n / 100.0
+               ELSE 0.0 END AS assessment,
+          {_capped("COALESCE(ev.community_n, 0)", model.community_cap)} AS community,
+          {_capped("COALESCE(ev.downloads_n, 0)", model.downloads_cap)} AS downloads,
+          {_login_sql(model, "lv")} AS login
+        FROM learners_enrollment en
+        LEFT JOIN scoring_ev ev ON ev.learner_id = en.learner_id AND ev.course_id = en.course_id
+        LEFT JOIN scoring_lv lv ON lv.learner_id = en.learner_id
+        LEFT JOIN (SELECT course_id, COUNT(*) AS n FROM learners_module GROUP BY course_id) mc
+          ON mc.course_id = en.course_id
+        WHERE en.enrolled_at <= %s{_scope_filter("en.learner_id", scoped)}
+    """
+    columns = ", ".join(SCORE_COLUMNS)
+    _exec(
+        f"""
+        INSERT INTO learners_enrollmentscore
+          (enrollment_id, learner_id, course_id, model_version, lps, band, {columns}, computed_at)
+        SELECT s.enrollment_id, s.learner_id, s.course_id, %s, ROUND(CAST({lps} AS NUMERIC), 4),
+          {_band_sql(model, lps)}, {columns}, %s
+        FROM ({inner}) s WHERE 1 = 1
+        ON CONFLICT (enrollment_id) DO UPDATE SET
+          model_version = excluded.model_version, lps = excluded.lps, band = excluded.band,
+          {", ".join(f"{c} = excluded.{c}" for c in SCORE_COLUMNS)},
+          computed_at = excluded.computed_at
+        """,
+        [model.version, _ts(as_of), _ts(as_of), _ts(as_of)],
+    )
+
+
+def _rfm_thresholds(*, fresh: bool) -> dict[str, list]:
+    """Upper bounds of the first four quintiles of last order time, orders and revenue.
+
+    Recomputed over every customer on a full pass; an incremental pass reuses the bounds of
+    the latest full pass, so one learner's new order does not reshuffle everyone's cells.
+    """
+    if not fresh:
+        last = ScoringRun.objects.filter(kind="full").exclude(rfm_thresholds={}).first()
+        if last is not None:
+            return last.rfm_thresholds
+    totals_sql, params = commerce().order_totals_sql()
+    bounds: dict[str, list] = {}
+    with connection.cursor() as cursor:
+        for column in ("last_order_at", "orders", "revenue"):
+            cursor.execute(
+                f"""
+                SELECT bucket, MAX(v) FROM (
+                  SELECT t.{column} AS v, NTILE(5) OVER (ORDER BY t.{column}) AS bucket
+                  FROM ({totals_sql}) t
+                ) q GROUP BY bucket ORDER BY bucket
+                """,
+                params,
+            )
+            values = [value for _, value in cursor.fetchall()][:4]
+            if column == "last_order_at":
+                values = [_as_iso(v) for v in values]
+            else:
+                values = [float(v) for v in values]
+            bounds[column] = values
+    return bounds if bounds.get("orders") else {}
+
+
+def _as_iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    parsed = datetime.fromisoformat(str(value))
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
+
+
+def _quintile_sql(column: str, bounds: list, params: list) -> str:
+    """CASE assigning 1–5 from quintile upper bounds (higher value, higher score)."""
+    if not bounds:
+        return "NULL"
+    whens = []
+    for score, bound in enumerate(bounds, start=1):
+        whens.append(f"WHEN {column} <= %s THEN {score}")
+        params.append(bound)
+    return f"(CASE WHEN {column} IS NULL THEN NULL {' '.join(whens)} ELSE 5 END)"
+
+
+def _learner_scores(
+    model: ScoringModel, as_of: datetime, scoped: bool, thresholds: dict[str, list]
+) -> int:
+    facts = commerce()
+    totals_sql, totals_params = facts.order_totals_sql()
+    renewing_sql, renewing_params = facts.renewing_sql(
+        start=as_of, end=as_of + timedelta(days=model.renewal_window_days)
+    )
+    refunded_sql, refunded_params = facts.refunded_sql(
+        since=as_of - timedelta(days=model.refund_days)
+    )
+    stall_need = model.stall_logins_per_week * model.stall_active_weeks
+    inner_params: list[Any] = [*totals_params, *renewing_params, *refunded_params]
+    inner = f"""
+        SELECT l.id AS learner_id, l.created_at AS created_at,
+          COALESCE(es.completion, 0.0) AS completion,
+          CASE WHEN COALESCE(lv.assess_n, 0) > 0 THEN lv.assess_sum / lv.assess_n / 100.0
+               ELSE 0.0 END AS assessment,
+          {_capped("COALESCE(lv.community_n, 0)", model.community_cap)} AS community,
+          {_capped("COALESCE(lv.downloads_n, 0)", model.downloads_cap)} AS downloads,
+          {_login_sql(model, "lv")} AS login,
+          CASE WHEN COALESCE(lv.stall_prior_n, 0) >= {stall_need}
+                AND COALESCE(lv.stall_silent_n, 0) = 0 THEN 1 ELSE 0 END AS stall,
+          CASE WHEN lv.ticket_opened_at IS NOT NULL AND (lv.ticket_resolved_at IS NULL
+                OR lv.ticket_resolved_at < lv.ticket_opened_at) THEN 1 ELSE 0 END AS open_ticket,
+          CASE WHEN COALESCE(lv.payment_failed_n, 0) > 0 THEN 1 ELSE 0 END AS payment_failed,
+          CASE WHEN COALESCE(lv.declined_n, 0) > 0 THEN 1 ELSE 0 END AS offer_declined,
+          CASE WHEN rf.refunded_learner_id IS NOT NULL THEN 1 ELSE 0 END AS refund,
+          CASE WHEN rn.renewing_learner_id IS NOT NULL THEN 1 ELSE 0 END AS renewing,
+          CASE WHEN COALESCE(lv.activity_prior, 0) >= {model.decline_min_prior_events}
+                AND COALESCE(lv.activity_recent, 0) * 3.0
+                    < {float(model.decline_ratio)} * lv.activity_prior
+               THEN 1 ELSE 0 END AS declining,
+          en.since AS since,
+          co.last_order_at AS last_order_at, co.orders AS orders, co.revenue AS revenue,
+          lv.last_event_at AS last_event_at
+        FROM learners_learner l
+        LEFT JOIN scoring_lv lv ON lv.learner_id = l.id
+        LEFT JOIN (
+          SELECT learner_id, AVG(completion) AS completion FROM learners_enrollmentscore
+          WHERE 1 = 1{_scope_filter("learner_id", scoped)} GROUP BY learner_id
+        ) es ON es.learner_id = l.id
+        LEFT JOIN (
+          SELECT learner_id, MIN(enrolled_at) AS since FROM learners_enrollment
+          WHERE 1 = 1{_scope_filter("learner_id", scoped)} GROUP BY learner_id
+        ) en ON en.learner_id = l.id
+        LEFT JOIN ({totals_sql}) co ON co.learner_id = l.id
+        LEFT JOIN ({renewing_sql}) rn ON rn.renewing_learner_id = l.id
+        LEFT JOIN ({refunded_sql}) rf ON rf.refunded_learner_id = l.id
+        WHERE 1 = 1{_scope_filter("l.id", scoped)}
+    """
+    rfm_params: list[Any] = []
+    last_bounds = [_ts(datetime.fromisoformat(v)) for v in thresholds.get("last_order_at", [])]
+    r = _quintile_sql("f.last_order_at", last_bounds, rfm_params)
+    fq = _quintile_sql("f.orders", thresholds.get("orders", []), rfm_params)
+    m = _quintile_sql("f.revenue", thresholds.get("revenue", []), rfm_params)
+    onboarding = as_of - timedelta(days=model.onboarding_days)
+    growth = as_of - timedelta(days=model.growth_days)
+    stage_params = [_ts(onboarding), _ts(growth)]
+    stage = """(CASE WHEN f.declining = 1 OR f.stall = 1 THEN 'at_risk'
+                     WHEN f.renewing = 1 THEN 'renewal'
+                     WHEN COALESCE(f.since, f.created_at) >= %s THEN 'onboarding'
+                     WHEN COALESCE(f.since, f.created_at) >= %s THEN 'growth'
+                     ELSE 'maturity' END)"""
+    middle = f"""
+        SELECT f.*, {r} AS r, {fq} AS fr, {m} AS m, {stage} AS stage FROM ({inner}) f
+    """
+    segments = list(RfmSegment.objects.order_by("priority", "name"))
+    segment_params: list[Any] = []
+    whens = []
+    for seg in segments:
+        whens.append(
+            f"WHEN g.r BETWEEN {seg.r_min} AND {seg.r_max} AND g.fr BETWEEN {seg.f_min} "
+            f"AND {seg.f_max} AND g.m BETWEEN {seg.m_min} AND {seg.m_max} THEN %s"
+        )
+        segment_params.append(seg.name)
+    rfm_segment = (
+        f"(CASE WHEN g.r IS NULL THEN '' {' '.join(whens)} ELSE '' END)" if whens else "''"
+    )
+    lps = _lps_sql(model)
+    columns = ", ".join(SCORE_COLUMNS)
+    flags = ("stall", "open_ticket", "payment_failed", "offer_declined", "refund")
+    sql = f"""
+        INSERT INTO learners_learnerscore
+          (learner_id, model_version, lps, band, {columns}, rfm_recency, rfm_frequency,
+           rfm_monetary, rfm_cell, rfm_segment, stage,
+           {", ".join(f"flag_{f}" for f in flags)}, last_event_at, computed_at)
+        SELECT g.learner_id, %s, ROUND(CAST({lps} AS NUMERIC), 4), {_band_sql(model, lps)},
+          {columns},
+          g.r, g.fr, g.m,
+          CASE WHEN g.r IS NULL THEN ''
+               ELSE CAST(g.r AS TEXT) || '-' || CAST(g.fr AS TEXT) || '-' || CAST(g.m AS TEXT)
+          END,
+          {rfm_segment}, g.stage,
+          {", ".join(f"g.{f} = 1" for f in flags)}, g.last_event_at, %s
+        FROM ({middle}) g WHERE 1 = 1
+        ON CONFLICT (learner_id) DO UPDATE SET
+          model_version = excluded.model_version, lps = excluded.lps, band = excluded.band,
+          {", ".join(f"{c} = excluded.{c}" for c in SCORE_COLUMNS)},
+          rfm_recency = excluded.rfm_recency, rfm_frequency = excluded.rfm_frequency,
+          rfm_monetary = excluded.rfm_monetary, rfm_cell = excluded.rfm_cell,
+          rfm_segment = excluded.rfm_segment, stage = excluded.stage,
+          {", ".join(f"flag_{f} = excluded.flag_{f}" for f in flags)},
+          last_event_at = excluded.last_event_at, computed_at = excluded.computed_at
+    """
+    params = [
+        model.version,
+        *segment_params,
+        _ts(as_of),
+        *rfm_params,
+        *stage_params,
+        *inner_params,
+    ]
+    return _exec(sql, params)
+
+
+def _history(as_of: datetime, scoped: bool) -> None:
+    _exec(
+        f"""
+        INSERT INTO learners_scorehistory (learner_id, day, lps, band, stage)
+        SELECT learner_id, %s, lps, band, stage FROM learners_learnerscore
+        WHERE 1 = 1{_scope_filter("learner_id", scoped)}
+        ON CONFLICT (learner_id, day) DO UPDATE SET
+          lps = excluded.lps, band = excluded.band, stage = excluded.stage
+        """,
+        [as_of.astimezone(UTC).date()],
+    )
+
+
+def learner_explain(score: LearnerScore, model: ScoringModel | None = None) -> list[str]:
+    """Plain-language reasons for a learner's score, for the admin and the API."""
+    model = model or ScoringModel.objects.filter(version=score.model_version).first()
+    if model is None:
+        return []
+    lines = []
+    for name, weight in model.weights.items():
+        part = getattr(score, name)
+        lines.append(f"{name}: {part:.0%} × {weight} = {part * weight:.1f} points")
+    return lines

@@ -1,0 +1,397 @@
+"""Segments: a rule tree compiled to one SQL query, and materialised membership.
+
+A definition is a tree of groups and conditions::
+
+    {"all": [
+        {"field": "band", "op": "in", "value": ["high"]},
+        {"any": [
+            {"field": "event_count", "kind": "login", "days": 7, "op": "gte", "value": 3},
+            {"field": "completed", "value": "sql-1"}
+        ]},
+        {"not": {"field": "flag", "value": "open_ticket"}}
+    ]}
+
+See ``FIELDS`` for every condition. The tree compiles to a Django ``Q`` over learners, so a
+segment's members are one query, and refreshing membership is two statements per segment
+(close the memberships of those who left; open one for each newcomer), restricted to the
+scoring pass's learners when incremental.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import (
+    Exact,
+    GreaterThan,
+    GreaterThanOrEqual,
+    LessThan,
+    LessThanOrEqual,
+)
+from django.utils import timezone
+
+from .commerce import commerce
+from .models import (
+    Band,
+    Enrollment,
+    Event,
+    Learner,
+    LearnerScore,
+    Segment,
+    SegmentMembership,
+    SegmentSnapshot,
+    Stage,
+)
+
+NUMERIC_OPS = {"eq": "exact", "gte": "gte", "gt": "gt", "lte": "lte", "lt": "lt"}
+SCORE_FIELDS = {
+    "lps": ("lps", 1.0),
+    # Components are stored 0–1 and written 0–100 in rules, like the score.
+    "completion": ("completion", 0.01),
+    "assessment": ("assessment", 0.01),
+    "community": ("community", 0.01),
+    "downloads": ("downloads", 0.01),
+    "login": ("login", 0.01),
+    "rfm_recency": ("rfm_recency", 1.0),
+    "rfm_frequency": ("rfm_frequency", 1.0),
+    "rfm_monetary": ("rfm_monetary", 1.0),
+}
+FIELDS_HELP = {
+    "lps, completion, assessment, community, downloads, login": (
+        'numbers 0–100: {"field": "lps", "op": "gte", "value": 70}; '
+        "ops eq, gte, gt, lte, lt, between ([low, high])"
+    ),
+    "rfm_recency, rfm_frequency, rfm_monetary": "1–5, same ops",
+    "band": '{"field": "band", "op": "in", "value": ["high", "mid"]}',
+    "stage": '{"field": "stage", "op": "in", "value": ["growth", "maturity"]}',
+    "rfm_segment": '{"field": "rfm_segment", "op": "in", "value": ["Champions"]}',
+    "rfm_cell": '{"field": "rfm_cell", "op": "in", "value": ["5-5-5", "4-5-5"]}',
+    "flag": '{"field": "flag", "value": "stall"} (stall, open_ticket, payment_failed, '
+    'offer_declined, refund); wrap in {"not": …} for the absence',
+    "attribute": '{"field": "attribute", "key": "plan", "op": "eq", "value": "pro"}; '
+    "ops eq, ne, in, exists, gte, gt, lte, lt",
+    "enrolled_in / completed": '{"field": "completed", "value": "<course external_id>"}',
+    "owns_product": '{"field": "owns_product", "value": "<sku>"}',
+    "event_count": '{"field": "event_count", "kind": "login", "days": 7, "op": "gte", '
+    '"value": 3} — events of a kind in the last N days',
+    "last_event_age": '{"field": "last_event_age", "kind": "login", "op": "gte", "value": 10} '
+    "— days since the last event (of a kind, if given); never = infinitely old",
+    "reachable": '{"field": "reachable"} — opted in, not unsubscribed, has an email',
+}
+
+
+class SegmentError(ValidationError):
+    pass
+
+
+@dataclass
+class _Ctx:
+    as_of: datetime
+
+
+def _fail(path: str, message: str) -> SegmentError:
+    return SegmentError(f"{path}: {message}" if path else message)
+
+
+def _number(path: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _fail(path, f"value must be a number, got {value!r}")
+    return float(value)
+
+
+def _numeric(path: str, node: dict, column: str, scale: float = 1.0) -> Q:
+    op = node.get("op", "gte")
+    value = node.get("value")
+    if op == "between":
+        if not isinstance(value, list) or len(value) != 2:
+            raise _fail(path, "between needs [low, high]")
+        low, high = (_number(path, v) * scale for v in value)
+        return Q(**{f"{column}__gte": low, f"{column}__lte": high})
+    if op not in NUMERIC_OPS:
+        raise _fail(path, f"unknown op {op!r}; use one of {', '.join([*NUMERIC_OPS, 'between'])}")
+    return Q(**{f"{column}__{NUMERIC_OPS[op]}": _number(path, value) * scale})
+
+
+def _choice_list(path: str, node: dict, allowed: set[str] | None) -> list[str]:
+    value = node.get("value")
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise _fail(path, "value must be a non-empty list of strings")
+    if allowed is not None:
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise _fail(path, f"unknown {', '.join(unknown)}; use {', '.join(sorted(allowed))}")
+    return value
+
+
+def _string(path: str, node: dict, key: str = "value") -> str:
+    value = node.get(key)
+    if not isinstance(value, str) or not value:
+        raise _fail(path, f"{key} must be a non-empty string")
+    return value
+
+
+def _days(path: str, node: dict, key: str) -> int:
+    value = node.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 3650:
+        raise _fail(path, f"{key} must be a whole number of days, 1–3650")
+    return value
+
+
+def _cond_score(path: str, node: dict, ctx: _Ctx) -> Q:
+    column, scale = SCORE_FIELDS[node["field"]]
+    return _numeric(path, node, f"score__{column}", scale)
+
+
+def _cond_band(path: str, node: dict, ctx: _Ctx) -> Q:
+    return Q(score__band__in=_choice_list(path, node, set(Band.values)))
+
+
+def _cond_stage(path: str, node: dict, ctx: _Ctx) -> Q:
+    return Q(score__stage__in=_choice_list(path, node, set(Stage.values)))
+
+
+def _cond_rfm_segment(path: str, node: dict, ctx: _Ctx) -> Q:
+    return Q(score__rfm_segment__in=_choice_list(path, node, None))
+
+
+def _cond_rfm_cell(path: str, node: dict, ctx: _Ctx) -> Q:
+    return Q(score__rfm_cell__in=_choice_list(path, node, None))
+
+
+def _cond_flag(path: str, node: dict, ctx: _Ctx) -> Q:
+    name = _string(path, node)
+    if name not in LearnerScore.FLAGS:
+        raise _fail(path, f"unknown flag {name!r}; use {', '.join(LearnerScore.FLAGS)}")
+    return Q(**{f"score__flag_{name}": True})
+
+
+def _cond_attribute(path: str, node: dict, ctx: _Ctx) -> Q:
+    key = _string(path, node, "key")
+    if not key.replace("_", "").isalnum():
+        raise _fail(path, "key may hold letters, digits and underscores only")
+    op = node.get("op", "eq")
+    value = node.get("value")
+    column = f"attributes__{key}"
+    if op == "exists":
+        return Q(**{"attributes__has_key": key})
+    if op == "eq":
+        return Q(**{column: value})
+    if op == "ne":
+        return ~Q(**{column: value}) | ~Q(attributes__has_key=key)
+    if op == "in":
+        if not isinstance(value, list) or not value:
+            raise _fail(path, "in needs a non-empty list")
+        return Q(**{f"{column}__in": value})
+    if op in NUMERIC_OPS:
+        return Q(**{f"{column}__{NUMERIC_OPS[op]}": _number(path, value)})
+    raise _fail(path, f"unknown op {op!r} for an attribute")
+
+
+def _cond_enrolled(path: str, node: dict, ctx: _Ctx) -> Q:
+    course = _string(path, node)
+    enrolled = Enrollment.objects.filter(learner=OuterRef("pk"), course__external_id=course)
+    if node["field"] == "completed":
+        enrolled = enrolled.filter(completed_at__isnull=False, completed_at__lte=ctx.as_of)
+    return Q(Exists(enrolled))
+
+
+def _cond_owns(path: str, node: dict, ctx: _Ctx) -> Q:
+    return Q(id__in=commerce().owners(sku=_string(path, node)))
+
+
+def _event_kind(path: str, node: dict, required: bool) -> str | None:
+    kind = node.get("kind")
+    if kind is None and not required:
+        return None
+    if not isinstance(kind, str) or not kind:
+        raise _fail(path, "kind must be an event kind such as 'login'")
+    return kind
+
+
+def _cond_event_count(path: str, node: dict, ctx: _Ctx) -> Q:
+    kind = _event_kind(path, node, required=True)
+    days = _days(path, node, "days")
+    events = Event.objects.filter(
+        learner=OuterRef("pk"),
+        kind=kind,
+        occurred_at__gt=ctx.as_of - timedelta(days=days),
+        occurred_at__lte=ctx.as_of,
+    )
+    counted = Coalesce(
+        Subquery(events.order_by().values("learner").annotate(n=Count("id")).values("n")), 0
+    )
+    op = node.get("op", "gte")
+    if op not in NUMERIC_OPS:
+        raise _fail(path, f"unknown op {op!r}")
+    threshold = _number(path, node.get("value"))
+    lookup = {
+        "eq": Exact,
+        "gte": GreaterThanOrEqual,
+        "gt": GreaterThan,
+        "lte": LessThanOrEqual,
+        "lt": LessThan,
+    }[op]
+    return Q(lookup(counted, threshold))
+
+
+def _cond_last_event_age(path: str, node: dict, ctx: _Ctx) -> Q:
+    kind = _event_kind(path, node, required=False)
+    events = Event.objects.filter(learner=OuterRef("pk"), occurred_at__lte=ctx.as_of)
+    if kind:
+        events = events.filter(kind=kind)
+    last = Subquery(
+        events.order_by().values("learner").annotate(at=Max("occurred_at")).values("at")
+    )
+    op = node.get("op", "gte")
+    days = _number(path, node.get("value"))
+    cutoff = ctx.as_of - timedelta(days=days)
+    never = ~Q(Exists(events))
+
+    # Age ≥ N days ⇔ last event at or before as_of − N days, or no event at all.
+    if op in ("gte", "gt"):
+        return never | Q(LessThanOrEqual(last, cutoff))
+    if op in ("lte", "lt"):
+        return Q(GreaterThanOrEqual(last, cutoff))
+    raise _fail(path, f"unknown op {op!r}; use gte or lte")
+
+
+def _cond_reachable(path: str, node: dict, ctx: _Ctx) -> Q:
+    return Q(marketing_opt_in=True, unsubscribed_at__isnull=True) & ~Q(email="")
+
+
+CONDITIONS: dict[str, Callable[[str, dict, _Ctx], Q]] = {
+    **dict.fromkeys(SCORE_FIELDS, _cond_score),
+    "band": _cond_band,
+    "stage": _cond_stage,
+    "rfm_segment": _cond_rfm_segment,
+    "rfm_cell": _cond_rfm_cell,
+    "flag": _cond_flag,
+    "attribute": _cond_attribute,
+    "enrolled_in": _cond_enrolled,
+    "completed": _cond_enrolled,
+    "owns_product": _cond_owns,
+    "event_count": _cond_event_count,
+    "last_event_age": _cond_last_event_age,
+    "reachable": _cond_reachable,
+}
+MAX_DEPTH = 8
+
+
+def compile_definition(definition: Any, *, as_of: datetime | None = None) -> Q:
+    """The ``Q`` selecting a definition's learners; :class:`SegmentError` names the bad path."""
+    return _compile(definition, "", _Ctx(as_of=as_of or timezone.now()), 0)
+
+
+def _compile(node: Any, path: str, ctx: _Ctx, depth: int) -> Q:
+    if depth > MAX_DEPTH:
+        raise _fail(path, f"nesting deeper than {MAX_DEPTH} levels")
+    if not isinstance(node, dict) or not node:
+        raise _fail(path, "must be an object: a group (all / any / not) or a condition")
+    for group in ("all", "any"):
+        if group in node:
+            if set(node) != {group}:
+                raise _fail(path, f"a group holds only '{group}'")
+            children = node[group]
+            if not isinstance(children, list) or not children:
+                raise _fail(f"{path}{group}", "must be a non-empty list")
+            parts = [
+                _compile(child, f"{path}{group}[{i}].", ctx, depth + 1)
+                for i, child in enumerate(children)
+            ]
+            combined = parts[0]
+            for part in parts[1:]:
+                combined = (combined & part) if group == "all" else (combined | part)
+            return combined
+    if "not" in node:
+        if set(node) != {"not"}:
+            raise _fail(path, "a group holds only 'not'")
+        return ~_compile(node["not"], f"{path}not.", ctx, depth + 1)
+    name = node.get("field")
+    handler = CONDITIONS.get(name) if isinstance(name, str) else None
+    if handler is None:
+        raise _fail(f"{path}field", f"unknown field {name!r}; use {', '.join(sorted(CONDITIONS))}")
+    return handler(path.rstrip(".") or "condition", node, ctx)
+
+
+def segment_members(definition: Any, *, as_of: datetime | None = None) -> QuerySet:
+    """The learners a definition selects, as one queryset."""
+    return Learner.objects.filter(compile_definition(definition, as_of=as_of))
+
+
+def segment_preview(definition: Any, *, sample: int = 10) -> dict[str, Any]:
+    """Count and a sample of members for the admin editor; errors are returned, not raised."""
+    try:
+        members = segment_members(definition)
+    except SegmentError as error:
+        return {"ok": False, "error": error.messages[0]}
+    rows = members.select_related("score").order_by("id")[:sample]
+    return {
+        "ok": True,
+        "count": members.count(),
+        "sample": [
+            {
+                "external_id": learner.external_id,
+                "name": learner.name,
+                "lps": getattr(getattr(learner, "score", None), "lps", None),
+                "band": getattr(getattr(learner, "score", None), "band", None),
+            }
+            for learner in rows
+        ],
+    }
+
+
+def segments_refresh(*, as_of: datetime | None = None, scoped: bool = False) -> dict[int, int]:
+    """Bring every active segment's membership up to date; returns {segment id: size}.
+
+    With ``scoped`` only the learners of the current scoring pass (``scoring_scope``) are
+    re-evaluated. Entries and exits are stamped with ``as_of``. Idempotent.
+    """
+    as_of = as_of or timezone.now()
+    sizes = {}
+    for segment in Segment.objects.filter(is_active=True):
+        sizes[segment.pk] = segment_refresh(segment=segment, as_of=as_of, scoped=scoped)
+    return sizes
+
+
+def segment_refresh(*, segment: Segment, as_of: datetime, scoped: bool = False) -> int:
+    members = segment_members(segment.definition, as_of=as_of)
+    open_rows = SegmentMembership.objects.filter(segment=segment, exited_at__isnull=True)
+    if scoped:
+        scope = RawSQL("SELECT learner_id FROM scoring_scope", [])
+        members = members.filter(id__in=scope)
+        open_rows = open_rows.filter(learner_id__in=scope)
+    open_rows.exclude(learner_id__in=members.values("id")).update(exited_at=as_of)
+    target_sql, target_params = members.order_by().values("id").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO learners_segmentmembership (segment_id, learner_id, entered_at)
+            SELECT %s, t.id, %s FROM ({target_sql}) t
+            WHERE NOT EXISTS (
+              SELECT 1 FROM learners_segmentmembership m
+              WHERE m.segment_id = %s AND m.learner_id = t.id AND m.exited_at IS NULL
+            )
+            """,
+            [
+                segment.pk,
+                connection.ops.adapt_datetimefield_value(as_of),
+                *target_params,
+                segment.pk,
+            ],
+        )
+    size = SegmentMembership.objects.filter(segment=segment, exited_at__isnull=True).count()
+    Segment.objects.filter(pk=segment.pk).update(size=size, refreshed_at=as_of)
+    SegmentSnapshot.objects.update_or_create(
+        segment=segment, day=as_of.date(), defaults={"size": size}
+    )
+    return size

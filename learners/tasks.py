@@ -1,0 +1,25 @@
+"""Celery tasks: thin wrappers that call the scoring functions."""
+
+from celery import shared_task
+
+from .scoring import INCREMENTAL_BATCH, score_learners
+
+MAX_BATCHES_PER_TASK = 20
+
+
+@shared_task(acks_late=True)
+def score_dirty() -> int:
+    """Score learners marked dirty, in batches, until none are left (bounded per run)."""
+    scored = 0
+    for _ in range(MAX_BATCHES_PER_TASK):
+        result = score_learners(full=False, limit=INCREMENTAL_BATCH)
+        scored += result.learners
+        if result.learners < INCREMENTAL_BATCH:
+            break
+    return scored
+
+
+@shared_task(acks_late=True)
+def score_all() -> int:
+    """A full pass: every learner, fresh RFM quintiles, every segment re-evaluated."""
+    return score_learners(full=True).learners
