@@ -375,7 +375,7 @@ def _as_iso(value: Any) -> str:
 def _quintile_sql(column: str, bounds: list, params: list) -> str:
     """CASE assigning 1–5 from quintile upper bounds (higher value, higher score)."""
     if not bounds:
-        return "NULL"
+        return "CAST(NULL AS INTEGER)"
     whens = []
     for score, bound in enumerate(bounds, start=1):
         whens.append(f"WHEN {column} <= %s THEN {score}")

@@ -3,7 +3,27 @@ from datetime import UTC, datetime, timedelta
 import factory
 from django.contrib.auth import get_user_model
 
-from learners.models import Account, Course, Enrollment, Event, EventKind, Learner, Module
+from learners.models import (
+    Account,
+    Band,
+    Course,
+    DirtyLearner,
+    Enrollment,
+    EnrollmentScore,
+    Event,
+    EventKind,
+    Learner,
+    LearnerScore,
+    Module,
+    RfmSegment,
+    ScoreHistory,
+    ScoringModel,
+    ScoringRun,
+    Segment,
+    SegmentMembership,
+    SegmentSnapshot,
+    Stage,
+)
 
 BASE_TIME = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -76,3 +96,111 @@ class EventFactory(factory.django.DjangoModelFactory):
     occurred_at = factory.Sequence(lambda n: BASE_TIME + timedelta(minutes=n))
     idempotency_key = factory.Sequence(lambda n: f"evt-{n}")
     properties = factory.Dict({})
+
+
+class ScoringModelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ScoringModel
+        django_get_or_create = ["version"]
+
+    version = factory.Sequence(lambda n: n + 100)
+    is_active = False
+
+
+class LearnerScoreFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = LearnerScore
+
+    learner = factory.SubFactory(LearnerFactory)
+    model_version = 1
+    lps = 50.0
+    band = Band.MID
+    completion = 0.5
+    assessment = 0.5
+    community = 0.5
+    downloads = 0.5
+    login = 0.5
+    stage = Stage.GROWTH
+    computed_at = BASE_TIME
+
+
+class EnrollmentScoreFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = EnrollmentScore
+
+    enrollment = factory.SubFactory(EnrollmentFactory)
+    learner = factory.LazyAttribute(lambda o: o.enrollment.learner)
+    course = factory.LazyAttribute(lambda o: o.enrollment.course)
+    model_version = 1
+    lps = 50.0
+    band = Band.MID
+    completion = 0.5
+    assessment = 0.5
+    community = 0.5
+    downloads = 0.5
+    login = 0.5
+    computed_at = BASE_TIME
+
+
+class ScoreHistoryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ScoreHistory
+
+    learner = factory.SubFactory(LearnerFactory)
+    day = factory.Sequence(lambda n: (BASE_TIME + timedelta(days=n)).date())
+    lps = 50.0
+    band = Band.MID
+    stage = Stage.GROWTH
+
+
+class DirtyLearnerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DirtyLearner
+
+    learner = factory.SubFactory(LearnerFactory)
+
+
+class ScoringRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ScoringRun
+
+    kind = "full"
+    model_version = 1
+    as_of = BASE_TIME
+    started_at = BASE_TIME
+    finished_at = BASE_TIME
+
+
+class RfmSegmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RfmSegment
+        django_get_or_create = ["name"]
+
+    name = factory.Sequence(lambda n: f"RFM cell {n}")
+    move = "Best offer."
+
+
+class SegmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Segment
+
+    name = factory.Sequence(lambda n: f"Segment {n}")
+    definition = factory.Dict({"all": [{"field": "band", "op": "in", "value": ["high"]}]})
+
+
+class SegmentMembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SegmentMembership
+
+    segment = factory.SubFactory(SegmentFactory)
+    learner = factory.SubFactory(LearnerFactory)
+    entered_at = BASE_TIME
+
+
+class SegmentSnapshotFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SegmentSnapshot
+
+    segment = factory.SubFactory(SegmentFactory)
+    day = factory.Sequence(lambda n: (BASE_TIME + timedelta(days=n)).date())
+    size = 0
