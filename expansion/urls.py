@@ -13,6 +13,11 @@ api_v1 = [
     path(
         "learners/<str:external_id>/", learners_api.LearnerDetail.as_view(), name="learner-detail"
     ),
+    path(
+        "learners/<str:external_id>/scores/",
+        learners_api.LearnerScores.as_view(),
+        name="learner-scores",
+    ),
     path("courses/", learners_api.CourseList.as_view(), name="course-list"),
     path("courses/bulk/", learners_api.CourseBulk.as_view(), name="course-bulk"),
     path("courses/<str:external_id>/", learners_api.CourseDetail.as_view(), name="course-detail"),

@@ -297,3 +297,113 @@ class EventIngest(APIView):
             result.as_dict(),
             status=status.HTTP_400_BAD_REQUEST if result.errors else status.HTTP_200_OK,
         )
+
+
+class ComponentsOut(serializers.Serializer):
+    completion = serializers.FloatField()
+    assessment = serializers.FloatField()
+    community = serializers.FloatField()
+    downloads = serializers.FloatField()
+    login = serializers.FloatField()
+
+
+class RfmOut(serializers.Serializer):
+    recency = serializers.IntegerField(allow_null=True)
+    frequency = serializers.IntegerField(allow_null=True)
+    monetary = serializers.IntegerField(allow_null=True)
+    cell = serializers.CharField()
+    segment = serializers.CharField()
+    move = serializers.CharField(allow_null=True)
+    do_not_pitch = serializers.BooleanField()
+
+
+class EnrollmentScoreOut(serializers.Serializer):
+    course = serializers.CharField()
+    lps = serializers.FloatField()
+    band = serializers.CharField()
+    components = ComponentsOut()
+
+
+class MembershipOut(serializers.Serializer):
+    segment = serializers.CharField()
+    entered_at = serializers.DateTimeField()
+
+
+class LearnerScoresOut(serializers.Serializer):
+    learner = serializers.CharField()
+    scored = serializers.BooleanField()
+    lps = serializers.FloatField(allow_null=True)
+    band = serializers.CharField(allow_null=True)
+    components = ComponentsOut(allow_null=True)
+    explanation = serializers.ListField(child=serializers.CharField())
+    model_version = serializers.IntegerField(allow_null=True)
+    rfm = RfmOut(allow_null=True)
+    stage = serializers.CharField(allow_null=True)
+    flags = serializers.ListField(child=serializers.CharField())
+    segments = MembershipOut(many=True)
+    enrollments = EnrollmentScoreOut(many=True)
+    computed_at = serializers.DateTimeField(allow_null=True)
+
+
+class LearnerScores(APIView):
+    @extend_schema(
+        summary="A learner's scores, components, RFM, stage, flags and segments",
+        tags=TAGS,
+        responses={200: LearnerScoresOut, 404: ErrorSerializer},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        learner = generics.get_object_or_404(Learner, external_id=external_id)
+        return Response(LearnerScoresOut(learner_scores(learner=learner)).data)
+
+
+def learner_scores(*, learner: Learner) -> dict:
+    """Everything that explains a learner's offers, as plain data."""
+    from .models import EnrollmentScore, LearnerScore, RfmSegment, SegmentMembership
+    from .scoring import learner_explain
+
+    score = LearnerScore.objects.filter(learner=learner).first()
+    memberships = SegmentMembership.objects.filter(
+        learner=learner, exited_at__isnull=True
+    ).select_related("segment")
+    enrollments = EnrollmentScore.objects.filter(learner=learner).select_related("course")
+    rfm = None
+    if score is not None and score.rfm_cell:
+        cell = RfmSegment.objects.filter(name=score.rfm_segment).first()
+        rfm = {
+            "recency": score.rfm_recency,
+            "frequency": score.rfm_frequency,
+            "monetary": score.rfm_monetary,
+            "cell": score.rfm_cell,
+            "segment": score.rfm_segment,
+            "move": cell.move if cell else None,
+            "do_not_pitch": bool(cell and cell.do_not_pitch),
+        }
+    return {
+        "learner": learner.external_id,
+        "scored": score is not None,
+        "lps": score.lps if score else None,
+        "band": score.band if score else None,
+        "components": score.components() if score else None,
+        "explanation": learner_explain(score) if score else [],
+        "model_version": score.model_version if score else None,
+        "rfm": rfm,
+        "stage": score.stage if score else None,
+        "flags": score.flags if score else [],
+        "segments": [{"segment": m.segment.name, "entered_at": m.entered_at} for m in memberships],
+        "enrollments": [
+            {
+                "course": e.course.external_id,
+                "lps": e.lps,
+                "band": e.band,
+                "components": {
+                    "completion": e.completion,
+                    "assessment": e.assessment,
+                    "community": e.community,
+                    "downloads": e.downloads,
+                    "login": e.login,
+                },
+            }
+            for e in enrollments
+        ],
+        "computed_at": score.computed_at if score else None,
+    }
