@@ -503,7 +503,15 @@ class SegmentMembershipAdmin(admin.ModelAdmin):
 
 @admin.register(ScoringRun)
 class ScoringRunAdmin(admin.ModelAdmin):
-    list_display = ["started_at", "kind", "model_version", "learners", "duration", "as_of"]
+    list_display = [
+        "started_at",
+        "kind",
+        "model_version",
+        "learners",
+        "changed",
+        "duration",
+        "as_of",
+    ]
     list_filter = ["kind"]
     readonly_fields = [f.name for f in ScoringRun._meta.fields]
 

@@ -9,19 +9,22 @@ SQL fragments and querysets; learners only composes them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.db.models import QuerySet
 
 
 class CommerceFacts(Protocol):
-    def order_totals_sql(self) -> tuple[str, list]:
+    # ``scope``: an expression selecting learner ids to restrict to (None = everyone).
+    def order_totals_sql(self, *, scope: Any = None) -> tuple[str, list]:
         """SELECT learner_id, last_order_at, orders, revenue (net of refunds), one row each."""
 
-    def renewing_sql(self, *, start: datetime, end: datetime) -> tuple[str, list]:
+    def renewing_sql(
+        self, *, start: datetime, end: datetime, scope: Any = None
+    ) -> tuple[str, list]:
         """SELECT DISTINCT renewing_learner_id: a live subscription renews in [start, end)."""
 
-    def refunded_sql(self, *, since: datetime) -> tuple[str, list]:
+    def refunded_sql(self, *, since: datetime, scope: Any = None) -> tuple[str, list]:
         """SELECT DISTINCT refunded_learner_id: a refund on an order placed since ``since``."""
 
     def owners(self, *, sku: str) -> QuerySet:

@@ -437,9 +437,9 @@ class EnrollmentScore(models.Model):
 
     class Meta:
         indexes = [
-            # Learner LPS averages its enrollments' completion; charts group by course.
+            # Learner LPS averages its enrollments' completion (incremental passes, the API).
+            # No index for the per-course chart: it reads every row anyway.
             models.Index(fields=["learner"], name="enrollmentscore_learner_idx"),
-            models.Index(fields=["course", "lps"], name="enrollmentscore_course_idx"),
         ]
 
 
@@ -476,7 +476,8 @@ class ScoringRun(models.Model):
     as_of = models.DateTimeField()
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
-    learners = models.PositiveIntegerField(default=0)
+    learners = models.PositiveIntegerField(default=0, help_text="Learners scored.")
+    changed = models.PositiveIntegerField(default=0, help_text="Learners whose score changed.")
     rfm_thresholds = models.JSONField(
         default=dict, blank=True, help_text="Quintile upper bounds used for R, F and M."
     )
