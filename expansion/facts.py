@@ -50,9 +50,9 @@ class CommerceFacts:
         )
         if scope is not None:
             own, team = own.filter(learner_id__in=scope), team.filter(id__in=scope)
-        own = own.values(renewing_learner_id=F("learner_id"))
-        team = team.values(renewing_learner_id=F("id"))
-        qs = own.order_by().union(team.order_by())
+        own_ids = own.values(renewing_learner_id=F("learner_id"))
+        team_ids = team.values(renewing_learner_id=F("id"))
+        qs = own_ids.order_by().union(team_ids.order_by())
         sql, params = qs.query.sql_with_params()
         return sql, list(params)
 

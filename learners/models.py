@@ -366,11 +366,22 @@ class Stage(models.TextChoices):
     AT_RISK = "at_risk", "At risk"
 
 
+# The score tables are derived data written set-based by the scoring pass, from a join with
+# the learners in the same statement. They carry no database foreign keys: Django's deferred
+# FK checks cost 98 s at commit of the first pass over 1,000,000 learners (bench/scoring.py).
+# Deleting a learner through Django still deletes their scores (on_delete=CASCADE).
+DERIVED_DB_FK = False  # db_constraint of the derived tables' foreign keys
+
+
 class LearnerScore(models.Model):
     """A learner's current scores, stage and flags, with the parts that explain them."""
 
     learner = models.OneToOneField(
-        Learner, on_delete=models.CASCADE, primary_key=True, related_name="score"
+        Learner,
+        primary_key=True,
+        related_name="score",
+        on_delete=models.CASCADE,
+        db_constraint=DERIVED_DB_FK,
     )
     model_version = models.PositiveIntegerField()
     lps = models.FloatField("LPS")
@@ -421,10 +432,18 @@ class LearnerScore(models.Model):
 
 class EnrollmentScore(models.Model):
     enrollment = models.OneToOneField(
-        Enrollment, on_delete=models.CASCADE, primary_key=True, related_name="score"
+        Enrollment,
+        primary_key=True,
+        related_name="score",
+        on_delete=models.CASCADE,
+        db_constraint=DERIVED_DB_FK,
     )
-    learner = models.ForeignKey(Learner, on_delete=models.CASCADE, related_name="+")
-    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="+")
+    learner = models.ForeignKey(
+        Learner, related_name="+", on_delete=models.CASCADE, db_constraint=DERIVED_DB_FK
+    )
+    course = models.ForeignKey(
+        Course, related_name="+", on_delete=models.CASCADE, db_constraint=DERIVED_DB_FK
+    )
     model_version = models.PositiveIntegerField()
     lps = models.FloatField("LPS")
     band = models.CharField(max_length=8, choices=Band.choices)
@@ -444,9 +463,11 @@ class EnrollmentScore(models.Model):
 
 
 class ScoreHistory(models.Model):
-    """A learner's score at the end of each day it was computed (one row per learner a day)."""
+    """A learner's score on each day it changed (one row per learner a day at most)."""
 
-    learner = models.ForeignKey(Learner, on_delete=models.CASCADE, related_name="score_history")
+    learner = models.ForeignKey(
+        Learner, related_name="score_history", on_delete=models.CASCADE, db_constraint=DERIVED_DB_FK
+    )
     day = models.DateField()
     lps = models.FloatField("LPS")
     band = models.CharField(max_length=8, choices=Band.choices)
