@@ -435,10 +435,12 @@ def _merge(
         f"WHERE {table}.{key} = s.{key} AND ({old}) IS DISTINCT FROM ({new})"
     )
     names = ", ".join(columns)
+    # DO NOTHING neither locks nor rewrites the existing rows: one index probe each. (An
+    # explicit NOT EXISTS anti-join was planned as a nested loop over the table being filled,
+    # O(n²): 19 s for 30,000 new rows.)
     insert = (
         f"INSERT INTO {table} ({names}) SELECT {', '.join(f's.{c}' for c in columns)} "
-        f"FROM {staged} s WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{key} = s.{key}) "
-        f"ON CONFLICT ({key}) DO NOTHING"
+        f"FROM {staged} s WHERE 1 = 1 ON CONFLICT ({key}) DO NOTHING"
     )
     if history_day is None:
         return _exec(update) + _exec(insert)

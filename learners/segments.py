@@ -147,32 +147,40 @@ def _days(path: str, node: dict, key: str) -> int:
     return value
 
 
+def _scored(condition: Q) -> Q:
+    """Learners whose score row meets ``condition``, as EXISTS: an unscored learner simply
+    does not match, and ``not`` means NOT EXISTS. (Joining the score row instead let Django's
+    join promotion drop unscored learners from ``{"any": [..., {"not": ...}]}`` — found by
+    the hypothesis test against the Python reference.)"""
+    return Q(Exists(LearnerScore.objects.filter(condition, learner=OuterRef("pk"))))
+
+
 def _cond_score(path: str, node: dict, ctx: _Ctx) -> Q:
     column, scale = SCORE_FIELDS[node["field"]]
-    return _numeric(path, node, f"score__{column}", scale)
+    return _scored(_numeric(path, node, column, scale))
 
 
 def _cond_band(path: str, node: dict, ctx: _Ctx) -> Q:
-    return Q(score__band__in=_choice_list(path, node, set(Band.values)))
+    return _scored(Q(band__in=_choice_list(path, node, set(Band.values))))
 
 
 def _cond_stage(path: str, node: dict, ctx: _Ctx) -> Q:
-    return Q(score__stage__in=_choice_list(path, node, set(Stage.values)))
+    return _scored(Q(stage__in=_choice_list(path, node, set(Stage.values))))
 
 
 def _cond_rfm_segment(path: str, node: dict, ctx: _Ctx) -> Q:
-    return Q(score__rfm_segment__in=_choice_list(path, node, None))
+    return _scored(Q(rfm_segment__in=_choice_list(path, node, None)))
 
 
 def _cond_rfm_cell(path: str, node: dict, ctx: _Ctx) -> Q:
-    return Q(score__rfm_cell__in=_choice_list(path, node, None))
+    return _scored(Q(rfm_cell__in=_choice_list(path, node, None)))
 
 
 def _cond_flag(path: str, node: dict, ctx: _Ctx) -> Q:
     name = _string(path, node)
     if name not in LearnerScore.FLAGS:
         raise _fail(path, f"unknown flag {name!r}; use {', '.join(LearnerScore.FLAGS)}")
-    return Q(**{f"score__flag_{name}": True})
+    return _scored(Q(**{f"flag_{name}": True}))
 
 
 def _cond_attribute(path: str, node: dict, ctx: _Ctx) -> Q:
