@@ -180,14 +180,7 @@ def score_learners(
     return PassResult(run=run, learners=learners, timings=timer.timings)
 
 
-TEMP_TABLES = (
-    "scoring_scope",
-    "scoring_ev",
-    "scoring_lv",
-    "scoring_co",
-    "scoring_es",
-    "scoring_ls",
-)
+TEMP_TABLES = ("scoring_scope", "scoring_ev", "scoring_lv", "scoring_co")
 
 
 def _analyze(*tables: str) -> None:
@@ -389,80 +382,19 @@ def _enrollment_scores(model: ScoringModel, as_of: datetime, scoped: bool) -> No
     columns = ", ".join(SCORE_COLUMNS)
     _exec(
         f"""
-        CREATE TEMPORARY TABLE scoring_es AS
-        SELECT s.enrollment_id AS enrollment_id, s.learner_id AS learner_id,
-          s.course_id AS course_id, %s AS model_version,
-          CAST(ROUND(CAST({lps} AS NUMERIC), 4) AS FLOAT) AS lps,
-          {_band_sql(model, lps)} AS band, {columns}, %s AS computed_at
-        FROM ({inner}) s
+        INSERT INTO learners_enrollmentscore
+          (enrollment_id, learner_id, course_id, model_version, lps, band, {columns}, computed_at)
+        SELECT s.enrollment_id, s.learner_id, s.course_id, %s, ROUND(CAST({lps} AS NUMERIC), 4),
+          {_band_sql(model, lps)}, {columns}, %s
+        FROM ({inner}) s WHERE 1 = 1
+        ON CONFLICT (enrollment_id) DO UPDATE SET
+          model_version = excluded.model_version, lps = excluded.lps, band = excluded.band,
+          {", ".join(f"{c} = excluded.{c}" for c in SCORE_COLUMNS)},
+          computed_at = excluded.computed_at
+        WHERE {_changed("learners_enrollmentscore", ENROLLMENT_COMPARED)}
         """,
         [model.version, _ts(as_of), _ts(as_of), _ts(as_of)],
     )
-    _merge(
-        table="learners_enrollmentscore",
-        key="enrollment_id",
-        staged="scoring_es",
-        columns=("enrollment_id", "learner_id", "course_id", *ENROLLMENT_COMPARED, "computed_at"),
-        compared=ENROLLMENT_COMPARED,
-    )
-
-
-def _merge(
-    *,
-    table: str,
-    key: str,
-    staged: str,
-    columns: tuple[str, ...],
-    compared: tuple[str, ...],
-    history_day: Any = None,
-) -> int:
-    """Write a staged table into ``table``: update the rows whose ``compared`` values differ,
-    insert the missing ones; returns how many rows changed.
-
-    An ``INSERT … ON CONFLICT DO UPDATE … WHERE`` locks (and so dirties) every conflicting row
-    even when its WHERE fails; this update touches only the rows that changed — 41.7 s against
-    ~N s for 1,500,000 enrollment scores of which few changed (bench/scoring.py). With
-    ``history_day`` (PostgreSQL), the changed rows also get that day's history row, in the
-    same statements.
-    """
-    if connection.vendor == "postgresql":
-        _analyze(staged)
-    sets = ", ".join(f"{c} = s.{c}" for c in columns if c != key)
-    old = ", ".join(f"{table}.{c}" for c in compared)
-    new = ", ".join(f"s.{c}" for c in compared)
-    update = (
-        f"UPDATE {table} SET {sets} FROM {staged} s "
-        f"WHERE {table}.{key} = s.{key} AND ({old}) IS DISTINCT FROM ({new})"
-    )
-    names = ", ".join(columns)
-    # DO NOTHING neither locks nor rewrites the existing rows: one index probe each. (An
-    # explicit NOT EXISTS anti-join was planned as a nested loop over the table being filled,
-    # O(n²): 19 s for 30,000 new rows.)
-    insert = (
-        f"INSERT INTO {table} ({names}) SELECT {', '.join(f's.{c}' for c in columns)} "
-        f"FROM {staged} s WHERE 1 = 1 ON CONFLICT ({key}) DO NOTHING"
-    )
-    if history_day is None:
-        return _exec(update) + _exec(insert)
-    changed = 0
-    with connection.cursor() as cursor:
-        for statement in (update, insert):
-            cursor.execute(
-                f"""
-                WITH changed AS ({statement} RETURNING {table}.learner_id, {table}.lps,
-                                 {table}.band, {table}.stage),
-                history AS (
-                  INSERT INTO learners_scorehistory (learner_id, day, lps, band, stage)
-                  SELECT learner_id, %s, lps, band, stage FROM changed
-                  ON CONFLICT (learner_id, day) DO UPDATE SET
-                    lps = excluded.lps, band = excluded.band, stage = excluded.stage
-                )
-                SELECT COUNT(*) FROM changed
-                """,
-                [history_day],
-            )
-            changed += cursor.fetchone()[0]
-    return changed
 
 
 def _order_totals(*, scoped: bool) -> None:
@@ -604,18 +536,28 @@ def _learner_scores(
     columns = ", ".join(SCORE_COLUMNS)
     flags = ("stall", "open_ticket", "payment_failed", "offer_declined", "refund")
     sql = f"""
-        CREATE TEMPORARY TABLE scoring_ls AS
-        SELECT g.learner_id AS learner_id, %s AS model_version,
-          CAST(ROUND(CAST({lps} AS NUMERIC), 4) AS FLOAT) AS lps,
-          {_band_sql(model, lps)} AS band, {columns},
-          g.r AS rfm_recency, g.fr AS rfm_frequency, g.m AS rfm_monetary,
+        INSERT INTO learners_learnerscore
+          (learner_id, model_version, lps, band, {columns}, rfm_recency, rfm_frequency,
+           rfm_monetary, rfm_cell, rfm_segment, stage,
+           {", ".join(f"flag_{f}" for f in flags)}, last_event_at, computed_at)
+        SELECT g.learner_id, %s, ROUND(CAST({lps} AS NUMERIC), 4), {_band_sql(model, lps)},
+          {columns},
+          g.r, g.fr, g.m,
           CASE WHEN g.r IS NULL THEN ''
                ELSE CAST(g.r AS TEXT) || '-' || CAST(g.fr AS TEXT) || '-' || CAST(g.m AS TEXT)
-          END AS rfm_cell,
-          {rfm_segment} AS rfm_segment, g.stage AS stage,
-          {", ".join(f"g.{f} = 1 AS flag_{f}" for f in flags)},
-          g.last_event_at AS last_event_at, %s AS computed_at
-        FROM ({middle}) g
+          END,
+          {rfm_segment}, g.stage,
+          {", ".join(f"g.{f} = 1" for f in flags)}, g.last_event_at, %s
+        FROM ({middle}) g WHERE 1 = 1
+        ON CONFLICT (learner_id) DO UPDATE SET
+          model_version = excluded.model_version, lps = excluded.lps, band = excluded.band,
+          {", ".join(f"{c} = excluded.{c}" for c in SCORE_COLUMNS)},
+          rfm_recency = excluded.rfm_recency, rfm_frequency = excluded.rfm_frequency,
+          rfm_monetary = excluded.rfm_monetary, rfm_cell = excluded.rfm_cell,
+          rfm_segment = excluded.rfm_segment, stage = excluded.stage,
+          {", ".join(f"flag_{f} = excluded.flag_{f}" for f in flags)},
+          last_event_at = excluded.last_event_at, computed_at = excluded.computed_at
+        WHERE {_changed("learners_learnerscore", LEARNER_COMPARED)}
     """
     params = [
         model.version,
@@ -625,16 +567,25 @@ def _learner_scores(
         *stage_params,
         *inner_params,
     ]
-    _exec(sql, params)
-    postgres = connection.vendor == "postgresql"
-    return _merge(
-        table="learners_learnerscore",
-        key="learner_id",
-        staged="scoring_ls",
-        columns=("learner_id", *LEARNER_COMPARED, "rfm_cell", "computed_at"),
-        compared=LEARNER_COMPARED,
-        history_day=as_of.astimezone(UTC).date() if postgres else None,
-    )
+    if connection.vendor != "postgresql":
+        return _exec(sql, params)
+    # The rows the upsert returns are exactly those that changed: they, and only they, get
+    # a history row for the day, in the same statement.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH changed AS ({sql} RETURNING learner_id, lps, band, stage),
+            history AS (
+              INSERT INTO learners_scorehistory (learner_id, day, lps, band, stage)
+              SELECT learner_id, %s, lps, band, stage FROM changed
+              ON CONFLICT (learner_id, day) DO UPDATE SET
+                lps = excluded.lps, band = excluded.band, stage = excluded.stage
+            )
+            SELECT COUNT(*) FROM changed
+            """,
+            [*params, as_of.astimezone(UTC).date()],
+        )
+        return cursor.fetchone()[0]
 
 
 def _history(as_of: datetime, scoped: bool) -> None:
