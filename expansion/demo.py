@@ -17,7 +17,16 @@ from typing import cast
 import factory.random
 from django.db import transaction
 
-from learners.models import Account, Course, Enrollment, Event, EventKind, Learner, Module
+from learners.models import (
+    Account,
+    Course,
+    Enrollment,
+    Event,
+    EventKind,
+    Learner,
+    Module,
+    Segment,
+)
 from tests.factories.expansion import (
     OrderFactory,
     OrderLineFactory,
@@ -63,6 +72,36 @@ PLANS = [
     ("PLAN-BASIC", "Basic membership", "19.00"),
     ("PLAN-PRO", "Pro membership", "39.00"),
     ("PLAN-TEAM", "Team plan", "199.00"),
+]
+
+
+DEMO_SEGMENTS = [
+    (
+        "Expansion-ready",
+        "High LPS, reachable, no open ticket (seed 000: test premium offers here).",
+        {
+            "all": [
+                {"field": "band", "op": "in", "value": ["high"]},
+                {"field": "reachable"},
+                {"not": {"field": "flag", "value": "open_ticket"}},
+            ]
+        },
+    ),
+    (
+        "Finish to unlock",
+        "Mid LPS: 'finish to unlock' incentives before any upsell.",
+        {"field": "band", "op": "in", "value": ["mid"]},
+    ),
+    (
+        "Stalled learners",
+        "Were active 3+ times a week, now 10+ days silent.",
+        {"field": "flag", "value": "stall"},
+    ),
+    (
+        "Completed SQL Basics",
+        "Cross-sell candidates 2–4 weeks after completion.",
+        {"field": "completed", "value": "data-1"},
+    ),
 ]
 
 
@@ -316,6 +355,17 @@ def demo_seed(*, learners: int = 3000, seed: int = 42, anchor: date | None = Non
                 )
             )
         Subscription.objects.bulk_create(subscriptions, batch_size=2000)
+        Segment.objects.bulk_create(
+            [
+                Segment(
+                    name=name,
+                    description=description,
+                    definition=definition,
+                )
+                for name, description, definition in DEMO_SEGMENTS
+            ],
+            ignore_conflicts=True,
+        )
 
     return DemoCounts(
         learners=len(people),

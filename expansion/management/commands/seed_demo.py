@@ -31,10 +31,14 @@ class Command(BaseCommand):
             self.stderr.write("The database already has learners; seed_demo needs an empty one.")
             raise SystemExit(1)
         counts = demo_seed(learners=learners, seed=seed, anchor=anchor)
+        from learners.scoring import score_learners
+
+        scored = score_learners(full=True)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data: {counts.learners} learners, {counts.courses} courses, "
                 f"{counts.enrollments} enrollments, {counts.events} events, "
-                f"{counts.orders} orders, {counts.subscriptions} subscriptions."
+                f"{counts.orders} orders, {counts.subscriptions} subscriptions; "
+                f"{scored.learners} learners scored."
             )
         )
