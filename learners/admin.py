@@ -127,7 +127,7 @@ class ScoreHistoryInline(admin.TabularInline):
     can_delete = False
     fields = ("day", "lps", "band", "stage")
     readonly_fields = fields
-    verbose_name_plural = "Score history (latest 30 days scored)"
+    verbose_name_plural = "Score history (the 30 latest days it changed)"
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
