@@ -22,7 +22,7 @@ def learners_mark_dirty(learner_ids: Iterable[int]) -> None:
     ids = sorted(set(learner_ids))
     if ids:
         DirtyLearner.objects.bulk_create(
-            [DirtyLearner(learner_id=pk) for pk in ids], ignore_conflicts=True, batch_size=1000
+            [DirtyLearner(learner_id=pk) for pk in ids], batch_size=1000
         )
 
 

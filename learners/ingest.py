@@ -303,7 +303,6 @@ WITH inserted AS (
     -- In the same statement, so no stored event can miss its rescoring.
     INSERT INTO {DirtyLearner._meta.db_table} (learner_id, marked_at)
     SELECT DISTINCT learner_id, now() FROM inserted
-    ON CONFLICT (learner_id) DO NOTHING
 )
 SELECT idempotency_key FROM inserted
 """

@@ -482,9 +482,17 @@ class ScoreHistory(models.Model):
 
 
 class DirtyLearner(models.Model):
-    """Learners with new data since their last scoring pass; written with every event batch."""
+    """A log of learners with new data since their last scoring pass.
 
-    learner = models.OneToOneField(Learner, on_delete=models.CASCADE, primary_key=True)
+    Append-only, with no unique key on the learner: concurrent event batches naming the same
+    learners never wait on (or deadlock over) each other's uncommitted rows, as they did with a
+    unique row per learner (bench/ingest.py, 16 concurrent clients). A scoring pass claims a
+    learner by deleting all of their rows.
+    """
+
+    learner = models.ForeignKey(
+        Learner, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     marked_at = models.DateTimeField(db_default=Now())
 
 

@@ -199,8 +199,8 @@ def _claim_scope(limit: int) -> int:
     _exec("CREATE TEMPORARY TABLE scoring_scope (learner_id bigint PRIMARY KEY)")
     lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     claimed = _exec(
-        "INSERT INTO scoring_scope (learner_id) SELECT learner_id FROM learners_dirtylearner "
-        f"ORDER BY marked_at LIMIT %s{lock}",
+        "INSERT INTO scoring_scope (learner_id) SELECT DISTINCT learner_id FROM ("
+        f"SELECT learner_id FROM learners_dirtylearner ORDER BY id LIMIT %s{lock}) d",
         [limit],
     )
     _exec(
