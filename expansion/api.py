@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-import django_filters
-from drf_spectacular.utils import extend_schema
-from rest_framework import generics, serializers
+from datetime import timedelta
 
+import django_filters
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from learners.models import Learner
+
+from .affinity import Recommendation, recommendations_for_learner, recommendations_for_product
 from .api_common import BulkUpsertView, bulk_schema
+from .metrics import MAX_PERIODS, PERIODS, period_starts, revenue_metrics
 from .models import Order, OrderLine, Product, Subscription
 from .sync import (
     ORDER_SPECS,
@@ -192,3 +203,137 @@ class SubscriptionDetail(generics.RetrieveAPIView):
 @bulk_schema(SUBSCRIPTION_SPECS, summary="Upsert subscriptions", tags=TAGS)
 class SubscriptionBulk(BulkUpsertView):
     upsert = staticmethod(subscriptions_upsert)
+
+
+class MetricsQuery(serializers.Serializer):
+    period = serializers.ChoiceField(choices=PERIODS, default="month")
+    start = serializers.DateField(required=False)
+    end = serializers.DateField(required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        end = attrs.get("end") or timezone.now().date()
+        start = attrs.get("start") or end - timedelta(days=365)
+        if start > end:
+            raise serializers.ValidationError({"start": "is after end"})
+        try:
+            period_starts(attrs["period"], start, end)
+        except ValueError as exc:
+            raise serializers.ValidationError({"start": str(exc)}) from exc
+        return {**attrs, "start": start, "end": end}
+
+
+class PeriodOut(serializers.Serializer):
+    period_start = serializers.DateField()
+    orders = serializers.IntegerField()
+    revenue = serializers.DecimalField(max_digits=16, decimal_places=2)
+    aov = serializers.DecimalField(max_digits=16, decimal_places=2, allow_null=True)
+    gross_margin = serializers.DecimalField(max_digits=8, decimal_places=4, allow_null=True)
+    expansion_revenue = serializers.DecimalField(max_digits=16, decimal_places=2)
+    expansion_by_type = serializers.DictField(
+        child=serializers.DecimalField(max_digits=16, decimal_places=2)
+    )
+    mrr_start = serializers.DecimalField(max_digits=16, decimal_places=2)
+    mrr_new = serializers.DecimalField(max_digits=16, decimal_places=2)
+    mrr_expansion = serializers.DecimalField(max_digits=16, decimal_places=2)
+    mrr_contraction = serializers.DecimalField(max_digits=16, decimal_places=2)
+    mrr_churn = serializers.DecimalField(max_digits=16, decimal_places=2)
+    mrr_reactivation = serializers.DecimalField(max_digits=16, decimal_places=2)
+    mrr_end = serializers.DecimalField(max_digits=16, decimal_places=2)
+    mrr_expansion_by_type = serializers.DictField(
+        child=serializers.DecimalField(max_digits=16, decimal_places=2)
+    )
+    nrr = serializers.DecimalField(max_digits=8, decimal_places=4, allow_null=True)
+    grr = serializers.DecimalField(max_digits=8, decimal_places=4, allow_null=True)
+    attach_rates = serializers.DictField(
+        child=serializers.DecimalField(max_digits=8, decimal_places=4, allow_null=True)
+    )
+
+
+class MetricsOut(serializers.Serializer):
+    period = serializers.CharField()
+    start = serializers.DateField()
+    end = serializers.DateField()
+    currency = serializers.CharField()
+    results = PeriodOut(many=True)
+
+
+class Metrics(APIView):
+    @extend_schema(
+        summary="Revenue metrics by day, week or month",
+        description="Orders, revenue, AOV, gross margin, one-time expansion revenue by type, "
+        "MRR movements (ChartMogul's definitions), NRR, GRR and attach rates per add-on, for "
+        f"each UTC period from start to end (default: the last 365 days; at most {MAX_PERIODS} "
+        "periods). Money is in the deployment's one currency.",
+        tags=["metrics"],
+        parameters=[MetricsQuery],
+        responses={200: MetricsOut},
+    )
+    def get(self, request: Request) -> Response:
+        query = MetricsQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        args = query.validated_data
+        rows = revenue_metrics(period=args["period"], first=args["start"], last=args["end"])
+        body = {
+            "period": args["period"],
+            "start": args["start"],
+            "end": args["end"],
+            "currency": settings.EXPANSION_CURRENCY,
+            "results": [row.as_dict() for row in rows],
+        }
+        return Response(MetricsOut(body).data)
+
+
+class RecommendationOut(serializers.Serializer):
+    sku = serializers.CharField(source="product.sku")
+    name = serializers.CharField(source="product.name")
+    price = serializers.DecimalField(max_digits=12, decimal_places=2, source="product.price")
+    because_of = serializers.CharField(source="because_of.sku")
+    lift = serializers.FloatField()
+    confidence = serializers.FloatField()
+    orders_together = serializers.IntegerField(source="orders_both")
+
+
+class RecommendationsOut(serializers.Serializer):
+    results = RecommendationOut(many=True)
+
+
+LIMIT = OpenApiParameter("limit", int, description="How many (1–20, default 5).")
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit", "5")
+    if not raw.isdigit() or not 1 <= int(raw) <= 20:
+        raise serializers.ValidationError({"limit": "must be a whole number from 1 to 20"})
+    return int(raw)
+
+
+def _recommendations(items: list[Recommendation]) -> Response:
+    return Response(RecommendationsOut({"results": items}).data)
+
+
+class ProductRecommendations(APIView):
+    @extend_schema(
+        summary="Pairs well with: products bought with this one, by lift",
+        description="Only pairs through the ethics gate: lift above the minimum (default 1), "
+        "enough orders, enough support, both products active, not blocked by a marketer.",
+        tags=["recommendations"],
+        parameters=[LIMIT],
+        responses={200: RecommendationsOut},
+    )
+    def get(self, request: Request, sku: str) -> Response:
+        limit = _limit(request)
+        product = generics.get_object_or_404(Product, sku=sku)
+        return _recommendations(recommendations_for_product(product=product, limit=limit))
+
+
+class LearnerRecommendations(APIView):
+    @extend_schema(
+        summary="Products that pair well with what a learner bought, not yet owned",
+        tags=["recommendations"],
+        parameters=[LIMIT],
+        responses={200: RecommendationsOut},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        limit = _limit(request)
+        learner = generics.get_object_or_404(Learner, external_id=external_id)
+        return _recommendations(recommendations_for_learner(learner_id=learner.pk, limit=limit))

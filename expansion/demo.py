@@ -42,7 +42,26 @@ from tests.factories.learners import (
     UserFactory,
 )
 
-from .models import Order, OrderLine, ProductKind, Subscription, SubscriptionStatus
+from .models import (
+    Bundle,
+    BundleItem,
+    ExpansionType,
+    Incentive,
+    Moment,
+    Offer,
+    OfferKind,
+    Order,
+    OrderLine,
+    OutcomeGap,
+    Product,
+    ProductKind,
+    Subscription,
+    SubscriptionChange,
+    SubscriptionStatus,
+    Tier,
+    TierLadder,
+)
+from .sync import subscription_changes_backfill
 
 PATHS = {
     "Data": ["SQL Basics", "SQL Intermediate", "SQL Advanced"],
@@ -175,6 +194,7 @@ def demo_seed(*, learners: int = 3000, seed: int = 42, anchor: date | None = Non
             )
             for sku, name, p in PLANS
         ]
+        companions = {"Data": extras[:3], "Marketing": extras[2:5]}
         accounts = Account.objects.bulk_create(
             [AccountFactory.build(external_id=f"team-{n}") for n in range(1, 31)]
         )
@@ -296,7 +316,9 @@ def demo_seed(*, learners: int = 3000, seed: int = 42, anchor: date | None = Non
                     )
                 )
                 if rng.random() < 0.12:
-                    extra = rng.choice(extras)
+                    # Each path has its natural companions, so affinity has something to find.
+                    pool = extras if rng.random() < 0.3 else companions[course.learning_path]
+                    extra = rng.choice(pool)
                     lines.append(
                         OrderLineFactory.build(
                             order=order, external_id="2", product=extra, unit_price=extra.price
@@ -355,6 +377,9 @@ def demo_seed(*, learners: int = 3000, seed: int = 42, anchor: date | None = Non
                 )
             )
         Subscription.objects.bulk_create(subscriptions, batch_size=2000)
+        _demo_mrr_moves(rng, now, subscriptions, plans)
+        subscription_changes_backfill()
+        _demo_offers(course_products, extras, plans)
         Segment.objects.bulk_create(
             [
                 Segment(
@@ -374,4 +399,196 @@ def demo_seed(*, learners: int = 3000, seed: int = 42, anchor: date | None = Non
         events=len(events),
         orders=len(orders),
         subscriptions=len(subscriptions),
+    )
+
+
+def _demo_mrr_moves(
+    rng: random.Random, now: datetime, subscriptions: list[Subscription], plans: list[Product]
+) -> None:
+    """Some Basic members upgraded to Pro and some teams bought seats, with their ledger."""
+    changes = []
+    for sub in subscriptions:
+        if sub.status != SubscriptionStatus.ACTIVE:
+            continue
+        holder = {"learner_id": sub.learner_id, "account_id": sub.account_id}
+        if sub.plan_id == plans[0].pk and rng.random() < 0.3:
+            moved = sub.started_at + (now - sub.started_at) * rng.uniform(0.2, 0.9)
+            changes += [
+                SubscriptionChange(
+                    subscription=sub,
+                    effective_at=sub.started_at,
+                    mrr_before=0,
+                    mrr_after=plans[0].price,
+                    **holder,
+                ),
+                SubscriptionChange(
+                    subscription=sub,
+                    effective_at=moved,
+                    mrr_before=plans[0].price,
+                    mrr_after=plans[1].price,
+                    expansion_type=ExpansionType.UPSELL,
+                    **holder,
+                ),
+            ]
+            sub.plan, sub.mrr = plans[1], plans[1].price
+        elif sub.account_id and rng.random() < 0.4:
+            moved = sub.started_at + (now - sub.started_at) * rng.uniform(0.3, 0.95)
+            more = sub.mrr + Decimal("95.00")
+            changes += [
+                SubscriptionChange(
+                    subscription=sub,
+                    effective_at=sub.started_at,
+                    mrr_before=0,
+                    mrr_after=sub.mrr,
+                    **holder,
+                ),
+                SubscriptionChange(
+                    subscription=sub,
+                    effective_at=moved,
+                    mrr_before=sub.mrr,
+                    mrr_after=more,
+                    expansion_type=ExpansionType.SEAT_EXPANSION,
+                    **holder,
+                ),
+            ]
+            sub.mrr = more
+            sub.seats_limit = (sub.seats_limit or 0) + 5
+    Subscription.objects.bulk_update(
+        [c.subscription for c in changes if c.expansion_type], ["plan", "mrr", "seats_limit"]
+    )
+    SubscriptionChange.objects.bulk_create(changes, batch_size=2000)
+
+
+def _demo_offers(
+    course_products: dict[int, Product], extras: list[Product], plans: list[Product]
+) -> None:
+    """The seeds' offers, one good-better-best ladder, one bundle and two add-ons."""
+    by_sku = {p.sku: p for p in [*extras, *plans, *course_products.values()]}
+    by_sku["TPL-1"].attaches_to = by_sku["COURSE-MARKETING-1"]
+    by_sku["ADDON-AI"].attaches_to = by_sku["PLAN-PRO"]
+    Product.objects.bulk_update([by_sku["TPL-1"], by_sku["ADDON-AI"]], ["attaches_to"])
+    session = Offer.objects.create(
+        name="1:1 strategy session (downsell)",
+        kind=OfferKind.DOWNSELL,
+        outcome_gap=OutcomeGap.SPEED,
+        product=by_sku["SESSION-1"],
+        cta_url="https://learn.example.org/session",
+        positioning="One hour with a mentor to plan your next project.",
+        moments=[Moment.COURSE_COMPLETION, Moment.POST_PURCHASE],
+    )
+    Offer.objects.bulk_create(
+        [
+            Offer(
+                name="Implementation cohort for graduates",
+                kind=OfferKind.CROSS_SELL,
+                outcome_gap=OutcomeGap.IMPLEMENTATION,
+                product=by_sku["COHORT-1"],
+                incentive=Incentive.BONUS,
+                bonus="A private review of your first project",
+                cta_url="https://learn.example.org/cohort",
+                positioning="You've learned the framework. Now let's apply it.",
+                moments=[Moment.COURSE_COMPLETION],
+                fallback=session,
+            ),
+            Offer(
+                name="Next course in the path",
+                kind=OfferKind.CROSS_SELL,
+                outcome_gap=OutcomeGap.DEPTH,
+                product=by_sku["COURSE-DATA-2"],
+                incentive=Incentive.DISCOUNT,
+                discount_percent=30,
+                bonus="The SQL cheat-sheet pack",
+                cta_url="https://learn.example.org/sql-intermediate",
+                positioning="The next step after SQL Basics.",
+                moments=[Moment.COURSE_COMPLETION, Moment.MILESTONE],
+            ),
+            Offer(
+                name="Professional certificate",
+                kind=OfferKind.UPSELL,
+                outcome_gap=OutcomeGap.CREDENTIAL,
+                product=by_sku["CERT-1"],
+                cta_url="https://learn.example.org/certificate",
+                positioning="Proof of what you can do, for your employer.",
+                moments=[Moment.MILESTONE, Moment.COURSE_COMPLETION],
+            ),
+            Offer(
+                name="Pro for heavy users",
+                kind=OfferKind.UPSELL,
+                product=by_sku["PLAN-PRO"],
+                incentive=Incentive.DISCOUNT,
+                discount_percent=20,
+                valid_hours=72,
+                cta_url="https://learn.example.org/pro",
+                positioning="You've used 80% of your limit. Pro removes it.",
+                moments=[Moment.MILESTONE, Moment.RENEWAL],
+            ),
+            Offer(
+                name="Template pack order bump",
+                kind=OfferKind.ORDER_BUMP,
+                outcome_gap=OutcomeGap.SPEED,
+                product=by_sku["TPL-1"],
+                cta_url="https://learn.example.org/templates",
+                positioning="Start from a finished example instead of a blank page.",
+                moments=[Moment.CHECKOUT],
+            ),
+        ]
+    )
+    ladder = TierLadder.objects.create(
+        name="Memberships", honest_comparison="Each tier adds real features; no decoy."
+    )
+    Tier.objects.bulk_create(
+        [
+            Tier(
+                ladder=ladder,
+                position=1,
+                name="Basic",
+                price=plans[0].price,
+                audience="Learners taking one course at a time",
+                product=plans[0],
+                features=["All self-paced courses", "Community forum"],
+            ),
+            Tier(
+                ladder=ladder,
+                position=2,
+                name="Pro",
+                price=plans[1].price,
+                audience="Learners building a career path",
+                product=plans[1],
+                features=[
+                    "All self-paced courses",
+                    "Community forum",
+                    "Certificates",
+                    "AI feedback on assignments",
+                ],
+            ),
+            Tier(
+                ladder=ladder,
+                position=3,
+                name="Team",
+                price=plans[2].price,
+                audience="Teams of 5 or more",
+                product=plans[2],
+                features=[
+                    "All self-paced courses",
+                    "Community forum",
+                    "Certificates",
+                    "AI feedback on assignments",
+                    "Team dashboard",
+                    "5 seats included",
+                ],
+            ),
+        ]
+    )
+    bundle = Bundle.objects.create(
+        name="Data career kit",
+        price=Decimal("499.00"),
+        margin_floor=Decimal("40.00"),
+        question="What else do I need to get hired as an analyst?",
+    )
+    BundleItem.objects.bulk_create(
+        [
+            BundleItem(bundle=bundle, product=by_sku["COURSE-DATA-2"]),
+            BundleItem(bundle=bundle, product=by_sku["COACH-1"]),
+            BundleItem(bundle=bundle, product=by_sku["CERT-1"]),
+        ]
     )

@@ -194,6 +194,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Defined in code, synced into django-celery-beat at beat start (pause them in the admin).
 CELERY_BEAT_SCHEDULE = {
     "score-dirty-learners": {"task": "learners.tasks.score_dirty", "schedule": 20.0},
+    "refresh-affinity": {
+        "task": "expansion.tasks.refresh_affinity",
+        "schedule": float(env_int("AFFINITY_REFRESH_SECONDS", 3600)),
+    },
     "score-all-learners": {
         "task": "learners.tasks.score_all",
         "schedule": float(env_int("FULL_SCORING_SECONDS", 3600)),

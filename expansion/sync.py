@@ -6,10 +6,12 @@ transaction, return counts and per-item errors; replaying a batch changes nothin
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from learners.models import Course, Learner
 from learners.sync import SyncResult, accounts_ensure, external_ids
@@ -30,7 +32,16 @@ from .batch import (
     upsert,
     validate_items,
 )
-from .models import Order, OrderLine, Product, ProductKind, Subscription, SubscriptionStatus
+from .models import (
+    ExpansionType,
+    Order,
+    OrderLine,
+    Product,
+    ProductKind,
+    Subscription,
+    SubscriptionChange,
+    SubscriptionStatus,
+)
 
 PRODUCT_SPECS = {
     "sku": Spec(string(max_length=100), required=True),
@@ -150,7 +161,21 @@ SUBSCRIPTION_SPECS = {
     "seats_limit": Spec(optional(integer(maximum=10_000_000))),
     "quota_used": Spec(optional(integer())),
     "quota_limit": Spec(optional(integer())),
+    # Not stored on the subscription: when an MRR change in this item took effect.
+    "changed_at": Spec(past_datetime),
 }
+
+CONTRIBUTING = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+_STATE = (
+    "id",
+    "external_id",
+    "status",
+    "mrr",
+    "plan_id",
+    "seats_limit",
+    "learner_id",
+    "account_id",
+)
 
 
 def subscriptions_upsert(*, items: list[Any]) -> SyncResult:
@@ -180,10 +205,107 @@ def subscriptions_upsert(*, items: list[Any]) -> SyncResult:
             batch, field_name="account", lookup=accounts_ensure, target="account_id", what="account"
         )
         rows = []
+        changed_at: dict[str, datetime | None] = {}
         for _, row in batch.rows:
             # The holder is exactly one of the two: name both so a switch clears the other.
             row.setdefault("learner_id", None)
             row.setdefault("account_id", None)
+            changed_at[row["external_id"]] = row.pop("changed_at", None)
             rows.append(row)
+        keys = list(changed_at)
+        before = _states(keys, lock=True)
         counts = upsert(Subscription, rows, unique_fields=("external_id",))
+        _record_changes(before, _states(keys, lock=False), changed_at)
     return SyncResult(counts.created, counts.updated, batch.errors)
+
+
+def _states(keys: list[str], *, lock: bool) -> dict[str, dict[str, Any]]:
+    qs = Subscription.objects.filter(external_id__in=keys).order_by("id")
+    if lock:
+        qs = qs.select_for_update()
+    return {row["external_id"]: row for row in qs.values(*_STATE, "started_at", "cancelled_at")}
+
+
+def _contribution(state: dict[str, Any] | None) -> Decimal:
+    if state is None or state["status"] not in CONTRIBUTING:
+        return Decimal("0.00")
+    return state["mrr"]
+
+
+def _record_changes(
+    before: dict[str, dict[str, Any]],
+    after: dict[str, dict[str, Any]],
+    changed_at: dict[str, datetime | None],
+) -> None:
+    """Append a SubscriptionChange for every subscription whose contributing MRR moved.
+
+    The time is the item's ``changed_at`` if sent, else the start (a new subscription), the
+    cancellation (a cancelled one) or now. A holder switch is two changes: off the old holder,
+    onto the new. A replayed batch moves nothing and records nothing.
+    """
+    now = timezone.now()
+    changes = []
+    for key, new in after.items():
+        old = before.get(key)
+        was, now_mrr = _contribution(old), _contribution(new)
+        if old is None:
+            when = changed_at[key] or new["started_at"]
+        elif now_mrr == 0 and new["cancelled_at"] is not None:
+            when = changed_at[key] or new["cancelled_at"]
+        else:
+            when = changed_at[key] or now
+        holder = (new["learner_id"], new["account_id"])
+        if old is not None and (old["learner_id"], old["account_id"]) != holder and was:
+            changes.append(_change(new, old, when, was, Decimal("0.00"), ""))
+            was = Decimal("0.00")
+        if was == now_mrr:
+            continue
+        kind = ""
+        if was and now_mrr > was and old is not None:
+            if old["plan_id"] != new["plan_id"]:
+                kind = ExpansionType.UPSELL
+            elif (new["seats_limit"] or 0) > (old["seats_limit"] or 0):
+                kind = ExpansionType.SEAT_EXPANSION
+            else:
+                kind = ExpansionType.USAGE
+        changes.append(_change(new, new, when, was, now_mrr, kind))
+    SubscriptionChange.objects.bulk_create(changes, batch_size=1000)
+
+
+def _change(
+    new: dict[str, Any],
+    holder: dict[str, Any],
+    when: datetime,
+    was: Decimal,
+    now_mrr: Decimal,
+    kind: str,
+) -> SubscriptionChange:
+    return SubscriptionChange(
+        subscription_id=new["id"],
+        learner_id=holder["learner_id"],
+        account_id=holder["account_id"],
+        effective_at=when,
+        mrr_before=was,
+        mrr_after=now_mrr,
+        expansion_type=kind,
+    )
+
+
+def subscription_changes_backfill() -> int:
+    """Open the ledger for subscriptions that have none (created before it existed, or in bulk
+    by the demo): a change at the start, and one at the cancellation (its ``cancelled_at``, or
+    when it was last updated if that is missing). Returns the rows written."""
+    changes = []
+    missing = Subscription.objects.filter(changes__isnull=True, mrr__gt=0).values(
+        *_STATE, "started_at", "cancelled_at", "updated_at"
+    )
+    for state in missing.iterator(chunk_size=2000):
+        if state["status"] not in (*CONTRIBUTING, SubscriptionStatus.CANCELLED):
+            continue
+        zero = Decimal("0.00")
+        changes.append(_change(state, state, state["started_at"], zero, state["mrr"], ""))
+        if state["status"] == SubscriptionStatus.CANCELLED:
+            ended = state["cancelled_at"] or state["updated_at"]
+            changes.append(_change(state, state, ended, state["mrr"], zero, ""))
+    SubscriptionChange.objects.bulk_create(changes, batch_size=2000)
+    return len(changes)

@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from expansion.models import Order, OrderLine, Product, Subscription
+from expansion.models import (
+    Bundle,
+    Offer,
+    Order,
+    OrderLine,
+    Product,
+    Subscription,
+    SubscriptionChange,
+    TierLadder,
+)
 from learners.models import Course, Enrollment, Event, Learner, Module
 from tests.factories.learners import UserFactory
 
@@ -71,7 +80,18 @@ def demo_snapshot() -> dict:
     return {
         "counts": [
             m.objects.count()
-            for m in (Learner, Course, Module, Enrollment, Event, Order, OrderLine, Product)
+            for m in (
+                Learner,
+                Course,
+                Module,
+                Enrollment,
+                Event,
+                Order,
+                OrderLine,
+                Product,
+                SubscriptionChange,
+                Offer,
+            )
         ],
         "subscriptions": sorted(
             Subscription.objects.values_list("external_id", "mrr", "status", "seats_used")
@@ -94,7 +114,14 @@ def demo_reset() -> None:
 
     from learners.models import Account
 
-    for model in (Event, Enrollment, Subscription, OrderLine, Order, Learner, Product, Module):
+    from expansion.models import PairReview, ProductAffinity
+
+    Bundle.objects.all().delete()
+    TierLadder.objects.all().delete()
+    Offer.objects.update(fallback=None)
+    for model in (Offer, ProductAffinity, PairReview, Event, Enrollment, Subscription, OrderLine):
+        model.objects.all().delete()
+    for model in (Order, Learner, Product, Module):
         model.objects.all().delete()
     Course.objects.all().delete()
     Account.objects.all().delete()
@@ -108,10 +135,10 @@ def test_seed_demo_is_deterministic_and_every_admin_page_renders(client):
     anchor = date(2026, 6, 1)
     call_command("seed_demo", learners=60, anchor=anchor, stdout=open(os.devnull, "w"))
     first = demo_snapshot()
-    assert first["counts"] == [60, 6, 48, 89, 1985, 89, 97, 16]
-    assert len(first["subscriptions"]) == 38
+    assert first["counts"] == [60, 6, 48, 84, 1535, 84, 97, 16, 56, 6]
+    assert len(first["subscriptions"]) == 40
     assert Learner.objects.filter(marketing_opt_in=True).count() == 53
-    assert Enrollment.objects.filter(completed_at__isnull=False).count() == 10
+    assert Enrollment.objects.filter(completed_at__isnull=False).count() == 6
     assert Subscription.objects.filter(account__isnull=False).count() == 30
     assert Module.objects.filter(is_final=True).count() == 6
 
@@ -128,6 +155,20 @@ def test_seed_demo_is_deterministic_and_every_admin_page_renders(client):
         "/admin/expansion/subscription/",
         "/admin/expansion/apikey/",
         "/admin/expansion/apikey/add/",
+        "/admin/expansion/offer/",
+        "/admin/expansion/offer/add/",
+        f"/admin/expansion/offer/{Offer.objects.first().pk}/change/",
+        "/admin/expansion/tierladder/",
+        f"/admin/expansion/tierladder/{TierLadder.objects.first().pk}/change/",
+        f"/admin/expansion/tierladder/{TierLadder.objects.first().pk}/preview/",
+        "/admin/expansion/bundle/",
+        f"/admin/expansion/bundle/{Bundle.objects.first().pk}/change/",
+        "/admin/expansion/productaffinity/",
+        "/admin/expansion/pairreview/",
+        "/admin/expansion/order/revenue/",
+        "/admin/expansion/order/revenue/?period=week",
+        "/admin/expansion/order/revenue/?period=day",
+        f"/admin/expansion/subscription/{Subscription.objects.first().pk}/change/",
         f"/admin/learners/learner/{Learner.objects.first().pk}/change/",
         f"/admin/learners/course/{Course.objects.first().pk}/change/",
         f"/admin/expansion/order/{Order.objects.first().pk}/change/",

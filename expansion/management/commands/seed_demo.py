@@ -34,11 +34,14 @@ class Command(BaseCommand):
         from learners.scoring import score_learners
 
         scored = score_learners(full=True)
+        from ...affinity import affinity_refresh
+
+        affinity = affinity_refresh()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data: {counts.learners} learners, {counts.courses} courses, "
                 f"{counts.enrollments} enrollments, {counts.events} events, "
                 f"{counts.orders} orders, {counts.subscriptions} subscriptions; "
-                f"{scored.learners} learners scored."
+                f"{scored.learners} learners scored; {affinity.pairs} product pairs."
             )
         )

@@ -1,0 +1,461 @@
+"""Revenue metrics per day, week or month — each figure one grouped SQL statement.
+
+Definitions (one currency per deployment, ``EXPANSION_CURRENCY``; periods are UTC calendar
+days, ISO weeks starting Monday, and calendar months):
+
+- **orders**: orders placed in the period; **revenue**: line totals minus refunds of those
+  orders (a refund counts against the period the order was placed in); **AOV** = revenue /
+  orders.
+- **gross margin** = (revenue − unit cost × units) / revenue, over lines whose product has a
+  unit cost (lines of products without one are left out of both sides).
+- **attach rate** of an add-on (a product with ``attaches_to``) = add-on units / units of its
+  primary product, both from orders placed in the period, fully refunded lines excluded.
+- **expansion revenue (one-time)**: revenue of lines bought by an existing customer (a
+  learner with an earlier order or an earlier subscription), typed by the product bought:
+  plan = upsell, add-on = add-on, seat pack = seat expansion, anything else = cross-sell.
+- **MRR movements** follow ChartMogul: per customer (a learner, or an account for team
+  plans), changes at the same moment are netted, then a change from 0 is *new business* —
+  or *reactivation* if the customer paid before —, to 0 is *churn*, up is *expansion*, down
+  is *contraction*. MRR at the start of a period is the ledger summed before it; NRR =
+  (start + expansion − contraction − churn) / start; GRR = (start − contraction − churn) /
+  start; both None when the period starts with no MRR.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
+
+from django.db import connection
+from django.db.models import Count, DecimalField, F, Sum
+from django.utils import timezone
+
+from learners.models import Event, EventKind
+
+from .models import (
+    CommerceSettings,
+    Order,
+    OrderLine,
+    Product,
+    ProductKind,
+    Subscription,
+    SubscriptionChange,
+    SubscriptionStatus,
+)
+
+Period = Literal["day", "week", "month"]
+PERIODS: tuple[str, ...] = ("day", "week", "month")
+ZERO = Decimal("0.00")
+CENT = Decimal("0.01")
+MAX_PERIODS = 400
+
+
+def period_floor(period: str, day: date) -> date:
+    if period == "day":
+        return day
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def period_next(period: str, start: date) -> date:
+    if period == "day":
+        return start + timedelta(days=1)
+    if period == "week":
+        return start + timedelta(days=7)
+    days = calendar.monthrange(start.year, start.month)[1]
+    return start.replace(day=1) + timedelta(days=days)
+
+
+def period_starts(period: str, first: date, last: date) -> list[date]:
+    """The starts of the periods covering ``first`` … ``last`` (inclusive), in order."""
+    if period not in PERIODS:
+        raise ValueError(f"period must be one of {', '.join(PERIODS)}")
+    if last < first:
+        raise ValueError("the end is before the start")
+    starts = [period_floor(period, first)]
+    while (following := period_next(period, starts[-1])) <= last:
+        starts.append(following)
+        if len(starts) > MAX_PERIODS:
+            raise ValueError(f"at most {MAX_PERIODS} periods at a time")
+    return starts
+
+
+def _moment(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _ts(value: datetime) -> Any:
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _trunc_sql(period: str, column: str) -> str:
+    """The period start of a UTC timestamp column, as a date, in this backend's SQL."""
+    if connection.vendor == "postgresql":
+        unit = {"day": "day", "week": "week", "month": "month"}[period]
+        return f"CAST(date_trunc('{unit}', {column} AT TIME ZONE 'UTC') AS date)"
+    if period == "day":
+        return f"date({column})"
+    if period == "week":
+        # SQLite: the Monday on or before the date ('weekday 1' moves forward to a Monday).
+        return f"date({column}, '-6 days', 'weekday 1')"
+    return f"date({column}, 'start of month')"
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _dec(value: Any) -> Decimal:
+    return ZERO if value is None else Decimal(str(value)).quantize(CENT, ROUND_HALF_UP)
+
+
+def _ratio(numerator: Decimal, denominator: Decimal, places: str = "0.0001") -> Decimal | None:
+    if not denominator:
+        return None
+    return (numerator / denominator).quantize(Decimal(places), ROUND_HALF_UP)
+
+
+@dataclass
+class PeriodMetrics:
+    period_start: date
+    orders: int = 0
+    revenue: Decimal = ZERO
+    aov: Decimal | None = None
+    gross_margin: Decimal | None = None
+    expansion_revenue: Decimal = ZERO
+    expansion_by_type: dict[str, Decimal] = field(default_factory=dict)
+    mrr_start: Decimal = ZERO
+    mrr_new: Decimal = ZERO
+    mrr_expansion: Decimal = ZERO
+    mrr_contraction: Decimal = ZERO
+    mrr_churn: Decimal = ZERO
+    mrr_reactivation: Decimal = ZERO
+    mrr_end: Decimal = ZERO
+    mrr_expansion_by_type: dict[str, Decimal] = field(default_factory=dict)
+    nrr: Decimal | None = None
+    grr: Decimal | None = None
+    attach_rates: dict[str, Decimal | None] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def revenue_metrics(*, period: str, first: date, last: date) -> list[PeriodMetrics]:
+    """Every figure for each period covering ``first`` … ``last``; see the module docstring.
+
+    A fixed number of statements whatever the data: orders, attach rates, MRR movements and
+    the MRR before the range.
+    """
+    starts = period_starts(period, first, last)
+    rows = {start: PeriodMetrics(period_start=start) for start in starts}
+    lo, hi = _moment(starts[0]), _moment(period_next(period, starts[-1]))
+    _orders(rows, period, lo, hi)
+    _attach(rows, period, lo, hi)
+    _mrr(rows, period, lo, hi)
+    for row in rows.values():
+        row.aov = _ratio(row.revenue, Decimal(row.orders), "0.01")
+    return [rows[start] for start in starts]
+
+
+_KIND = (
+    f"CASE p.kind WHEN '{ProductKind.PLAN}' THEN 'upsell' WHEN '{ProductKind.ADDON}' "
+    f"THEN 'add_on' WHEN '{ProductKind.SEAT_PACK}' THEN 'seat_expansion' ELSE 'cross_sell' END"
+)
+_NET = "(l.unit_price * l.quantity - l.refunded_amount)"
+
+
+def _existing_customer() -> str:
+    """SQL: order ``o``'s learner had an earlier order or an earlier subscription change."""
+    order, change = Order._meta.db_table, SubscriptionChange._meta.db_table
+    return f"""(EXISTS (SELECT 1 FROM {order} e WHERE e.learner_id = o.learner_id
+                  AND (e.placed_at < o.placed_at OR (e.placed_at = o.placed_at AND e.id < o.id)))
+                OR EXISTS (SELECT 1 FROM {change} s WHERE s.learner_id = o.learner_id
+                  AND s.effective_at < o.placed_at))"""
+
+
+def _orders(rows: dict[date, PeriodMetrics], period: str, lo: datetime, hi: datetime) -> None:
+    line, order, product = OrderLine._meta.db_table, Order._meta.db_table, Product._meta.db_table
+    trunc = _trunc_sql(period, "o.placed_at")
+    kind, net, existing = _KIND, _NET, _existing_customer()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT {trunc} AS period, COUNT(DISTINCT o.id), SUM({net}),
+              SUM(CASE WHEN p.unit_cost IS NOT NULL THEN {net} END),
+              SUM(CASE WHEN p.unit_cost IS NOT NULL THEN p.unit_cost * l.quantity END)
+            FROM {order} o JOIN {line} l ON l.order_id = o.id
+            JOIN {product} p ON p.id = l.product_id
+            WHERE o.placed_at >= %s AND o.placed_at < %s
+            GROUP BY {trunc}
+            """,
+            [_ts(lo), _ts(hi)],
+        )
+        for period_start, orders, revenue, costed_revenue, cost in cursor.fetchall():
+            row = rows[_as_date(period_start)]
+            row.orders, row.revenue = orders, _dec(revenue)
+            if costed_revenue:
+                row.gross_margin = _ratio(_dec(costed_revenue) - _dec(cost), _dec(costed_revenue))
+        cursor.execute(
+            f"""
+            SELECT {trunc} AS period, {kind} AS kind, SUM({net})
+            FROM {order} o JOIN {line} l ON l.order_id = o.id
+            JOIN {product} p ON p.id = l.product_id
+            WHERE o.placed_at >= %s AND o.placed_at < %s AND {existing}
+            GROUP BY {trunc}, {kind}
+            """,
+            [_ts(lo), _ts(hi)],
+        )
+        for period_start, expansion_type, revenue in cursor.fetchall():
+            row = rows[_as_date(period_start)]
+            row.expansion_by_type[expansion_type] = _dec(revenue)
+            row.expansion_revenue += _dec(revenue)
+
+
+def _attach(rows: dict[date, PeriodMetrics], period: str, lo: datetime, hi: datetime) -> None:
+    addons = list(
+        Product.objects.filter(attaches_to__isnull=False).values_list("id", "sku", "attaches_to")
+    )
+    if not addons:
+        return
+    wanted = {pid for pid, _, _ in addons} | {primary for _, _, primary in addons}
+    units: dict[tuple[date, int], int] = {}
+    line, order = OrderLine._meta.db_table, Order._meta.db_table
+    trunc = _trunc_sql(period, "o.placed_at")
+    marks = ", ".join(["%s"] * len(wanted))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT {trunc}, l.product_id, SUM(l.quantity)
+            FROM {order} o JOIN {line} l ON l.order_id = o.id
+            WHERE o.placed_at >= %s AND o.placed_at < %s AND l.product_id IN ({marks})
+              AND l.refunded_amount < l.unit_price * l.quantity
+            GROUP BY {trunc}, l.product_id
+            """,
+            [_ts(lo), _ts(hi), *sorted(wanted)],
+        )
+        for period_start, product_id, quantity in cursor.fetchall():
+            units[(_as_date(period_start), product_id)] = int(quantity)
+    for start, row in rows.items():
+        for addon_id, sku, primary_id in addons:
+            primary = units.get((start, primary_id), 0)
+            row.attach_rates[sku] = _ratio(Decimal(units.get((start, addon_id), 0)), primary)
+
+
+def _mrr(rows: dict[date, PeriodMetrics], period: str, lo: datetime, hi: datetime) -> None:
+    change = SubscriptionChange._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT SUM(mrr_after - mrr_before) FROM {change} WHERE effective_at < %s",
+            [_ts(lo)],
+        )
+        opening = _dec(cursor.fetchone()[0])
+        trunc = _trunc_sql(period, "m.effective_at")
+        cursor.execute(
+            f"""
+            WITH netted AS (
+              SELECT learner_id, account_id, effective_at,
+                SUM(mrr_after - mrr_before) AS delta, MAX(expansion_type) AS expansion_type
+              FROM {change} WHERE effective_at < %s
+              GROUP BY learner_id, account_id, effective_at
+            ), running AS (
+              SELECT n.*, SUM(delta) OVER (
+                  PARTITION BY learner_id, account_id ORDER BY effective_at
+                  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS after_c
+              FROM netted n
+            ), m AS (
+              SELECT r.*, after_c - delta AS before_c, MAX(after_c) OVER (
+                  PARTITION BY learner_id, account_id ORDER BY effective_at
+                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS peak_before
+              FROM running r
+            ), classified AS (
+              SELECT m.*, CASE
+                  WHEN before_c <= 0 AND after_c > 0 THEN
+                    CASE WHEN COALESCE(peak_before, 0) > 0 THEN 'reactivation' ELSE 'new' END
+                  WHEN before_c > 0 AND after_c <= 0 THEN 'churn'
+                  WHEN after_c > before_c THEN 'expansion'
+                  WHEN after_c < before_c THEN 'contraction'
+                END AS movement
+              FROM m
+            )
+            SELECT {trunc}, movement, expansion_type, SUM(delta)
+            FROM classified m
+            WHERE effective_at >= %s AND movement IS NOT NULL
+            GROUP BY {trunc}, movement, expansion_type
+            """,
+            [_ts(hi), _ts(lo)],
+        )
+        for period_start, movement, expansion_type, delta in cursor.fetchall():
+            row = rows[_as_date(period_start)]
+            amount = _dec(delta)
+            if movement == "expansion":
+                row.mrr_expansion += amount
+                key = expansion_type or "usage"
+                row.mrr_expansion_by_type[key] = row.mrr_expansion_by_type.get(key, ZERO) + amount
+            elif movement == "new":
+                row.mrr_new += amount
+            elif movement == "reactivation":
+                row.mrr_reactivation += amount
+            elif movement == "contraction":
+                row.mrr_contraction -= amount
+            else:
+                row.mrr_churn -= amount
+    for start in sorted(rows):
+        row = rows[start]
+        row.mrr_start = opening
+        row.mrr_end = (
+            opening
+            + row.mrr_new
+            + row.mrr_reactivation
+            + row.mrr_expansion
+            - row.mrr_contraction
+            - row.mrr_churn
+        )
+        row.nrr = _ratio(opening + row.mrr_expansion - row.mrr_contraction - row.mrr_churn, opening)
+        row.grr = _ratio(opening - row.mrr_contraction - row.mrr_churn, opening)
+        opening = row.mrr_end
+
+
+@dataclass(frozen=True)
+class ExpansionByType:
+    """One line of seed 002's "By type" table. ``recurring``: MRR added, else one-time."""
+
+    kind: str
+    recurring: bool
+    amount: Decimal
+    customers: int
+
+    @property
+    def per_customer(self) -> Decimal | None:
+        return _ratio(self.amount, Decimal(self.customers), "0.01")
+
+
+def expansion_by_type(*, first: date, last: date) -> list[ExpansionByType]:
+    """Expansion in ``first`` … ``last`` by type: MRR increases of paying customers (plan
+    change = upsell, more seats = seat expansion, else usage / price) and one-time revenue
+    from existing customers (typed by product), each with the customers behind it."""
+    lo, hi = _moment(first), _moment(last + timedelta(days=1))
+    found: list[ExpansionByType] = []
+    recurring = (
+        SubscriptionChange.objects.filter(
+            effective_at__gte=lo,
+            effective_at__lt=hi,
+            mrr_after__gt=F("mrr_before"),
+            mrr_before__gt=0,
+        )
+        .values("expansion_type")
+        .annotate(
+            amount=_sum_expr(F("mrr_after") - F("mrr_before")),
+            learners=Count("learner_id", distinct=True),
+            accounts=Count("account_id", distinct=True),
+        )
+        .order_by("expansion_type")
+    )
+    for item in recurring:
+        found.append(
+            ExpansionByType(
+                item["expansion_type"] or "usage",
+                True,
+                _dec(item["amount"]),
+                item["learners"] + item["accounts"],
+            )
+        )
+    line, order, product = OrderLine._meta.db_table, Order._meta.db_table, Product._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT {_KIND}, SUM({_NET}), COUNT(DISTINCT o.learner_id)
+            FROM {order} o JOIN {line} l ON l.order_id = o.id
+            JOIN {product} p ON p.id = l.product_id
+            WHERE o.placed_at >= %s AND o.placed_at < %s AND {_existing_customer()}
+            GROUP BY {_KIND} ORDER BY 1
+            """,
+            [_ts(lo), _ts(hi)],
+        )
+        for kind, amount, customers in cursor.fetchall():
+            found.append(ExpansionByType(kind, False, _dec(amount), customers))
+    return found
+
+
+def _sum_expr(expression: Any) -> Any:
+    return Sum(expression, output_field=DecimalField(max_digits=14, decimal_places=2))
+
+
+@dataclass(frozen=True)
+class Opportunity:
+    holder: str
+    mrr: Decimal
+    opportunity: str
+    signal: str
+
+
+def top_opportunities(*, now: datetime | None = None, limit: int = 20) -> list[Opportunity]:
+    """Seed 002's "Top opportunities": subscriptions near their quota or seat limit, and
+    customers who keep reaching for premium features. Highest MRR first."""
+    now = now or timezone.now()
+    policy = CommerceSettings.load()
+    live = Subscription.objects.filter(
+        status__in=[SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE]
+    ).select_related("learner", "account", "plan")
+    found: list[Opportunity] = []
+    quota = live.filter(quota_limit__gt=0).filter(
+        quota_used__gte=F("quota_limit") * float(policy.quota_opportunity)
+    )
+    for sub in quota.order_by("-mrr", "id")[:limit]:
+        share = Decimal(sub.quota_used or 0) / Decimal(sub.quota_limit or 1)
+        found.append(
+            Opportunity(
+                _holder(sub), sub.mrr, f"Upgrade from {sub.plan.name}", f"{share:.0%} of quota"
+            )
+        )
+    seats = live.filter(seats_limit__gt=0).filter(
+        seats_used__gte=F("seats_limit") * float(policy.seat_opportunity)
+    )
+    for sub in seats.order_by("-mrr", "id")[:limit]:
+        found.append(
+            Opportunity(
+                _holder(sub), sub.mrr, "Add seats", f"{sub.seats_used} of {sub.seats_limit} seats"
+            )
+        )
+    since = now - timedelta(days=policy.feature_request_days)
+    attempts = (
+        Event.objects.filter(
+            kind=EventKind.PREMIUM_FEATURE_ATTEMPTED, occurred_at__gte=since, occurred_at__lte=now
+        )
+        .values("learner_id", "learner__external_id", "learner__name")
+        .annotate(n=Count("id"))
+        .filter(n__gte=policy.feature_request_events)
+        .order_by("-n", "learner_id")[:limit]
+    )
+    mrr_by_learner = {
+        item["learner_id"]: item["mrr"]
+        for item in live.filter(learner_id__in=[a["learner_id"] for a in attempts])
+        .values("learner_id")
+        .annotate(mrr=_sum_expr(F("mrr")))
+    }
+    for attempt in attempts:
+        name = attempt["learner__name"] or attempt["learner__external_id"]
+        found.append(
+            Opportunity(
+                name,
+                _dec(mrr_by_learner.get(attempt["learner_id"])),
+                "Premium tier or add-on",
+                f"{attempt['n']} premium-feature attempts in {policy.feature_request_days} days",
+            )
+        )
+    found.sort(key=lambda o: (-o.mrr, o.holder))
+    return found[:limit]
+
+
+def _holder(sub: Subscription) -> str:
+    if sub.account_id:
+        return sub.account.name or sub.account.external_id
+    assert sub.learner is not None
+    return sub.learner.name or sub.learner.external_id

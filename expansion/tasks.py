@@ -1,0 +1,11 @@
+"""Celery tasks of the commerce side: thin wrappers around the services."""
+
+from celery import shared_task
+
+from .affinity import affinity_refresh
+
+
+@shared_task(acks_late=True)
+def refresh_affinity() -> int:
+    """Rebuild the product-pair affinity table; returns the pairs stored."""
+    return affinity_refresh().pairs
