@@ -112,9 +112,8 @@ def demo_snapshot() -> dict:
 def demo_reset() -> None:
     from django.contrib.auth import get_user_model
 
-    from learners.models import Account
-
     from expansion.models import PairReview, ProductAffinity
+    from learners.models import Account
 
     Bundle.objects.all().delete()
     TierLadder.objects.all().delete()
