@@ -41,6 +41,19 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+    if not 0 < value < 1000:
+        raise ImproperlyConfigured(f"{name} must be between 0 and 1000, got {raw!r}")
+    return value
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
@@ -203,6 +216,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("FULL_SCORING_SECONDS", 3600)),
     },
 }
+
+# Planner cost of a random page read inside incremental scoring passes (PostgreSQL only).
+SCORING_RANDOM_PAGE_COST = env_float("SCORING_RANDOM_PAGE_COST", 1.1)
 
 # --- API ------------------------------------------------------------------------------------
 API_BATCH_LIMIT = env_int("API_BATCH_LIMIT", 1000)

@@ -26,7 +26,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import (
@@ -381,7 +381,7 @@ def segment_refresh(*, segment: Segment, as_of: datetime, scoped: bool = False) 
     # NOT EXISTS plans as an anti-join; NOT IN (subquery) degrades to a per-row scan once the
     # member list outgrows work_mem (17 s instead of 0.3 s for 100,000 members).
     still_in = members.filter(id=OuterRef("learner_id"))
-    open_rows.exclude(Exists(still_in)).update(exited_at=as_of)
+    exited = open_rows.exclude(Exists(still_in)).update(exited_at=as_of)
     target_sql, target_params = members.order_by().values("id").query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(
@@ -400,8 +400,18 @@ def segment_refresh(*, segment: Segment, as_of: datetime, scoped: bool = False) 
                 segment.pk,
             ],
         )
-    size = SegmentMembership.objects.filter(segment=segment, exited_at__isnull=True).count()
-    Segment.objects.filter(pk=segment.pk).update(size=size, refreshed_at=as_of)
+        entered = cursor.rowcount
+    if scoped and segment.refreshed_at is not None:
+        # The scope changes the size by exactly its entries and exits (F(): concurrent passes
+        # add up); counting the whole segment (~100 ms per 200,000 members) is left to the
+        # full pass.
+        Segment.objects.filter(pk=segment.pk).update(
+            size=F("size") + entered - exited, refreshed_at=as_of
+        )
+        size = Segment.objects.filter(pk=segment.pk).values_list("size", flat=True).get()
+    else:
+        size = SegmentMembership.objects.filter(segment=segment, exited_at__isnull=True).count()
+        Segment.objects.filter(pk=segment.pk).update(size=size, refreshed_at=as_of)
     SegmentSnapshot.objects.update_or_create(
         segment=segment, day=as_of.date(), defaults={"size": size}
     )
