@@ -110,7 +110,7 @@ class SubscriptionChangeInline(admin.TabularInline):
     extra = 0
     can_delete = False
     fields = ["effective_at", "mrr_before", "mrr_after", "expansion_type", "recorded_at"]
-    readonly_fields = fields
+    readonly_fields = ["effective_at", "mrr_before", "mrr_after", "expansion_type", "recorded_at"]
     ordering = ["-effective_at", "-id"]
     verbose_name_plural = "MRR ledger (written by the sync; movements are derived from it)"
 
@@ -692,7 +692,7 @@ class PairReviewAdmin(admin.ModelAdmin):
     readonly_fields = ["reviewed_by", "reviewed_at"]
 
     def save_model(self, request: HttpRequest, obj: PairReview, form: Any, change: bool) -> None:
-        obj.reviewed_by = request.user
+        obj.reviewed_by = request.user  # type: ignore[assignment]
         super().save_model(request, obj, form, change)
 
 

@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
-from .models import CommerceSettings, OrderLine, PairReview, Product, ProductAffinity
+from .models import CommerceSettings, Order, OrderLine, PairReview, Product, ProductAffinity
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def affinity_refresh(*, now: datetime | None = None) -> AffinityResult:
     policy = CommerceSettings.load()
     since = now - timedelta(days=policy.affinity_window_days)
     line = OrderLine._meta.db_table
-    order = OrderLine._meta.get_field("order").related_model._meta.db_table
+    order = Order._meta.db_table
     table = ProductAffinity._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(

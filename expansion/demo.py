@@ -377,9 +377,13 @@ def demo_seed(*, learners: int = 3000, seed: int = 42, anchor: date | None = Non
                 )
             )
         Subscription.objects.bulk_create(subscriptions, batch_size=2000)
-        _demo_mrr_moves(rng, now, subscriptions, plans)
+        _demo_mrr_moves(rng, now, subscriptions, cast(list[Product], plans))
         subscription_changes_backfill()
-        _demo_offers(course_products, extras, plans)
+        _demo_offers(
+            cast(dict[int, Product], course_products),
+            cast(list[Product], extras),
+            cast(list[Product], plans),
+        )
         Segment.objects.bulk_create(
             [
                 Segment(

@@ -220,9 +220,13 @@ def _orders(rows: dict[date, PeriodMetrics], period: str, lo: datetime, hi: date
 
 
 def _attach(rows: dict[date, PeriodMetrics], period: str, lo: datetime, hi: datetime) -> None:
-    addons = list(
-        Product.objects.filter(attaches_to__isnull=False).values_list("id", "sku", "attaches_to")
-    )
+    addons: list[tuple[int, str, int]] = [
+        (pid, sku, primary)
+        for pid, sku, primary in Product.objects.filter(attaches_to__isnull=False).values_list(
+            "id", "sku", "attaches_to"
+        )
+        if primary is not None
+    ]
     if not addons:
         return
     wanted = {pid for pid, _, _ in addons} | {primary for _, _, primary in addons}
@@ -245,7 +249,7 @@ def _attach(rows: dict[date, PeriodMetrics], period: str, lo: datetime, hi: date
             units[(_as_date(period_start), product_id)] = int(quantity)
     for start, row in rows.items():
         for addon_id, sku, primary_id in addons:
-            primary = units.get((start, primary_id), 0)
+            primary = Decimal(units.get((start, primary_id), 0))
             row.attach_rates[sku] = _ratio(Decimal(units.get((start, addon_id), 0)), primary)
 
 
@@ -455,7 +459,7 @@ def top_opportunities(*, now: datetime | None = None, limit: int = 20) -> list[O
 
 
 def _holder(sub: Subscription) -> str:
-    if sub.account_id:
+    if sub.account is not None:
         return sub.account.name or sub.account.external_id
     assert sub.learner is not None
     return sub.learner.name or sub.learner.external_id

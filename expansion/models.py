@@ -400,7 +400,11 @@ class Offer(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=~Q(incentive="discount")
-                | Q(discount_percent__gte=1, discount_percent__lte=100),
+                | Q(
+                    discount_percent__isnull=False,
+                    discount_percent__gte=1,
+                    discount_percent__lte=100,
+                ),
                 name="offer_discount_has_percent",
             ),
             models.CheckConstraint(

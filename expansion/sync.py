@@ -240,8 +240,9 @@ def _record_changes(
     """Append a SubscriptionChange for every subscription whose contributing MRR moved.
 
     The time is the item's ``changed_at`` if sent, else the start (a new subscription), the
-    cancellation (a cancelled one) or now. A holder switch is two changes: off the old holder,
-    onto the new. A replayed batch moves nothing and records nothing.
+    cancellation (a cancelled one) or now. A subscription first seen already cancelled gets
+    both ends: it paid from its start to its cancellation. A holder switch is two changes:
+    off the old holder, onto the new. A replayed batch moves nothing and records nothing.
     """
     now = timezone.now()
     changes = []
@@ -254,6 +255,12 @@ def _record_changes(
             when = changed_at[key] or new["cancelled_at"]
         else:
             when = changed_at[key] or now
+        if old is None and new["status"] == SubscriptionStatus.CANCELLED and new["mrr"] > 0:
+            # First seen already cancelled (a history import): it paid from start to end.
+            ended = new["cancelled_at"] or changed_at[key] or now
+            changes.append(_change(new, new, new["started_at"], was, new["mrr"], ""))
+            changes.append(_change(new, new, ended, new["mrr"], was, ""))
+            continue
         holder = (new["learner_id"], new["account_id"])
         if old is not None and (old["learner_id"], old["account_id"]) != holder and was:
             changes.append(_change(new, old, when, was, Decimal("0.00"), ""))

@@ -6,12 +6,22 @@ import factory
 from expansion.apikeys import digest_key
 from expansion.models import (
     ApiKey,
+    Bundle,
+    BundleItem,
+    CommerceSettings,
+    Offer,
+    OfferKind,
     Order,
     OrderLine,
+    PairReview,
     Product,
+    ProductAffinity,
     ProductKind,
     Subscription,
+    SubscriptionChange,
     SubscriptionStatus,
+    Tier,
+    TierLadder,
 )
 
 from .learners import LearnerFactory
@@ -83,3 +93,97 @@ class ApiKeyFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def keep_raw_key(obj, create, extracted, **kwargs):  # noqa: N805
         obj.__dict__["raw_key"] = f"exp_{obj.prefix}_secret-{obj.prefix}"
+
+
+class SubscriptionChangeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SubscriptionChange
+
+    subscription = factory.SubFactory(SubscriptionFactory)
+    learner = factory.LazyAttribute(lambda o: o.subscription.learner)
+    account = factory.LazyAttribute(lambda o: o.subscription.account)
+    effective_at = BASE_TIME
+    mrr_before = Decimal("0.00")
+    mrr_after = Decimal("29.00")
+    expansion_type = ""
+
+
+class CommerceSettingsFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CommerceSettings
+        django_get_or_create = ["id"]
+
+    id = 1
+
+
+class OfferFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Offer
+
+    name = factory.Sequence(lambda n: f"Offer {n}")
+    kind = OfferKind.CROSS_SELL
+    product = factory.SubFactory(ProductFactory)
+    cta_url = "https://learn.example.org/next"
+    positioning = "The next step."
+    moments = factory.List(["course_completion"])
+
+
+class TierLadderFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TierLadder
+
+    name = factory.Sequence(lambda n: f"Ladder {n}")
+
+
+class TierFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Tier
+
+    ladder = factory.SubFactory(TierLadderFactory)
+    position = 1
+    name = factory.Sequence(lambda n: f"Tier {n}")
+    price = Decimal("19.00")
+    audience = "Everyone"
+    features = factory.List(["Courses"])
+
+
+class BundleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Bundle
+
+    name = factory.Sequence(lambda n: f"Bundle {n}")
+    price = Decimal("150.00")
+
+
+class BundleItemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = BundleItem
+
+    bundle = factory.SubFactory(BundleFactory)
+    product = factory.SubFactory(ProductFactory)
+    quantity = 1
+
+
+class ProductAffinityFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ProductAffinity
+
+    product = factory.SubFactory(ProductFactory)
+    other = factory.SubFactory(ProductFactory)
+    orders_both = 10
+    orders_product = 20
+    orders_other = 25
+    orders_total = 100
+    support = 0.1
+    confidence = 0.5
+    lift = 2.0
+    computed_at = BASE_TIME
+
+
+class PairReviewFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PairReview
+
+    product = factory.SubFactory(ProductFactory)
+    other = factory.SubFactory(ProductFactory)
+    blocked = True
