@@ -72,3 +72,60 @@ def retail_import(*, path: Path) -> RetailCounts:
         counts.orders_updated += result.updated
         counts.errors += result.errors
     return counts
+
+
+BASKET_SHOPPER = "retail-basket-shopper"
+
+
+@dataclass
+class BasketCounts:
+    products: int = 0
+    orders_created: int = 0
+    orders_updated: int = 0
+    skipped: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def retail_baskets_import(*, path: Path, placed_at: str) -> BasketCounts:
+    """Import ``online_retail_baskets.csv`` (one basket a line, comma-separated stock codes).
+
+    Each basket becomes an order ``basket-<line>`` of one anonymous learner, one line per
+    distinct stock code, each product ``STOCK-<code>`` at a nominal price of 1.00 (the file
+    carries no prices; affinity needs only which products share an order). Idempotent.
+    """
+    counts = BasketCounts()
+    orders: list[dict[str, Any]] = []
+    codes: set[str] = set()
+    with path.open(encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            items = list(dict.fromkeys(code.strip() for code in raw.split(",") if code.strip()))
+            if not items:
+                counts.skipped += 1
+                continue
+            codes.update(items)
+            orders.append(
+                {
+                    "external_id": f"basket-{number}",
+                    "learner": BASKET_SHOPPER,
+                    "placed_at": placed_at,
+                    "lines": [
+                        {"external_id": code, "sku": f"STOCK-{code}", "unit_price": "1.00"}
+                        for code in items
+                    ],
+                }
+            )
+    learners_upsert(items=[{"external_id": BASKET_SHOPPER, "name": "Online retail baskets"}])
+    catalogue = [
+        {"sku": f"STOCK-{code}", "name": f"Stock item {code}", "kind": "addon", "price": "1.00"}
+        for code in sorted(codes)
+    ]
+    for start in range(0, len(catalogue), BATCH):
+        result = products_upsert(items=catalogue[start : start + BATCH])
+        counts.errors += result.errors
+    counts.products = len(catalogue)
+    for start in range(0, len(orders), BATCH):
+        result = orders_upsert(items=orders[start : start + BATCH])
+        counts.orders_created += result.created
+        counts.orders_updated += result.updated
+        counts.errors += result.errors
+    return counts

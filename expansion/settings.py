@@ -220,6 +220,9 @@ CELERY_BEAT_SCHEDULE = {
 # Planner cost of a random page read inside incremental scoring passes (PostgreSQL only).
 SCORING_RANDOM_PAGE_COST = env_float("SCORING_RANDOM_PAGE_COST", 1.1)
 
+# Memory for the affinity refresh's pair count (PostgreSQL, that statement only).
+AFFINITY_WORK_MEM_MB = env_int("AFFINITY_WORK_MEM_MB", 256)
+
 # --- API ------------------------------------------------------------------------------------
 API_BATCH_LIMIT = env_int("API_BATCH_LIMIT", 1000)
 # 1,000 events with the largest allowed properties (16 KB each) fit.
