@@ -710,6 +710,7 @@ def revenue_dashboard_context(*, period: str, today: date) -> dict[str, Any]:
 
     month_start = today.replace(day=1)
     current = revenue_metrics(period="month", first=month_start, last=today)[0]
+    by_type = expansion_by_type(first=month_start, last=today)
     return {
         "period": period,
         "periods": PERIODS,
@@ -724,7 +725,13 @@ def revenue_dashboard_context(*, period: str, today: date) -> dict[str, Any]:
             ("Expansion revenue (one-time)", chart("expansion_revenue")),
             ("Churned MRR", chart("mrr_churn")),
         ],
-        "by_type": expansion_by_type(first=month_start, last=today),
+        "by_type": by_type,
+        "by_type_chart": bar_chart(
+            [
+                (f"{row.kind} ({'MRR' if row.recurring else 'one-time'})", float(row.amount))
+                for row in by_type
+            ]
+        ),
         "opportunities": top_opportunities(),
     }
 
