@@ -223,6 +223,13 @@ SCORING_RANDOM_PAGE_COST = env_float("SCORING_RANDOM_PAGE_COST", 1.1)
 # Memory for the affinity refresh's pair count (PostgreSQL, that statement only).
 AFFINITY_WORK_MEM_MB = env_int("AFFINITY_WORK_MEM_MB", 256)
 
+# Who messages come from (the {{ company }} variable; CAN-SPAM wants a postal address).
+EXPANSION_COMPANY_NAME = env("EXPANSION_COMPANY_NAME", "Expansion Academy")
+EXPANSION_ADDRESS = env("EXPANSION_ADDRESS", "1 Example Street, Example City")
+
+# The domain in the Message-ID of every email sent (stored with each send).
+EMAIL_MESSAGE_ID_DOMAIN = env("EMAIL_MESSAGE_ID_DOMAIN", "expansion.localhost")
+
 # --- API ------------------------------------------------------------------------------------
 API_BATCH_LIMIT = env_int("API_BATCH_LIMIT", 1000)
 # 1,000 events with the largest allowed properties (16 KB each) fit.

@@ -19,6 +19,7 @@ from expansion.models import (
     TierLadder,
 )
 from learners.models import Course, Enrollment, Event, Learner, Module
+from templates.models import MessageTemplate
 from tests.factories.learners import UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,6 +166,10 @@ def test_seed_demo_is_deterministic_and_every_admin_page_renders(client):
         "/admin/expansion/productaffinity/",
         "/admin/expansion/pairreview/",
         "/admin/expansion/order/revenue/",
+        "/admin/message_templates/messagetemplate/",
+        "/admin/message_templates/messagetemplate/add/",
+        f"/admin/message_templates/messagetemplate/{MessageTemplate.objects.first().pk}/change/",
+        f"/admin/message_templates/messagetemplate/{MessageTemplate.objects.first().pk}/preview/",
         "/admin/expansion/order/revenue/?period=week",
         "/admin/expansion/order/revenue/?period=day",
         f"/admin/expansion/subscription/{Subscription.objects.first().pk}/change/",

@@ -1,0 +1,149 @@
+"""Checking, versioning and rendering message templates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from liquid.exceptions import LiquidError
+
+from . import engine
+from .context import KNOWN
+from .models import Channel, MessageTemplate, MessageTemplateVersion
+
+FIELDS = (("subject", False), ("preheader", False), ("html_body", True), ("text_body", False))
+
+
+@dataclass
+class ContentCheck:
+    errors: list[engine.Problem] = field(default_factory=list)
+    warnings: list[engine.Problem] = field(default_factory=list)
+
+
+def content_check(
+    *, content: dict[str, str], channel: str, marketing: bool, locale: str = ""
+) -> ContentCheck:
+    """Syntax errors and unknown filters (errors, with line and column), unknown variables
+    (warnings), and for a marketing email: a subject, and an unsubscribe link in the HTML."""
+    result = ContentCheck()
+    prefix = f"[{locale}] " if locale else ""
+    for name, html in FIELDS:
+        source = content.get(name) or ""
+        errors, warnings = engine.check(f"{prefix}{name}", source, known=KNOWN, html=html)
+        result.errors += errors
+        result.warnings += warnings
+    if channel == Channel.EMAIL:
+        if not (content.get("subject") or "").strip():
+            result.errors.append(
+                engine.Problem(f"{prefix}subject", None, None, "an email needs a subject")
+            )
+        body = content.get("html_body") or ""
+        if marketing and not _mentions(body, "unsubscribe_url"):
+            result.errors.append(
+                engine.Problem(
+                    f"{prefix}html_body",
+                    None,
+                    None,
+                    "a marketing email must link {{ unsubscribe_url }} (one-click unsubscribe)",
+                )
+            )
+    return result
+
+
+def _mentions(source: str, variable: str) -> bool:
+    try:
+        analysis = engine.environment(True).from_string(source).analyze()
+    except LiquidError:  # a syntax error is reported by the checks above
+        return True
+    return variable in analysis.globals
+
+
+def compile_content(content: dict[str, str]) -> dict[str, str]:
+    """What a version stores per locale: the sources, and the compiled HTML and text."""
+    html = content.get("html_body") or ""
+    text = content.get("text_body") or ""
+    return {
+        "subject": content.get("subject") or "",
+        "preheader": content.get("preheader") or "",
+        "html": html,
+        "text": text,
+        "html_compiled": engine.inline_css(html),
+        "text_compiled": text if text.strip() else engine.text_from_html(html),
+    }
+
+
+def template_contents(template: MessageTemplate) -> dict[str, dict[str, str]]:
+    contents = {
+        template.locale: {
+            "subject": template.subject,
+            "preheader": template.preheader,
+            "html_body": template.html_body,
+            "text_body": template.text_body,
+        }
+    }
+    for variant in template.variants.all():
+        contents[variant.locale] = {
+            "subject": variant.subject,
+            "preheader": variant.preheader,
+            "html_body": variant.html_body,
+            "text_body": variant.text_body,
+        }
+    return contents
+
+
+def template_snapshot(*, template: MessageTemplate, user: Any = None) -> MessageTemplateVersion:
+    """The version for the template's current content: the latest one if nothing changed,
+    otherwise a new one. Versions are never edited."""
+    content = {
+        locale: compile_content(parts) for locale, parts in template_contents(template).items()
+    }
+    with transaction.atomic():
+        latest = (
+            MessageTemplateVersion.objects.select_for_update()
+            .filter(template=template)
+            .order_by("-number")
+            .first()
+        )
+        same = (
+            latest is not None
+            and latest.content == content
+            and (latest.channel, latest.category, latest.default_locale)
+            == (template.channel, template.category, template.locale)
+        )
+        if same:
+            assert latest is not None
+            return latest
+        return MessageTemplateVersion.objects.create(
+            template=template,
+            number=(latest.number if latest else 0) + 1,
+            channel=template.channel,
+            category=template.category,
+            content=content,
+            default_locale=template.locale,
+            created_by=user if getattr(user, "pk", None) else None,
+        )
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    locale: str
+
+
+def message_render(
+    *, version: MessageTemplateVersion, context: dict[str, Any], locale: str = ""
+) -> Rendered:
+    """Render a version for one context; raises ``engine.RenderError`` (with line and column)."""
+    used = version.resolve_locale(locale or context.get("learner", {}).get("locale") or "")
+    parts = version.content[used]
+    return Rendered(
+        subject=engine.render(parts["subject"], context, html=False).strip(),
+        preheader=engine.render(parts["preheader"], context, html=False).strip(),
+        html=engine.render(parts["html_compiled"], context, html=True),
+        text=engine.render(parts["text_compiled"], context, html=False),
+        locale=used,
+    )
