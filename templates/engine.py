@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import css_inline
 from liquid import Environment, StrictDefaultUndefined
-from liquid.exceptions import LiquidError
+from liquid.exceptions import LiquidError, TemplateNotFoundError
 from liquid.filter import with_context
 
 LOOP_LIMIT = 1000
@@ -150,11 +150,16 @@ def check(
     except LiquidError as exc:
         line, column = _error_position(exc, source)
         return [Problem(field, line, column, _message(exc))], []
-    analysis = template.analyze()
+    analysis = template.analyze(include_partials=False)
     errors = [
         Problem(field, *_position(source, spans[0].index), f"unknown filter '{name}'")
         for name, spans in analysis.filters.items()
         if name not in env.filters
+    ]
+    errors += [
+        Problem(field, *_position(source, spans[0].index), f"'{name}' is not allowed: {NO_FILES}")
+        for name, spans in analysis.tags.items()
+        if name in ("include", "render")
     ]
     warnings = [
         Problem(field, *_position(source, refs[0].span.index), f"unknown variable '{name}'")
@@ -170,6 +175,9 @@ def compiled(source: str, html: bool = True) -> Any:
     return environment(html).from_string(source)
 
 
+NO_FILES = "templates cannot include other templates or files"
+
+
 class RenderError(Exception):
     """A template failed to render (undefined variable, a limit, a filter error)."""
 
@@ -177,6 +185,8 @@ class RenderError(Exception):
 def render(source: str, context: dict[str, Any], *, html: bool = True) -> str:
     try:
         return compiled(source, html).render(**context)
+    except TemplateNotFoundError as exc:
+        raise RenderError(f"{NO_FILES} ({exc.args[0] if exc.args else ''})") from exc
     except LiquidError as exc:
         line, column = _error_position(exc, source)
         where = f" at line {line}, column {column}" if line else ""

@@ -53,7 +53,7 @@ def content_check(
 
 def _mentions(source: str, variable: str) -> bool:
     try:
-        analysis = engine.environment(True).from_string(source).analyze()
+        analysis = engine.environment(True).from_string(source).analyze(include_partials=False)
     except LiquidError:  # a syntax error is reported by the checks above
         return True
     return variable in analysis.globals

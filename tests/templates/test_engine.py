@@ -53,10 +53,19 @@ def test_the_sandbox_bounds_loops_output_and_files():
         render("{% for i in (1..100000) %}x{% endfor %}")
     with pytest.raises(engine.RenderError, match="output stream limit reached"):
         render("{% for i in (1..900) %}{{ s }}{% endfor %}", s="x" * 1000)
-    with pytest.raises(engine.RenderError):
+    with pytest.raises(
+        engine.RenderError, match=r"cannot include other templates or files \(/etc/passwd\)"
+    ):
         render("{% include '/etc/passwd' %}")
-    with pytest.raises(engine.RenderError):
+    with pytest.raises(
+        engine.RenderError, match=r"cannot include other templates or files \(settings.py\)"
+    ):
         render("{% render 'settings.py' %}")
+    errors, _ = engine.check("html_body", "<p>\n {% include 'x' %}", known=KNOWN)
+    assert [str(e) for e in errors] == [
+        "html_body: line 2, column 5: 'include' is not allowed: templates cannot include other "
+        "templates or files"
+    ]
 
 
 def test_check_gives_line_and_column_and_warns_unknown_variables():
