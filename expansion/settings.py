@@ -219,6 +219,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # Planner cost of a random page read inside incremental scoring passes (PostgreSQL only).
 SCORING_RANDOM_PAGE_COST = env_float("SCORING_RANDOM_PAGE_COST", 1.1)
+# PostgreSQL work_mem inside scoring passes (per sort or hash, per parallel worker).
+SCORING_WORK_MEM_MB = env_int("SCORING_WORK_MEM_MB", 64)
 
 # Memory for the affinity refresh's pair count (PostgreSQL, that statement only).
 AFFINITY_WORK_MEM_MB = env_int("AFFINITY_WORK_MEM_MB", 256)

@@ -212,17 +212,28 @@ class Event(models.Model):
         Module, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     properties = models.JSONField(default=dict, blank=True)
-    idempotency_key = models.CharField(max_length=200, unique=True)
+    # Unique through Meta.constraints, not unique=True: on PostgreSQL a unique CharField also
+    # gets a second, varchar_pattern_ops index for LIKE queries that nothing here runs, and
+    # every index costs ingestion throughput.
+    idempotency_key = models.CharField(max_length=200)
     received_at = models.DateTimeField(db_default=Now())
 
     objects = models.Manager.from_queryset(EventQuerySet)()
 
     class Meta:
         ordering = ["-occurred_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["idempotency_key"], name="event_idempotency_key_unique")
+        ]
         indexes = [
-            # Scoring and triggers read a learner's events of a kind in a time window.
+            # Scoring and triggers read a learner's events of a kind in a time window. The
+            # included columns are the rest of what scoring reads, so an incremental pass
+            # reads the index alone (PostgreSQL index-only scan): 0.7–1.2 s → 0.3 s for
+            # 10,000 learners among 10,000,000 events (bench/scoring.py).
             models.Index(
-                fields=["learner", "kind", "occurred_at"], name="event_learner_kind_time_idx"
+                fields=["learner", "kind", "occurred_at"],
+                include=["course", "module", "value"],
+                name="event_learner_kind_time_idx",
             ),
         ]
 
@@ -583,8 +594,13 @@ class Segment(models.Model):
 class SegmentMembership(models.Model):
     """A learner's stay in a segment: entered_at, and exited_at once they leave."""
 
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
-    learner = models.ForeignKey(Learner, on_delete=models.CASCADE, related_name="memberships")
+    # No single-column indexes: (segment, entered_at) and (learner, exited_at) lead with them.
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, related_name="memberships", db_index=False
+    )
+    learner = models.ForeignKey(
+        Learner, on_delete=models.CASCADE, related_name="memberships", db_index=False
+    )
     entered_at = models.DateTimeField()
     exited_at = models.DateTimeField(null=True, blank=True)
 

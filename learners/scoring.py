@@ -132,13 +132,8 @@ def score_learners(
         _drop_temp_tables()
         scoped = not full
         count = 0
-        if scoped and connection.vendor == "postgresql":
-            # A scoped pass reads ~10 rows per learner for 1 % of learners: index probes whose
-            # pages are in memory. With the default random_page_cost (4, tuned for spinning
-            # disks) PostgreSQL seq-scanned all 10,000,000 events instead: 8.4 s → 4.8 s for
-            # 10,000 learners at 1,000,000 (bench/scoring.py). SET LOCAL: this transaction only.
-            cost = float(settings.SCORING_RANDOM_PAGE_COST)
-            _exec(f"SET LOCAL random_page_cost = {cost:.2f}")
+        if connection.vendor == "postgresql":
+            _planner_settings(full=full)
         if scoped:
             count = _claim_scope(limit)
             timer.lap("claim")
@@ -188,7 +183,32 @@ def score_learners(
     return PassResult(run=run, learners=learners, timings=timer.timings)
 
 
-TEMP_TABLES = ("scoring_scope", "scoring_ev", "scoring_lv", "scoring_co")
+def _planner_settings(*, full: bool) -> None:
+    """PostgreSQL settings for this pass's transaction only (``SET LOCAL``).
+
+    Each was measured with bench/scoring.py at 1,000,000 learners and 10,000,000 events:
+
+    - ``work_mem``: hash joins and sorts over a million rows spill to disk in the default
+      4 MB (``SCORING_WORK_MEM_MB``, per sort or hash, per parallel worker);
+    - ``jit = off``: compiling these large statements took 0.7–2 s each, more than it saved;
+    - a full pass reads whole tables, and PostgreSQL liked walking the (learner, kind, time)
+      index to get events already sorted by learner, visiting the table's pages in random
+      order: 45 s for the events, against 9–13 s for a parallel sequential scan and sort —
+      so a full pass plans without index scans;
+    - a scoped pass reads ~10 rows per learner for 1 % of learners: index probes whose pages
+      are in memory. With the default ``random_page_cost`` (4, tuned for spinning disks) it
+      seq-scanned all 10,000,000 events instead: 8.4 s → 4.8 s for 10,000 learners
+      (``SCORING_RANDOM_PAGE_COST``).
+    """
+    _exec(f"SET LOCAL work_mem = '{int(settings.SCORING_WORK_MEM_MB)}MB'")
+    _exec("SET LOCAL jit = off")
+    if full:
+        _exec("SET LOCAL enable_indexscan = off")
+    else:
+        _exec(f"SET LOCAL random_page_cost = {float(settings.SCORING_RANDOM_PAGE_COST):.2f}")
+
+
+TEMP_TABLES = ("scoring_scope", "scoring_ev", "scoring_lv", "scoring_es", "scoring_co")
 
 
 def _analyze(*tables: str) -> None:
@@ -326,11 +346,22 @@ def _lps_sql(model: ScoringModel) -> str:
 
 
 def _band_sql(model: ScoringModel, lps: str) -> str:
-    # Rounded to 6 places first so that 69.9999999 from float sums does not miss the band.
+    """The band of the stored (rounded) LPS, so a score shown as 70.0000 is always High."""
     return (
-        f"(CASE WHEN ROUND(CAST({lps} AS NUMERIC), 6) >= {model.band_high} THEN 'high' "
-        f"WHEN ROUND(CAST({lps} AS NUMERIC), 6) >= {model.band_mid} THEN 'mid' ELSE 'low' END)"
+        f"(CASE WHEN {lps} >= {model.band_high} THEN 'high' "
+        f"WHEN {lps} >= {model.band_mid} THEN 'mid' ELSE 'low' END)"
     )
+
+
+def _fence() -> str:
+    """Keep PostgreSQL from inlining a subquery into the one above it.
+
+    Inlined, every reference to a computed column re-evaluates its expression: the LPS three
+    times per row and each RFM quintile CASE once per named cell — most of the upserts' time
+    (bench/scoring.py: 1.1 s of 1.9 s for 150,000 enrollment scores). ``OFFSET 0`` makes
+    each level compute its columns once.
+    """
+    return " OFFSET 0" if connection.vendor == "postgresql" else ""
 
 
 SCORE_COLUMNS = ("completion", "assessment", "community", "downloads", "login")
@@ -366,10 +397,59 @@ def _changed(table: str, columns: tuple[str, ...]) -> str:
     return f"({old}) IS DISTINCT FROM ({new})"
 
 
+def _upsert(
+    table: str,
+    key: str,
+    columns: tuple[str, ...],
+    compared: tuple[str, ...],
+    select: str,
+    returning: tuple[str, ...] = (),
+) -> str:
+    """SQL writing ``select``'s rows (named like ``columns``) into ``table``, changed rows only.
+
+    PostgreSQL: one statement. One join of the new values with the stored ones keeps the rows
+    that are new or differ (a hash join over the whole table on a full pass); an ``UPDATE``
+    writes the changed ones and an ``INSERT`` the new ones. ``INSERT … ON CONFLICT DO UPDATE``
+    instead probed and locked all 1,500,000 existing rows one by one: 7 of its 15 s in a
+    steady-state pass (bench/scoring.py). Returns the written rows' ``returning`` columns as
+    ``changed``, for the caller to ``SELECT`` from. SQLite: the plain upsert.
+    """
+    names = ", ".join(columns)
+    ret = ", ".join(returning or (key,))
+    if connection.vendor != "postgresql":
+        return f"""
+            INSERT INTO {table} ({names}) SELECT {names} FROM ({select}) s WHERE 1 = 1
+            ON CONFLICT ({key}) DO UPDATE SET
+              {", ".join(f"{c} = excluded.{c}" for c in columns if c != key)}
+            WHERE {_changed(table, compared)}
+        """
+    old = ", ".join(f"t.{c}" for c in compared)
+    new = ", ".join(f"s.{c}" for c in compared)
+    return f"""
+        WITH todo AS MATERIALIZED (
+          SELECT s.*, t.{key} IS NULL AS is_new
+          FROM ({select}) s LEFT JOIN {table} t ON t.{key} = s.{key}
+          WHERE t.{key} IS NULL OR ({old}) IS DISTINCT FROM ({new})
+        ),
+        updated AS (
+          UPDATE {table} t SET {", ".join(f"{c} = s.{c}" for c in columns if c != key)}
+          FROM todo s WHERE t.{key} = s.{key} AND NOT s.is_new
+          RETURNING {", ".join(f"t.{c}" for c in returning or (key,))}
+        ),
+        inserted AS (
+          INSERT INTO {table} ({names}) SELECT {names} FROM todo WHERE is_new
+          ON CONFLICT ({key}) DO NOTHING
+          RETURNING {ret}
+        ),
+        changed AS (SELECT {ret} FROM updated UNION ALL SELECT {ret} FROM inserted)
+    """
+
+
 def _enrollment_scores(model: ScoringModel, as_of: datetime, scoped: bool) -> None:
     lps = _lps_sql(model)
     inner = f"""
         SELECT en.id AS enrollment_id, en.learner_id AS learner_id, en.course_id AS course_id,
+          en.enrolled_at AS enrolled_at,
           CASE WHEN en.completed_at IS NOT NULL AND en.completed_at <= %s THEN 1.0
                WHEN COALESCE(mc.n, 0) > 0 THEN
                  (CASE WHEN COALESCE(ev.modules_done, 0) >= mc.n THEN 1.0
@@ -388,21 +468,31 @@ def _enrollment_scores(model: ScoringModel, as_of: datetime, scoped: bool) -> No
         WHERE en.enrolled_at <= %s{_scope_filter("en.learner_id", scoped)}
     """
     columns = ", ".join(SCORE_COLUMNS)
+    # Kept for the learner scores (mean completion, first enrolment) so that they need not
+    # read the enrolments again.
     _exec(
         f"""
-        INSERT INTO learners_enrollmentscore
-          (enrollment_id, learner_id, course_id, model_version, lps, band, {columns}, computed_at)
-        SELECT s.enrollment_id, s.learner_id, s.course_id, %s, ROUND(CAST({lps} AS NUMERIC), 4),
-          {_band_sql(model, lps)}, {columns}, %s
-        FROM ({inner}) s WHERE 1 = 1
-        ON CONFLICT (enrollment_id) DO UPDATE SET
-          model_version = excluded.model_version, lps = excluded.lps, band = excluded.band,
-          {", ".join(f"{c} = excluded.{c}" for c in SCORE_COLUMNS)},
-          computed_at = excluded.computed_at
-        WHERE {_changed("learners_enrollmentscore", ENROLLMENT_COMPARED)}
+        CREATE TEMPORARY TABLE scoring_es AS
+        SELECT t.enrollment_id, t.learner_id, t.course_id, t.enrolled_at,
+          CAST(%s AS INTEGER) AS model_version, t.lps, {_band_sql(model, "t.lps")} AS band,
+          {columns}
+        FROM (
+          SELECT s.*, ROUND(CAST({lps} AS NUMERIC), 4) AS lps FROM ({inner}{_fence()}) s{_fence()}
+        ) t
         """,
-        [model.version, _ts(as_of), _ts(as_of), _ts(as_of)],
+        [model.version, _ts(as_of), _ts(as_of)],
     )
+    _analyze("scoring_es")
+    sql = _upsert(
+        "learners_enrollmentscore",
+        "enrollment_id",
+        ("enrollment_id", "learner_id", "course_id", *ENROLLMENT_COMPARED, "computed_at"),
+        ENROLLMENT_COMPARED,
+        "SELECT e.*, %s AS computed_at FROM scoring_es e",
+    )
+    if connection.vendor == "postgresql":
+        sql += " SELECT COUNT(*) FROM changed"
+    _exec(sql, [_ts(as_of)])
 
 
 def _order_totals(*, scoped: bool) -> None:
@@ -494,19 +584,15 @@ def _learner_scores(
                 AND COALESCE(lv.activity_recent, 0) * 3.0
                     < {float(model.decline_ratio)} * lv.activity_prior
                THEN 1 ELSE 0 END AS declining,
-          en.since AS since,
+          es.since AS since,
           co.last_order_at AS last_order_at, co.orders AS orders, co.revenue AS revenue,
           lv.last_event_at AS last_event_at
         FROM learners_learner l
         LEFT JOIN scoring_lv lv ON lv.learner_id = l.id
         LEFT JOIN (
-          SELECT learner_id, AVG(completion) AS completion FROM learners_enrollmentscore
-          WHERE 1 = 1{_scope_filter("learner_id", scoped)} GROUP BY learner_id
+          SELECT learner_id, AVG(completion) AS completion, MIN(enrolled_at) AS since
+          FROM scoring_es GROUP BY learner_id
         ) es ON es.learner_id = l.id
-        LEFT JOIN (
-          SELECT learner_id, MIN(enrolled_at) AS since FROM learners_enrollment
-          WHERE 1 = 1{_scope_filter("learner_id", scoped)} GROUP BY learner_id
-        ) en ON en.learner_id = l.id
         LEFT JOIN scoring_co co ON co.learner_id = l.id
         LEFT JOIN ({renewing_sql}) rn ON rn.renewing_learner_id = l.id
         LEFT JOIN ({refunded_sql}) rf ON rf.refunded_learner_id = l.id
@@ -525,8 +611,11 @@ def _learner_scores(
                      WHEN COALESCE(f.since, f.created_at) >= %s THEN 'onboarding'
                      WHEN COALESCE(f.since, f.created_at) >= %s THEN 'growth'
                      ELSE 'maturity' END)"""
+    lps = _lps_sql(model)
     middle = f"""
-        SELECT f.*, {r} AS r, {fq} AS fr, {m} AS m, {stage} AS stage FROM ({inner}) f
+        SELECT f.*, {r} AS r, {fq} AS fr, {m} AS m, {stage} AS stage,
+          ROUND(CAST({lps} AS NUMERIC), 4) AS lps
+        FROM ({inner}{_fence()}) f{_fence()}
     """
     segments = list(RfmSegment.objects.order_by("priority", "name"))
     segment_params: list[Any] = []
@@ -540,32 +629,19 @@ def _learner_scores(
     rfm_segment = (
         f"(CASE WHEN g.r IS NULL THEN '' {' '.join(whens)} ELSE '' END)" if whens else "''"
     )
-    lps = _lps_sql(model)
     columns = ", ".join(SCORE_COLUMNS)
     flags = ("stall", "open_ticket", "payment_failed", "offer_declined", "refund")
-    sql = f"""
-        INSERT INTO learners_learnerscore
-          (learner_id, model_version, lps, band, {columns}, rfm_recency, rfm_frequency,
-           rfm_monetary, rfm_cell, rfm_segment, stage,
-           {", ".join(f"flag_{f}" for f in flags)}, last_event_at, computed_at)
-        SELECT g.learner_id, %s, ROUND(CAST({lps} AS NUMERIC), 4), {_band_sql(model, lps)},
-          {columns},
-          g.r, g.fr, g.m,
+    select = f"""
+        SELECT g.learner_id, CAST(%s AS INTEGER) AS model_version, g.lps,
+          {_band_sql(model, "g.lps")} AS band, {columns},
+          g.r AS rfm_recency, g.fr AS rfm_frequency, g.m AS rfm_monetary,
           CASE WHEN g.r IS NULL THEN ''
                ELSE CAST(g.r AS TEXT) || '-' || CAST(g.fr AS TEXT) || '-' || CAST(g.m AS TEXT)
-          END,
-          {rfm_segment}, g.stage,
-          {", ".join(f"g.{f} = 1" for f in flags)}, g.last_event_at, %s
-        FROM ({middle}) g WHERE 1 = 1
-        ON CONFLICT (learner_id) DO UPDATE SET
-          model_version = excluded.model_version, lps = excluded.lps, band = excluded.band,
-          {", ".join(f"{c} = excluded.{c}" for c in SCORE_COLUMNS)},
-          rfm_recency = excluded.rfm_recency, rfm_frequency = excluded.rfm_frequency,
-          rfm_monetary = excluded.rfm_monetary, rfm_cell = excluded.rfm_cell,
-          rfm_segment = excluded.rfm_segment, stage = excluded.stage,
-          {", ".join(f"flag_{f} = excluded.flag_{f}" for f in flags)},
-          last_event_at = excluded.last_event_at, computed_at = excluded.computed_at
-        WHERE {_changed("learners_learnerscore", LEARNER_COMPARED)}
+          END AS rfm_cell,
+          {rfm_segment} AS rfm_segment, g.stage AS stage,
+          {", ".join(f"g.{f} = 1 AS flag_{f}" for f in flags)}, g.last_event_at AS last_event_at,
+          %s AS computed_at
+        FROM ({middle}) g
     """
     params = [
         model.version,
@@ -575,14 +651,22 @@ def _learner_scores(
         *stage_params,
         *inner_params,
     ]
+    sql = _upsert(
+        "learners_learnerscore",
+        "learner_id",
+        ("learner_id", *LEARNER_COMPARED[:-1], "rfm_cell", "last_event_at", "computed_at"),
+        LEARNER_COMPARED,
+        select,
+        returning=("learner_id", "lps", "band", "stage"),
+    )
     if connection.vendor != "postgresql":
         return _exec(sql, params)
-    # The rows the upsert returns are exactly those that changed: they, and only they, get
-    # a history row for the day, in the same statement.
+    # The rows written are exactly those that changed: they, and only they, get a history
+    # row for the day, in the same statement.
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            WITH changed AS ({sql} RETURNING learner_id, lps, band, stage),
+            {sql},
             history AS (
               INSERT INTO learners_scorehistory (learner_id, day, lps, band, stage)
               SELECT learner_id, %s, lps, band, stage FROM changed
