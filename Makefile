@@ -7,6 +7,8 @@ MANAGE := $(BIN)/python manage.py
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# With no mail server configured, `make run` writes each email to var/mail/ instead.
+export EMAIL_BACKEND ?= django.core.mail.backends.filebased.EmailBackend
 
 .PHONY: run test install lint typecheck bench clean
 

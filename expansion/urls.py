@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from campaigns import views as campaign_views
 from learners import api as learners_api
 
 from . import api as commerce_api
@@ -61,5 +62,10 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("api/v1/", include((api_v1, "v1"))),
+    # Links in messages: signed tokens, no login.
+    path("m/u/<str:token>/", campaign_views.unsubscribe, name="unsubscribe"),
+    path("m/c/<str:token>/", campaign_views.click, name="click"),
+    # Provider tracking webhooks (bounces, complaints …), basic auth ANYMAIL_WEBHOOK_SECRET.
+    path("anymail/", include("anymail.urls")),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]

@@ -13,8 +13,11 @@ from django.utils.html import format_html, format_html_join
 from .charts import bar_chart
 from .models import (
     Account,
+    CategoryOptOut,
+    ConsentChange,
     Course,
     DirtyLearner,
+    EmailSuppression,
     Enrollment,
     EnrollmentScore,
     Event,
@@ -527,6 +530,37 @@ class ScoringRunAdmin(admin.ModelAdmin):
         return False
 
 
+class CategoryOptOutInline(admin.TabularInline):
+    model = CategoryOptOut
+    extra = 0
+    fields = ["category", "created_at"]
+    readonly_fields = ["created_at"]
+    verbose_name_plural = "Opted out of these categories"
+
+
+class ConsentChangeInline(admin.TabularInline):
+    """The consent log, read-only: how and when each choice was made."""
+
+    model = ConsentChange
+    extra = 0
+    can_delete = False
+    fields = ["changed_at", "category", "subscribed", "source", "send_id"]
+    readonly_fields = ["changed_at", "category", "subscribed", "source", "send_id"]
+    max_num = 0
+    verbose_name_plural = "Consent changes"
+
+
+@admin.register(EmailSuppression)
+class EmailSuppressionAdmin(admin.ModelAdmin):
+    """Addresses nothing is sent to. Provider webhooks add bounces and complaints; deleting a
+    row lets mail go to the address again."""
+
+    list_display = ["email", "reason", "detail", "created_at"]
+    list_filter = ["reason"]
+    search_fields = ["email"]
+    date_hierarchy = "created_at"
+
+
 @admin.register(Learner)
 class LearnerAdmin(admin.ModelAdmin):
     list_display = [
@@ -546,7 +580,14 @@ class LearnerAdmin(admin.ModelAdmin):
     readonly_fields = ["scores", "created_at", "updated_at"]
     show_full_result_count = False
     date_hierarchy = "created_at"
-    inlines = [EnrollmentInline, RecentEventInline, ScoreHistoryInline, MembershipInline]
+    inlines = [
+        EnrollmentInline,
+        RecentEventInline,
+        ScoreHistoryInline,
+        MembershipInline,
+        CategoryOptOutInline,
+        ConsentChangeInline,
+    ]
     fieldsets = [
         ("Scores", {"fields": ["scores"]}),
         (None, {"fields": ["external_id", "name", "email", "account"]}),

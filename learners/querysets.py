@@ -6,9 +6,13 @@ from django.db import models
 
 
 class LearnerQuerySet(models.QuerySet):
-    def reachable(self) -> LearnerQuerySet:
-        """Learners who may receive marketing: opted in, not unsubscribed, with an address."""
-        return self.filter(marketing_opt_in=True, unsubscribed_at__isnull=True).exclude(email="")
+    def reachable(self, category: str = "") -> LearnerQuerySet:
+        """Learners a message of ``category`` may reach (learners.consent.reachable_q): an
+        address that has not bounced or complained, and for marketing the learner's opt-in,
+        no unsubscribe from everything and no opt-out of the category."""
+        from .consent import reachable_q
+
+        return self.filter(reachable_q(category))
 
 
 class EventQuerySet(models.QuerySet):

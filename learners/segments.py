@@ -45,6 +45,7 @@ from .models import (
     Event,
     Learner,
     LearnerScore,
+    MessageCategory,
     Segment,
     SegmentMembership,
     SegmentSnapshot,
@@ -84,7 +85,9 @@ FIELDS_HELP = {
     '"value": 3} — events of a kind in the last N days',
     "last_event_age": '{"field": "last_event_age", "kind": "login", "op": "gte", "value": 10} '
     "— days since the last event (of a kind, if given); never = infinitely old",
-    "reachable": '{"field": "reachable"} — opted in, not unsubscribed, has an email',
+    "reachable": '{"field": "reachable"} — opted in, not unsubscribed, has an email that has not '
+    'bounced or complained; {"field": "reachable", "category": "offers"} also not opted out '
+    "of that category",
 }
 
 
@@ -274,7 +277,12 @@ def _cond_last_event_age(path: str, node: dict, ctx: _Ctx) -> Q:
 
 
 def _cond_reachable(path: str, node: dict, ctx: _Ctx) -> Q:
-    return Q(marketing_opt_in=True, unsubscribed_at__isnull=True) & ~Q(email="")
+    from .consent import reachable_q
+
+    category = node.get("category", "")
+    if category and category not in MessageCategory.values:
+        raise _fail(path, f"unknown category {category!r}; use {', '.join(MessageCategory.values)}")
+    return reachable_q(category)
 
 
 CONDITIONS: dict[str, Callable[[str, dict, _Ctx], Q]] = {

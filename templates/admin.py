@@ -16,7 +16,6 @@ from learners.models import Learner
 
 from . import engine
 from .context import VARIABLES, preview_context
-from .mail import email_build
 from .messages import content_check, message_render, template_snapshot
 from .models import (
     Category,
@@ -201,16 +200,27 @@ class MessageTemplateAdmin(admin.ModelAdmin):
                 )
             except engine.RenderError as exc:
                 error = str(exc)
-        if request.method == "POST" and rendered is not None:
+        if request.method == "POST" and rendered is not None and learner is not None:
             to = request.POST.get("to", "").strip()
             try:
                 forms.EmailField().clean(to)
             except ValidationError:
                 messages.error(request, f"{to!r} is not an email address.")
             else:
-                message = email_build(rendered=rendered, to=to, unsubscribe_url="", test=True)
-                message.send()
-                messages.success(request, f"Test email sent to {to}.")
+                from campaigns.delivery import DeliveryDeferred, email_send, send_create
+
+                send = send_create(learner=learner, version=version, is_test=True, to_email=to)
+                try:
+                    outcome = email_send(send=send, context=preview_context(learner=learner))
+                except DeliveryDeferred as exc:
+                    # A test is not retried: the marketer is watching and can press again.
+                    type(send).objects.filter(pk=send.pk).update(status="failed")
+                    messages.error(request, f"The mail server did not take it: {exc}")
+                else:
+                    if outcome.sent:
+                        messages.success(request, f"Test email sent to {to} (send {send.pk}).")
+                    else:
+                        messages.error(request, f"Not sent: {outcome.send.status_reason}")
             return HttpResponseRedirect(request.get_full_path())
         context = {
             **self.admin_site.each_context(request),

@@ -13,22 +13,18 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from learners.models import MARKETING_CATEGORIES, MessageCategory
+
+__all__ = ["MARKETING_CATEGORIES", "Category", "Channel"]
+
 
 class Channel(models.TextChoices):
     EMAIL = "email", "Email"
     IN_APP = "in_app", "In-app card"
 
 
-class Category(models.TextChoices):
-    """What a message is about; learners opt out per category (transactional: never)."""
-
-    OFFERS = "offers", "Offers and upgrades"
-    LEARNING = "learning", "Learning tips and progress"
-    NEWS = "news", "Product news"
-    TRANSACTIONAL = "transactional", "Transactional (receipts, account)"
-
-
-MARKETING_CATEGORIES = (Category.OFFERS, Category.LEARNING, Category.NEWS)
+# The categories belong to consent, which the learners app owns.
+Category = MessageCategory
 
 
 class MessageTemplate(models.Model):

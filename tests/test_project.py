@@ -176,6 +176,8 @@ def test_seed_demo_is_deterministic_and_every_admin_page_renders(client):
         f"/admin/learners/learner/{Learner.objects.first().pk}/change/",
         f"/admin/learners/course/{Course.objects.first().pk}/change/",
         f"/admin/expansion/order/{Order.objects.first().pk}/change/",
+        "/admin/campaigns/send/",
+        "/admin/learners/emailsuppression/",
     ]
     for page in pages:
         assert client.get(page).status_code == 200, page

@@ -6,8 +6,11 @@ from django.contrib.auth import get_user_model
 from learners.models import (
     Account,
     Band,
+    CategoryOptOut,
+    ConsentChange,
     Course,
     DirtyLearner,
+    EmailSuppression,
     Enrollment,
     EnrollmentScore,
     Event,
@@ -204,3 +207,29 @@ class SegmentSnapshotFactory(factory.django.DjangoModelFactory):
     segment = factory.SubFactory(SegmentFactory)
     day = factory.Sequence(lambda n: (BASE_TIME + timedelta(days=n)).date())
     size = 0
+
+
+class CategoryOptOutFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CategoryOptOut
+
+    learner = factory.SubFactory(LearnerFactory)
+    category = "offers"
+
+
+class ConsentChangeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ConsentChange
+
+    learner = factory.SubFactory(LearnerFactory)
+    category = "offers"
+    subscribed = False
+    source = "admin"
+
+
+class EmailSuppressionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = EmailSuppression
+
+    email = factory.Sequence(lambda n: f"bounced-{n}@example.org")
+    reason = "bounce"

@@ -1,0 +1,329 @@
+"""Email delivery: one ``Send`` row in, one email out — or a recorded reason why not.
+
+``email_send`` claims the row (queued → sending; a row someone else claimed is left alone),
+checks consent and suppression, renders the exact template version, signs the unsubscribe,
+preference and click-tracking links, adds the one-click unsubscribe headers (RFC 8058) and
+hands the message to Django's email backend (SMTP by default; any django-anymail provider by
+setting ``EMAIL_BACKEND``). The Message-ID is stored.
+
+Errors: a template that does not render, a refused recipient or any other permanent SMTP
+error marks the send failed with the reason and is never retried; a server that is down or
+answers 4xx puts the row back in the queue with the reason and raises ``DeliveryDeferred``
+for the dispatcher to retry with backoff.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import smtplib
+import socket
+from dataclasses import dataclass
+from email.utils import make_msgid
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core import signing
+from django.core.mail import get_connection
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+
+from learners.consent import consent_blocker
+from learners.models import EmailSuppression, Learner, MessageCategory
+from templates import engine
+from templates.mail import email_build
+from templates.messages import message_render
+from templates.models import MessageTemplateVersion
+
+from .models import Send, SendEvent, SendEventKind, SendStatus
+
+UNSUBSCRIBE_SALT = "expansion.campaigns.unsubscribe"
+CLICK_SALT = "expansion.campaigns.click"
+
+
+class DeliveryDeferred(Exception):
+    """The email could not leave now but may later (the row is queued again)."""
+
+
+def unsubscribe_token(send_id: int) -> str:
+    return signing.dumps(send_id, salt=UNSUBSCRIBE_SALT)
+
+
+def unsubscribe_token_read(token: str) -> int | None:
+    """The send a token was signed for; None if forged or damaged."""
+    try:
+        value = signing.loads(token, salt=UNSUBSCRIBE_SALT)
+    except signing.BadSignature:
+        return None
+    return value if isinstance(value, int) else None
+
+
+def click_token(send_id: int, url: str) -> str:
+    return signing.dumps([send_id, url], salt=CLICK_SALT, compress=True)
+
+
+def click_token_read(token: str) -> tuple[int, str] | None:
+    try:
+        value = signing.loads(token, salt=CLICK_SALT)
+    except signing.BadSignature:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not isinstance(value[0], int)
+        or not isinstance(value[1], str)
+    ):
+        return None
+    return value[0], value[1]
+
+
+def _absolute(path: str) -> str:
+    return settings.SITE_URL.rstrip("/") + path
+
+
+def unsubscribe_url(send_id: int) -> str:
+    return _absolute(reverse("unsubscribe", args=[unsubscribe_token(send_id)]))
+
+
+def click_url(send_id: int, url: str) -> str:
+    return _absolute(reverse("click", args=[click_token(send_id, url)]))
+
+
+_HREF = re.compile(r'(<a\b[^>]*?\bhref=")([^"]+)(")', re.I)
+
+
+def _trackable(url: str) -> bool:
+    return urlsplit(url).scheme in ("http", "https")
+
+
+def links_tracked(*, html_body: str, text_body: str, send_id: int, skip: set[str]) -> tuple:
+    """Every http(s) link of the HTML (and the same URLs in the text) through a signed click
+    redirect, except ``skip`` (the unsubscribe and preference links)."""
+    seen: dict[str, str] = {}
+
+    def swap(match: re.Match) -> str:
+        url = html.unescape(match.group(2))
+        if url in skip or not _trackable(url):
+            return match.group(0)
+        tracked = seen.setdefault(url, click_url(send_id, url))
+        return f"{match.group(1)}{html.escape(tracked)}{match.group(3)}"
+
+    html_body = _HREF.sub(swap, html_body)
+    for url, tracked in sorted(seen.items(), key=lambda item: -len(item[0])):
+        text_body = re.sub(rf"(?<![\w/]){re.escape(url)}(?![\w/?#&=.-])", tracked, text_body)
+    return html_body, text_body
+
+
+def send_create(
+    *,
+    learner: Learner,
+    version: MessageTemplateVersion,
+    category: str | None = None,
+    is_test: bool = False,
+    to_email: str = "",
+) -> Send:
+    return Send.objects.create(
+        learner=learner,
+        template_version=version,
+        channel=version.channel,
+        category=category or version.category,
+        is_test=is_test,
+        to_email=to_email or learner.email,
+    )
+
+
+def _event(send: Send, kind: str, detail: str = "") -> None:
+    SendEvent.objects.create(send=send, kind=kind, detail=detail[:1000])
+
+
+def _finish(send: Send, status: str, reason: str, kind: str) -> Send:
+    Send.objects.filter(pk=send.pk).update(status=status, status_reason=reason[:500])
+    _event(send, kind, reason)
+    send.refresh_from_db()
+    return send
+
+
+TRANSIENT = (
+    smtplib.SMTPServerDisconnected,
+    smtplib.SMTPConnectError,
+    ConnectionError,
+    socket.timeout,
+    TimeoutError,
+)
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return bool(codes) and all(400 <= code < 500 for code in codes)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    if isinstance(exc, TRANSIENT):
+        return True
+    # django-anymail: a provider answering 5xx / 429 is worth another try; 4xx is not.
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status is not None and (status >= 500 or status == 429)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    send: Send
+    sent: bool
+
+
+def email_send(*, send: Send, context: dict[str, Any], connection: Any = None) -> Outcome:
+    """Deliver one queued email send (see the module docstring)."""
+    claimed = Send.objects.filter(pk=send.pk, status=SendStatus.QUEUED).update(
+        status=SendStatus.SENDING, attempts=F("attempts") + 1
+    )
+    send.refresh_from_db()
+    if not claimed:
+        return Outcome(send=send, sent=False)
+    learner = send.learner
+    to = send.to_email or learner.email
+    if send.is_test:
+        blocker = "" if to else "no email address"
+    else:
+        blocker = consent_blocker(learner, send.category)
+    if not blocker and EmailSuppression.objects.filter(email=to.strip().lower()).exists():
+        blocker = "address suppressed (bounce or complaint)"
+    if blocker:
+        return Outcome(_finish(send, SendStatus.SUPPRESSED, blocker, SendEventKind.FAILED), False)
+    marketing = send.category != MessageCategory.TRANSACTIONAL
+    links = {"unsubscribe_url": "", "preferences_url": ""}
+    if marketing or send.is_test:
+        links["unsubscribe_url"] = links["preferences_url"] = unsubscribe_url(send.pk)
+    try:
+        rendered = message_render(
+            version=send.template_version, context={**context, **links}, locale=send.locale
+        )
+    except engine.RenderError as exc:
+        return Outcome(
+            _finish(send, SendStatus.FAILED, f"template: {exc}", SendEventKind.FAILED), False
+        )
+    html_body, text_body = links_tracked(
+        html_body=rendered.html,
+        text_body=rendered.text,
+        send_id=send.pk,
+        skip={url for url in links.values() if url},
+    )
+    rendered = type(rendered)(
+        subject=rendered.subject,
+        preheader=rendered.preheader,
+        html=html_body,
+        text=text_body,
+        locale=rendered.locale,
+    )
+    message_id = make_msgid(domain=settings.EMAIL_MESSAGE_ID_DOMAIN)
+    message = email_build(
+        rendered=rendered,
+        to=to,
+        unsubscribe_url=links["unsubscribe_url"],
+        message_id=message_id,
+        test=send.is_test,
+    )
+    message.connection = connection or get_connection()
+    try:
+        message.send()
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is lost
+        reason = f"{type(exc).__name__}: {exc}"
+        if _transient(exc):
+            _finish(send, SendStatus.QUEUED, f"deferred: {reason}", SendEventKind.DEFERRED)
+            raise DeliveryDeferred(reason) from exc
+        return Outcome(_finish(send, SendStatus.FAILED, reason, SendEventKind.FAILED), False)
+    status = getattr(message, "anymail_status", None)
+    provider_id = getattr(status, "message_id", None) or message_id
+    now = timezone.now()
+    Send.objects.filter(pk=send.pk).update(
+        status=SendStatus.SENT,
+        status_reason="",
+        sent_at=now,
+        subject=rendered.subject[:500],
+        locale=rendered.locale,
+        to_email=to,
+        message_id=message_id,
+        provider_message_id=str(provider_id)[:255],
+    )
+    _event(send, SendEventKind.SENT)
+    send.refresh_from_db()
+    return Outcome(send=send, sent=True)
+
+
+def send_clicked(*, send_id: int, url: str) -> bool:
+    """Record a click on a tracked link; False if there is no such send."""
+    now = timezone.now()
+    updated = Send.objects.filter(pk=send_id).update(clicks=F("clicks") + 1)
+    if not updated:
+        return False
+    Send.objects.filter(pk=send_id, clicked_at__isnull=True).update(clicked_at=now)
+    Send.objects.filter(
+        pk=send_id, status__in=[SendStatus.SENT, SendStatus.DELIVERED, SendStatus.OPENED]
+    ).update(status=SendStatus.CLICKED)
+    SendEvent.objects.create(send_id=send_id, kind=SendEventKind.CLICKED, detail=url[:1000])
+    return True
+
+
+ANYMAIL_SUPPRESS = {"bounced": "bounce", "complained": "complaint", "rejected": "rejected"}
+ANYMAIL_KIND = {
+    "delivered": SendEventKind.DELIVERED,
+    "opened": SendEventKind.OPENED,
+    "clicked": SendEventKind.CLICKED,
+    "bounced": SendEventKind.BOUNCED,
+    "complained": SendEventKind.COMPLAINED,
+    "rejected": SendEventKind.FAILED,
+    "unsubscribed": SendEventKind.UNSUBSCRIBED,
+}
+
+
+def tracking_record(
+    *, event_type: str, message_id: str, recipient: str, detail: str = "", at=None
+) -> Send | None:
+    """One provider tracking event (django-anymail's normalised form).
+
+    Bounces, complaints and rejections suppress the address for good — even if no send of
+    ours matches the id. Delivered / opened / clicked move the matching send forward (never
+    back: a late "delivered" does not undo "clicked").
+    """
+    at = at or timezone.now()
+    if event_type in ANYMAIL_SUPPRESS and recipient:
+        EmailSuppression.objects.get_or_create(
+            email=recipient.strip().lower(),
+            defaults={"reason": ANYMAIL_SUPPRESS[event_type], "detail": detail[:500]},
+        )
+    send = Send.objects.filter(provider_message_id=message_id).first() if message_id else None
+    if send is None or event_type not in ANYMAIL_KIND:
+        return send
+    SendEvent.objects.create(send=send, kind=ANYMAIL_KIND[event_type], at=at, detail=detail[:1000])
+    progress = [SendStatus.SENT, SendStatus.DELIVERED, SendStatus.OPENED, SendStatus.CLICKED]
+    rows = Send.objects.filter(pk=send.pk)
+    if event_type == "delivered":
+        rows.filter(delivered_at__isnull=True).update(delivered_at=at)
+        rows.filter(status=SendStatus.SENT).update(status=SendStatus.DELIVERED)
+    elif event_type == "opened":
+        rows.filter(opened_at__isnull=True).update(opened_at=at)
+        rows.filter(status__in=progress[:2]).update(status=SendStatus.OPENED)
+    elif event_type == "clicked":
+        rows.filter(clicked_at__isnull=True).update(clicked_at=at)
+        rows.filter(status__in=progress[:3]).update(status=SendStatus.CLICKED)
+    elif event_type in ANYMAIL_SUPPRESS:
+        rows.filter(status__in=progress).update(
+            status=SendStatus.FAILED, status_reason=f"{event_type}: {detail}"[:500]
+        )
+    send.refresh_from_db()
+    return send
+
+
+def on_anymail_tracking(sender: Any, event: Any, esp_name: str, **kwargs: Any) -> None:
+    """django-anymail's ``tracking`` signal → ``tracking_record`` (connected in apps.py)."""
+    why = "; ".join(
+        str(part) for part in (event.reject_reason, event.description, event.mta_response) if part
+    )
+    tracking_record(
+        event_type=event.event_type,
+        message_id=str(event.message_id or ""),
+        recipient=event.recipient or "",
+        detail=f"{esp_name}: {why}",
+        at=event.timestamp,
+    )

@@ -1,0 +1,108 @@
+"""The public pages a message links to: unsubscribe / preferences, and tracked clicks.
+
+No login: the signed token in the URL is the credential, bound to one send and so to one
+learner; a forged or damaged token gets a 404 and changes nothing. The pages name no one
+(the address is partly masked), so a forwarded email leaks little.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from learners.consent import consent_preferences_save, consent_unsubscribe, opted_out
+from learners.models import MARKETING_CATEGORIES, ConsentSource, MessageCategory
+
+from .delivery import click_token_read, send_clicked, unsubscribe_token_read
+from .models import Send, SendEvent, SendEventKind
+
+
+def _invalid(request: HttpRequest) -> HttpResponse:
+    return render(request, "campaigns/link_invalid.html", status=404)
+
+
+def _masked(email: str) -> str:
+    name, _, domain = email.partition("@")
+    return f"{name[:1]}…@{domain}" if domain else ""
+
+
+@csrf_exempt  # RFC 8058 one-click POSTs come from mail providers, without a CSRF token
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """GET: the preference page (a GET never unsubscribes: link scanners follow links).
+    POST ``List-Unsubscribe=One-Click``: unsubscribe from the message's category at once.
+    POST from the page: save the chosen categories, or unsubscribe from everything."""
+    send_id = unsubscribe_token_read(token)
+    send = (
+        Send.objects.select_related("learner").filter(pk=send_id).first()
+        if send_id is not None
+        else None
+    )
+    if send is None:
+        return _invalid(request)
+    learner = send.learner
+    changed = 0
+    done = ""
+    if request.method == "POST":
+        if send.is_test:
+            done = "test"
+        elif request.POST.get("List-Unsubscribe") == "One-Click":
+            changed = consent_unsubscribe(
+                learner, category=send.category, source=ConsentSource.ONE_CLICK, send_id=send.pk
+            )
+            if changed:
+                SendEvent.objects.create(
+                    send=send, kind=SendEventKind.UNSUBSCRIBED, detail=send.category
+                )
+            return HttpResponse("Unsubscribed.\n", content_type="text/plain")
+        elif request.POST.get("action") == "all":
+            changed = consent_unsubscribe(
+                learner, source=ConsentSource.PREFERENCES, send_id=send.pk
+            )
+            done = "all"
+        else:
+            wanted = set(request.POST.getlist("category"))
+            changed = consent_preferences_save(
+                learner, wanted=wanted, source=ConsentSource.PREFERENCES, send_id=send.pk
+            )
+            done = "saved"
+        if changed:
+            SendEvent.objects.create(send=send, kind=SendEventKind.UNSUBSCRIBED, detail=done)
+        learner.refresh_from_db()
+    out = opted_out(learner)
+    categories = [
+        {
+            "value": c,
+            "label": MessageCategory(c).label,
+            "checked": c not in out and learner.unsubscribed_at is None,
+            "this": c == send.category,
+        }
+        for c in MARKETING_CATEGORIES
+    ]
+    return render(
+        request,
+        "campaigns/preferences.html",
+        {
+            "categories": categories,
+            "email": _masked(send.to_email or learner.email),
+            "unsubscribed_all": learner.unsubscribed_at is not None,
+            "done": done,
+            "changed": changed,
+            "is_test": send.is_test,
+            "this_category": MessageCategory(send.category).label,
+        },
+    )
+
+
+@require_http_methods(["GET", "HEAD"])
+def click(request: HttpRequest, token: str) -> HttpResponse:
+    """A tracked link: record the click, then redirect to where the link pointed."""
+    value = click_token_read(token)
+    if value is None:
+        return _invalid(request)
+    send_id, url = value
+    if request.method == "GET":
+        send_clicked(send_id=send_id, url=url)
+    return HttpResponseRedirect(url)
