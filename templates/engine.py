@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
+from io import StringIO
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -22,19 +23,45 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import css_inline
-from liquid import Environment, StrictDefaultUndefined
-from liquid.exceptions import LiquidError, TemplateNotFoundError
+from liquid import BoundTemplate, Environment, StrictDefaultUndefined
+from liquid.exceptions import LiquidError, OutputStreamLimitError, TemplateNotFoundError
 from liquid.filter import with_context
 
 LOOP_LIMIT = 1000
 OUTPUT_LIMIT = 500_000
 
 
+class _CharLimitedIO(StringIO):
+    """Output that stops at ``limit`` characters.
+
+    python-liquid's own limited stream encodes every write to UTF-8 to count bytes, which was
+    the sandbox's largest cost (bench/render.py: 0.87 → 0.69 of a bare render's speed).
+    Counting characters bounds memory just as well.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.size = 0
+
+    def write(self, text: str) -> int:
+        self.size += len(text)
+        if self.size > self.limit:
+            raise OutputStreamLimitError("output stream limit reached", token=None)
+        return super().write(text)
+
+
+class _SandboxedTemplate(BoundTemplate):
+    def _get_buffer(self) -> StringIO:
+        return _CharLimitedIO(self.env.output_stream_limit or OUTPUT_LIMIT)
+
+
 class SandboxedEnvironment(Environment):
     loop_iteration_limit = LOOP_LIMIT
-    output_stream_limit = OUTPUT_LIMIT
+    output_stream_limit = OUTPUT_LIMIT  # characters (see _CharLimitedIO)
     context_depth_limit = 10
     local_namespace_limit = 100_000
+    template_class = _SandboxedTemplate
 
 
 def _decimal(value: Any) -> Decimal:
