@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import functools
 import re
-from io import StringIO
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from io import StringIO
 from typing import Any
 from zoneinfo import ZoneInfo
 
