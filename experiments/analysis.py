@@ -1,0 +1,252 @@
+"""Intention-to-treat analysis of an experiment: one SQL statement for the counts, then
+``experiments.stats`` for the figures.
+
+Everyone assigned counts in the arm they were assigned to, from the moment of assignment to
+the end of their window (``window_ends_at``), whether or not a message reached them:
+
+- conversion: an order of the card's target product (any order if none) in the window;
+- revenue: the net revenue (after refunds) of their orders in the window, 0 for most;
+- guardrails: an unsubscribe (any consent withdrawal), an order in the window with a refund,
+  a spam complaint on a message sent to them in the window.
+
+The holdout (no arm) is reported like an arm. Each variant is compared with the control arm,
+and every arm with the holdout (incremental lift). Results are broken down by the LPS band the
+learner had when assigned.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from .models import Experiment, ExperimentSettings, Guardrail, Status
+from .stats import SRM_P, Counts, compare, sample_ratio_mismatch, wilson
+
+HOLDOUT = "holdout"
+PEEKING_WARNING = (
+    "Fixed-horizon test: the p-values and intervals are valid once, at the planned sample size. "
+    "Checking them repeatedly and stopping at the first 'significant' look inflates false "
+    "positives; decide at the sample size on the card."
+)
+
+
+def _counts_sql(target_product_id: int | None) -> tuple[str, list[Any]]:
+    product = " AND l.product_id = %s" if target_product_id else ""
+    params: list[Any] = [target_product_id] if target_product_id else []
+    window = "o.placed_at >= a.assigned_at AND o.placed_at < a.window_ends_at"
+    sql = f"""
+        SELECT x.arm_id, x.band, COUNT(*) AS n, SUM(x.converted) AS conversions,
+          SUM(x.revenue) AS revenue, SUM(x.revenue * x.revenue) AS revenue_sq,
+          SUM(x.unsubscribed) AS unsubscribe, SUM(x.refunded) AS refund,
+          SUM(x.complained) AS complaint
+        FROM (
+          SELECT a.arm_id, a.band,
+            CASE WHEN EXISTS (
+              SELECT 1 FROM expansion_order o JOIN expansion_orderline l ON l.order_id = o.id
+              WHERE o.learner_id = a.learner_id AND {window}{product}
+            ) THEN 1 ELSE 0 END AS converted,
+            COALESCE((
+              SELECT SUM(l.quantity * l.unit_price - l.refunded_amount)
+              FROM expansion_order o JOIN expansion_orderline l ON l.order_id = o.id
+              WHERE o.learner_id = a.learner_id AND {window}
+            ), 0) AS revenue,
+            CASE WHEN EXISTS (
+              SELECT 1 FROM learners_consentchange c
+              WHERE c.learner_id = a.learner_id AND c.subscribed = %s
+                AND c.changed_at >= a.assigned_at AND c.changed_at < a.window_ends_at
+            ) THEN 1 ELSE 0 END AS unsubscribed,
+            CASE WHEN EXISTS (
+              SELECT 1 FROM expansion_order o JOIN expansion_orderline l ON l.order_id = o.id
+              WHERE o.learner_id = a.learner_id AND {window} AND l.refunded_amount > 0
+            ) THEN 1 ELSE 0 END AS refunded,
+            CASE WHEN EXISTS (
+              SELECT 1 FROM campaigns_sendevent e JOIN campaigns_send s ON s.id = e.send_id
+              WHERE s.learner_id = a.learner_id AND e.kind = 'complained'
+                AND e.at >= a.assigned_at AND e.at < a.window_ends_at
+            ) THEN 1 ELSE 0 END AS complained
+          FROM experiments_assignment a
+          WHERE a.experiment_id = %s
+        ) x
+        GROUP BY x.arm_id, x.band
+    """
+    return sql, [*params, False]
+
+
+@dataclass
+class ArmResult:
+    key: str  # arm id as text, or "holdout"
+    name: str
+    is_control: bool
+    is_active: bool
+    weight: float
+    counts: Counts
+    rate_ci: tuple[float, float] | None
+    guardrails: dict[str, dict[str, Any]] = field(default_factory=dict)
+    vs_control: dict[str, Any] | None = None
+    vs_holdout: dict[str, Any] | None = None
+    by_band: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _rate(k: int, n: int) -> float | None:
+    return k / n if n else None
+
+
+def experiment_results(*, experiment: Experiment, now: datetime | None = None) -> dict[str, Any]:
+    """Every figure of the results page and the API, as plain data."""
+    now = now or timezone.now()
+    alpha = float(experiment.alpha)
+    sql, params = _counts_sql(experiment.target_product_id)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, experiment.pk])
+        rows = cursor.fetchall()
+    arms = {str(a.pk): a for a in experiment.arms.all()}
+    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0, 0.0, 0, 0, 0])
+    bands: dict[str, dict[str, list[float]]] = defaultdict(
+        lambda: defaultdict(lambda: [0, 0, 0.0, 0.0, 0, 0, 0])
+    )
+    for arm_id, band, n, conv, revenue, revenue_sq, unsub, refund, complaint in rows:
+        key = str(arm_id) if arm_id is not None else HOLDOUT
+        values = [n, conv, float(revenue or 0), float(revenue_sq or 0), unsub, refund, complaint]
+        for target in (totals[key], bands[key][band or "unscored"]):
+            for i, v in enumerate(values):
+                target[i] += v
+    holdout_weight = float(experiment.holdout_percent)
+    active_weight = sum(a.weight for a in arms.values() if a.is_active)
+    results: dict[str, ArmResult] = {}
+    order = [*sorted(arms, key=lambda k: (not arms[k].is_control, int(k))), HOLDOUT]
+    for key in order:
+        t = totals.get(key, [0, 0, 0.0, 0.0, 0, 0, 0])
+        counts = Counts(int(t[0]), int(t[1]), t[2], t[3])
+        arm = arms.get(key)
+        weight = (
+            (100 - holdout_weight) * arm.weight / active_weight
+            if arm and arm.is_active and active_weight
+            else (holdout_weight if key == HOLDOUT else 0.0)
+        )
+        results[key] = ArmResult(
+            key=key,
+            name=arm.name if arm else "Holdout (no offer)",
+            is_control=bool(arm and arm.is_control),
+            is_active=bool(arm.is_active) if arm else True,
+            weight=round(weight, 4),
+            counts=counts,
+            rate_ci=wilson(counts.conversions, counts.n, alpha),
+        )
+        for index, guardrail in ((4, "unsubscribe"), (5, "refund"), (6, "complaint")):
+            if guardrail in experiment.guardrails or not experiment.guardrails:
+                results[key].guardrails[guardrail] = {
+                    "events": int(t[index]),
+                    "rate": _rate(int(t[index]), int(t[0])),
+                }
+        for band, b in sorted(bands.get(key, {}).items()):
+            results[key].by_band[band] = {
+                "n": int(b[0]),
+                "conversions": int(b[1]),
+                "rate": _rate(int(b[1]), int(b[0])),
+                "revenue_per_learner": b[2] / b[0] if b[0] else None,
+            }
+    if HOLDOUT in results and results[HOLDOUT].counts.n == 0 and holdout_weight == 0:
+        del results[HOLDOUT]
+    control = next((r for r in results.values() if r.is_control), None)
+    holdout = results.get(HOLDOUT)
+    for result in results.values():
+        if control is not None and result is not control and result.key != HOLDOUT:
+            result.vs_control = _comparison(control, result, experiment, alpha, bands)
+        if holdout is not None and result is not holdout and holdout.counts.n:
+            result.vs_holdout = _comparison(holdout, result, experiment, alpha, bands)
+    planned = [r for r in results.values() if r.weight > 0]
+    srm_p = sample_ratio_mismatch([r.counts.n for r in planned], [r.weight for r in planned])
+    assigned = sum(r.counts.n for r in results.values())
+    open_windows = experiment.assignments.filter(window_ends_at__gt=now).count()
+    per_arm = [r.counts.n for r in results.values() if r.key != HOLDOUT and r.is_active]
+    return {
+        "experiment": experiment.name,
+        "status": experiment.status,
+        "primary_metric": experiment.primary_metric,
+        "alpha": alpha,
+        "assigned": assigned,
+        "windows_still_open": open_windows,
+        "sample_size_per_arm": experiment.sample_size_per_arm,
+        "sample_size_reached": bool(
+            experiment.sample_size_per_arm
+            and per_arm
+            and min(per_arm) >= experiment.sample_size_per_arm
+        ),
+        "sample_ratio_mismatch": {
+            "p_value": srm_p,
+            "flagged": srm_p is not None and srm_p < SRM_P,
+        },
+        "peeking_warning": PEEKING_WARNING if experiment.status == Status.RUNNING else "",
+        "arms": [_arm_dict(r) for r in results.values()],
+        "generated_at": now.isoformat(),
+    }
+
+
+def _comparison(
+    base: ArmResult, arm: ArmResult, experiment: Experiment, alpha: float, bands: dict
+) -> dict[str, Any]:
+    result = asdict(compare(base.counts, arm.counts, alpha))
+    guardrails = {}
+    for name in arm.guardrails:
+        index = {"unsubscribe": 4, "refund": 5, "complaint": 6}[name]
+        base_t = bands_total(bands, base.key)
+        arm_t = bands_total(bands, arm.key)
+        g = compare(
+            Counts(int(base_t[0]), int(base_t[index])),
+            Counts(int(arm_t[0]), int(arm_t[index])),
+            alpha,
+        )
+        guardrails[name] = {
+            "difference": g.absolute_lift,
+            "ci": g.absolute_ci,
+            "p_value": g.p_value,
+            "worse": bool(
+                g.p_value is not None and g.p_value < alpha and (g.absolute_lift or 0) > 0
+            ),
+        }
+    result["guardrails"] = guardrails
+    by_band = {}
+    for band in sorted(set(bands.get(base.key, {})) | set(bands.get(arm.key, {}))):
+        b0 = bands.get(base.key, {}).get(band, [0, 0])
+        b1 = bands.get(arm.key, {}).get(band, [0, 0])
+        c = compare(Counts(int(b0[0]), int(b0[1])), Counts(int(b1[0]), int(b1[1])), alpha)
+        by_band[band] = {"absolute_lift": c.absolute_lift, "p_value": c.p_value}
+    result["by_band"] = by_band
+    return result
+
+
+def bands_total(bands: dict, key: str) -> list[float]:
+    total = [0, 0, 0.0, 0.0, 0, 0, 0]
+    for values in bands.get(key, {}).values():
+        for i, v in enumerate(values):
+            total[i] += v
+    return total
+
+
+def _arm_dict(r: ArmResult) -> dict[str, Any]:
+    c = r.counts
+    return {
+        "key": r.key,
+        "name": r.name,
+        "is_control": r.is_control,
+        "is_active": r.is_active,
+        "planned_share": r.weight,
+        "n": c.n,
+        "conversions": c.conversions,
+        "rate": c.rate,
+        "rate_ci": r.rate_ci,
+        "revenue": round(c.revenue, 2),
+        "revenue_per_learner": c.revenue_per_learner,
+        "guardrails": r.guardrails,
+        "vs_control": r.vs_control,
+        "vs_holdout": r.vs_holdout,
+        "by_band": r.by_band,
+    }
+
+
+__all__ = ["ExperimentSettings", "Guardrail", "experiment_results"]

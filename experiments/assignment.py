@@ -1,0 +1,150 @@
+"""Deterministic, sticky assignment: a hash of a salt and the learner id → one of 10,000
+buckets → holdout or arm. The same function in Python and in SQL (PostgreSQL: md5; SQLite: a
+registered function), so whole audiences are assigned in one statement and a single learner's
+arm can be recomputed anywhere."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import BooleanField, Q, QuerySet
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
+
+from learners.models import Learner
+
+from .models import BUCKETS, Arm, Assignment, Experiment, ExperimentSettings, Status
+
+
+def bucket(salt: str, learner_id: int) -> int:
+    digest = hashlib.md5(f"{salt}:{learner_id}".encode(), usedforsecurity=False).hexdigest()
+    return int(digest[:8], 16) % BUCKETS
+
+
+def bucket_sql(column: str) -> str:
+    """SQL for ``bucket(%s, column)``; takes the salt as its one parameter."""
+    if connection.vendor == "postgresql":
+        return (
+            f"mod(('x' || substr(md5(%s || ':' || CAST({column} AS TEXT)), 1, 8))"
+            f"::bit(32)::bigint, {BUCKETS})"
+        )
+    return f"expansion_bucket(%s, {column})"
+
+
+def sqlite_functions(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """Register ``expansion_bucket`` on each new SQLite connection (connected in apps.py)."""
+    if connection.vendor == "sqlite":
+        connection.connection.create_function(
+            "expansion_bucket",
+            2,
+            lambda salt, learner_id: bucket(salt, learner_id),
+            deterministic=True,
+        )
+
+
+def _cut(percent: Decimal | float) -> int:
+    return int(Decimal(str(percent)) * BUCKETS / 100)
+
+
+def global_holdout_bucket_limit() -> tuple[str, int]:
+    settings = ExperimentSettings.load()
+    return settings.global_holdout_salt, _cut(settings.global_holdout_percent)
+
+
+def in_global_holdout(learner_id: int) -> bool:
+    salt, limit = global_holdout_bucket_limit()
+    return bucket(salt, learner_id) < limit
+
+
+def global_holdout_q(*, outside: bool = True) -> Q:
+    """A condition on learners: outside (default) or inside the global holdout."""
+    salt, limit = global_holdout_bucket_limit()
+    expression = RawSQL(
+        f"{bucket_sql('learners_learner.id')} < %s", [salt, limit], output_field=BooleanField()
+    )
+    inside = Q(expression)
+    return ~inside if outside else inside
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Bucket ranges: [0, holdout) holdout; then each active arm's [start, end)."""
+
+    holdout: int
+    arms: list[tuple[int, int, int]]  # (arm id, start, end)
+
+    def arm_for(self, value: int) -> int | None:
+        if value < self.holdout:
+            return None
+        for arm_id, start, end in self.arms:
+            if start <= value < end:
+                return arm_id
+        return None
+
+
+def plan_for(experiment: Experiment) -> Plan:
+    holdout = _cut(experiment.holdout_percent)
+    arms = list(experiment.arms.filter(is_active=True).order_by("id"))
+    total = sum(a.weight for a in arms)
+    ranges = []
+    start = holdout
+    for index, arm in enumerate(arms):
+        share = (BUCKETS - holdout) * arm.weight // total if total else 0
+        end = BUCKETS if index == len(arms) - 1 else start + share
+        ranges.append((arm.pk, start, end))
+        start = end
+    return Plan(holdout=holdout, arms=ranges)
+
+
+class NotRunning(Exception):
+    pass
+
+
+def assign(
+    *, experiment: Experiment, learners: QuerySet[Learner], now: datetime | None = None
+) -> int:
+    """Assign every learner of ``learners`` not yet in ``experiment``; returns how many.
+
+    One ``INSERT … SELECT`` whatever the number: the bucket is computed in SQL, the arm from
+    the plan's bucket ranges, the LPS band copied from the learner's score. Sticky: a learner
+    already assigned keeps their arm (``ON CONFLICT DO NOTHING``), even if arms change later.
+    """
+    if experiment.status != Status.RUNNING:
+        raise NotRunning(f"{experiment} is {experiment.status}, not running")
+    now = now or timezone.now()
+    plan = plan_for(experiment)
+    if not plan.arms:
+        raise NotRunning(f"{experiment} has no active arm")
+    cases = " ".join(f"WHEN x.bucket < {end} THEN {arm_id}" for arm_id, _, end in plan.arms)
+    arm_sql = f"CASE WHEN x.bucket < {plan.holdout} THEN NULL {cases} END"
+    ids_sql, ids_params = learners.order_by().values("id").query.sql_with_params()
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    ends = connection.ops.adapt_datetimefield_value(now + timedelta(days=experiment.window_days))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO experiments_assignment
+              (experiment_id, learner_id, arm_id, bucket, band, assigned_at, window_ends_at)
+            SELECT %s, x.id, {arm_sql}, x.bucket, COALESCE(s.band, ''), %s, %s
+            FROM (
+              SELECT l.id, {bucket_sql("l.id")} AS bucket
+              FROM learners_learner l WHERE l.id IN ({ids_sql})
+            ) x
+            LEFT JOIN learners_learnerscore s ON s.learner_id = x.id
+            ON CONFLICT (experiment_id, learner_id) DO NOTHING
+            """,
+            [experiment.pk, stamp, ends, experiment.salt, *ids_params],
+        )
+        return cursor.rowcount
+
+
+def assignment_for(*, experiment: Experiment, learner: Learner) -> Assignment | None:
+    return Assignment.objects.filter(experiment=experiment, learner=learner).first()
+
+
+__all__ = ["Arm", "Plan", "assign", "bucket", "global_holdout_q", "in_global_holdout"]
