@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from campaigns import views as campaign_views
+from experiments import api as experiments_api
 from learners import api as learners_api
 
 from . import api as commerce_api
@@ -25,6 +26,11 @@ api_v1 = [
         name="learner-recommendations",
     ),
     path("metrics/", commerce_api.Metrics.as_view(), name="metrics"),
+    path(
+        "experiments/<int:pk>/results/",
+        experiments_api.ExperimentResults.as_view(),
+        name="experiment-results",
+    ),
     path("courses/", learners_api.CourseList.as_view(), name="course-list"),
     path("courses/bulk/", learners_api.CourseBulk.as_view(), name="course-bulk"),
     path("courses/<str:external_id>/", learners_api.CourseDetail.as_view(), name="course-detail"),

@@ -1,0 +1,218 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from .analysis import experiment_results
+from .cards import CardError, card_missing, card_sample_size, experiment_decide, experiment_start
+from .models import Arm, Decision, Experiment, ExperimentSettings, Guardrail, Status
+
+
+class ArmInline(admin.TabularInline):
+    model = Arm
+    extra = 0
+    fields = ["name", "is_control", "weight", "offer", "is_active"]
+    autocomplete_fields = ["offer"]
+
+
+class ExperimentForm(forms.ModelForm):
+    guardrails = forms.MultipleChoiceField(
+        choices=Guardrail.choices, widget=forms.CheckboxSelectMultiple, required=False
+    )
+
+    class Meta:
+        model = Experiment
+        fields = "__all__"
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    """Seed 001's Expansion Experiment Card: written in draft, started when complete, decided
+    on the results page with who decided what and why."""
+
+    form = ExperimentForm
+    list_display = ["name", "status", "primary_metric", "started_at", "decision", "results"]
+    list_filter = ["status", "primary_metric", "decision"]
+    search_fields = ["name", "hypothesis"]
+    inlines = [ArmInline]
+    autocomplete_fields = ["target_product"]
+    readonly_fields = [
+        "status",
+        "started_at",
+        "ended_at",
+        "calculated_sample_size",
+        "still_missing",
+        "decision",
+        "winning_arm",
+        "decision_reason",
+        "decided_by",
+        "decided_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["name", "status", "still_missing"]}),
+        (
+            "The test",
+            {
+                "fields": [
+                    "hypothesis",
+                    "variable",
+                    "primary_metric",
+                    "target_product",
+                    "guardrails",
+                    "holdout_definition",
+                    "holdout_percent",
+                    "window_days",
+                ]
+            },
+        ),
+        (
+            "Sample size (statsmodels: two proportions, two-sided)",
+            {
+                "fields": [
+                    "baseline_rate",
+                    "minimum_detectable_effect",
+                    "alpha",
+                    "power",
+                    "calculated_sample_size",
+                    "sample_size_per_arm",
+                    "min_duration_days",
+                ]
+            },
+        ),
+        ("Decision rule", {"fields": ["decision_rule", "sign_off_by"]}),
+        (
+            "Result",
+            {
+                "fields": [
+                    "started_at",
+                    "ended_at",
+                    "result",
+                    "decision",
+                    "winning_arm",
+                    "decision_reason",
+                    "decided_by",
+                    "decided_at",
+                ]
+            },
+        ),
+    ]
+
+    @admin.display(description="Calculated per arm")
+    def calculated_sample_size(self, obj: Experiment) -> str:
+        try:
+            n = card_sample_size(obj)
+        except ValueError as exc:
+            return str(exc)
+        if n is None:
+            return "Give a baseline rate and a minimum detectable effect."
+        return f"{n:,} learners per arm (left empty below, this is what is saved)"
+
+    @admin.display(description="Before it can start")
+    def still_missing(self, obj: Experiment) -> str:
+        if obj.status != Status.DRAFT:
+            return "—"
+        missing = card_missing(obj)
+        return "; ".join(missing) if missing else "Complete: use Start on the results page."
+
+    @admin.display(description="Results")
+    def results(self, obj: Experiment) -> str:
+        url = reverse("admin:experiments_experiment_results", args=[obj.pk])
+        return format_html('<a href="{}">Results</a>', url)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        card = form.instance
+        if not card.sample_size_per_arm:
+            try:
+                n = card_sample_size(card)
+            except ValueError:
+                n = None
+            if n:
+                Experiment.objects.filter(pk=card.pk).update(sample_size_per_arm=n)
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/results/",
+                self.admin_site.admin_view(self.results_view),
+                name="experiments_experiment_results",
+            ),
+            *super().get_urls(),
+        ]
+
+    def results_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        experiment = get_object_or_404(Experiment, pk=pk)
+        if not self.has_view_permission(request, experiment):
+            return HttpResponse(status=403)
+        if request.method == "POST":
+            if not self.has_change_permission(request, experiment):
+                return HttpResponse(status=403)
+            try:
+                if request.POST.get("action") == "start":
+                    experiment_start(experiment=experiment)
+                    messages.success(request, "Started: learners are assigned from now on.")
+                else:
+                    arm_id = request.POST.get("winning_arm") or None
+                    experiment_decide(
+                        experiment=experiment,
+                        decision=request.POST.get("decision", ""),
+                        winning_arm=experiment.arms.filter(pk=arm_id).first() if arm_id else None,
+                        reason=request.POST.get("reason", ""),
+                        result=request.POST.get("result", ""),
+                        user=request.user,
+                    )
+                    messages.success(request, "Decision recorded.")
+            except CardError as exc:
+                messages.error(request, str(exc))
+            return HttpResponseRedirect(request.path)
+        results = experiment_results(experiment=experiment)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": Experiment._meta,
+            "experiment": experiment,
+            "results": results,
+            "chart": rate_chart(results["arms"]),
+            "decisions": Decision.choices,
+            "arms": experiment.arms.all(),
+            "missing": card_missing(experiment) if experiment.status == Status.DRAFT else [],
+            "title": f"Results: {experiment.name}",
+        }
+        return TemplateResponse(request, "experiments/results.html", context)
+
+
+def rate_chart(arms: list[dict], width: int = 520, row: int = 28) -> dict:
+    """Each arm's conversion rate with its Wilson interval, on one shared axis."""
+    top = max([a["rate_ci"][1] for a in arms if a["rate_ci"]] + [0.01])
+    scale = (width - 160) / top
+    rows = []
+    for index, arm in enumerate(arms):
+        if arm["rate"] is None:
+            continue
+        low, high = arm["rate_ci"]
+        rows.append(
+            {
+                "label": arm["name"][:22],
+                "y": index * row + 14,
+                "x": round(150 + arm["rate"] * scale, 1),
+                "x1": round(150 + low * scale, 1),
+                "x2": round(150 + high * scale, 1),
+                "text": f"{arm['rate']:.1%} [{low:.1%}, {high:.1%}]",
+            }
+        )
+    return {"rows": rows, "width": width, "height": max(len(arms), 1) * row + 8}
+
+
+@admin.register(ExperimentSettings)
+class ExperimentSettingsAdmin(admin.ModelAdmin):
+    fields = ["global_holdout_percent", "comparison_window_days"]
+
+    def has_add_permission(self, request) -> bool:
+        return not ExperimentSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
