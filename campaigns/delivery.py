@@ -30,6 +30,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from experiments.assignment import in_global_holdout
 from learners.consent import consent_blocker
 from learners.models import EmailSuppression, Learner, MessageCategory
 from templates import engine
@@ -189,6 +190,14 @@ def email_send(*, send: Send, context: dict[str, Any], connection: Any = None) -
         blocker = consent_blocker(learner, send.category)
     if not blocker and EmailSuppression.objects.filter(email=to.strip().lower()).exists():
         blocker = "address suppressed (bounce or complaint)"
+    if (
+        not blocker
+        and not send.is_test
+        and send.category != MessageCategory.TRANSACTIONAL
+        and in_global_holdout(learner.pk)
+    ):
+        # The last line of the global holdout: campaigns leave these learners out already.
+        blocker = "in the global holdout (no marketing)"
     if blocker:
         return Outcome(_finish(send, SendStatus.SUPPRESSED, blocker, SendEventKind.FAILED), False)
     marketing = send.category != MessageCategory.TRANSACTIONAL

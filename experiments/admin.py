@@ -8,7 +8,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from .analysis import experiment_results
+from .analysis import cumulative_lift, experiment_results, global_holdout_results
 from .cards import CardError, card_missing, card_sample_size, experiment_decide, experiment_start
 from .models import Arm, Decision, Experiment, ExperimentSettings, Guardrail, Status
 
@@ -177,6 +177,7 @@ class ExperimentAdmin(admin.ModelAdmin):
             "experiment": experiment,
             "results": results,
             "chart": rate_chart(results["arms"]),
+            "lift_chart": lift_chart(cumulative_lift(experiment=experiment), results["arms"]),
             "decisions": Decision.choices,
             "arms": experiment.arms.all(),
             "missing": card_missing(experiment) if experiment.status == Status.DRAFT else [],
@@ -207,9 +208,77 @@ def rate_chart(arms: list[dict], width: int = 520, row: int = 28) -> dict:
     return {"rows": rows, "width": width, "height": max(len(arms), 1) * row + 8}
 
 
+def lift_chart(days: list[dict], arms: list[dict], width: int = 520, height: int = 160) -> dict:
+    """Cumulative lift over the control by day of assignment, one line per arm."""
+    names = {a["key"]: a["name"] for a in arms}
+    keys = sorted({k for d in days for k in d.get("lift", {})})
+    values = [v for d in days for v in d.get("lift", {}).values() if v is not None]
+    if not days or not values:
+        return {"lines": [], "width": width, "height": height}
+    low, high = min(values + [0.0]), max(values + [0.0])
+    span = (high - low) or 1.0
+    step = (width - 20) / max(len(days) - 1, 1)
+
+    def y(v: float) -> float:
+        return round(10 + (height - 30) * (high - v) / span, 1)
+
+    colours = ["#417690", "#ba2121", "#e6a700", "#5b8a3a", "#8a5b9c"]
+    lines = []
+    for index, key in enumerate(keys):
+        points = " ".join(
+            f"{round(10 + i * step, 1)},{y(d['lift'][key])}"
+            for i, d in enumerate(days)
+            if d.get("lift", {}).get(key) is not None
+        )
+        lines.append({"name": names.get(key, key), "points": points, "colour": colours[index % 5]})
+    return {
+        "lines": lines,
+        "width": width,
+        "height": height,
+        "zero": y(0.0),
+        "first": days[0]["day"],
+        "last": days[-1]["day"],
+        "high": high,
+        "low": low,
+    }
+
+
 @admin.register(ExperimentSettings)
 class ExperimentSettingsAdmin(admin.ModelAdmin):
-    fields = ["global_holdout_percent", "comparison_window_days"]
+    fields = ["global_holdout_percent", "comparison_window_days", "comparison"]
+    readonly_fields = ["comparison"]
+
+    @admin.display(description="Global holdout against everyone else")
+    def comparison(self, obj: ExperimentSettings) -> str:
+        if obj.pk is None:
+            return "—"
+        r = global_holdout_results()
+        h, e, lift = r["holdout"], r["everyone_else"], r["lift"]
+
+        def pct(v):
+            return "—" if v is None else f"{v:.2%}"
+
+        def money(v):
+            return "—" if v is None else f"{v:,.2f}"
+
+        return format_html(
+            "Last {} days. Holdout: {} learners, {} bought ({}), revenue per learner {}. "
+            "Everyone else: {} learners, {} bought ({}), revenue per learner {}. "
+            "Difference in buyers: {} (p = {}); revenue per learner: {} (Welch p = {}).",
+            r["window_days"],
+            h["n"],
+            h["buyers"],
+            pct(h["rate"]),
+            money(h["revenue_per_learner"]),
+            e["n"],
+            e["buyers"],
+            pct(e["rate"]),
+            money(e["revenue_per_learner"]),
+            pct(lift["absolute_lift"]),
+            "—" if lift["p_value"] is None else f"{lift['p_value']:.4f}",
+            money(lift["revenue_difference"]),
+            "—" if lift["revenue_p_value"] is None else f"{lift['revenue_p_value']:.4f}",
+        )
 
     def has_add_permission(self, request) -> bool:
         return not ExperimentSettings.objects.exists()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
@@ -250,3 +250,100 @@ def _arm_dict(r: ArmResult) -> dict[str, Any]:
 
 
 __all__ = ["ExperimentSettings", "Guardrail", "experiment_results"]
+
+
+def global_holdout_results(*, now: datetime | None = None) -> dict[str, Any]:
+    """The global holdout against everyone else over the settings' comparison window: share
+    of learners who ordered, and revenue per learner (the whole program's incremental
+    effect). One statement; the holdout is computed by the same bucket function as always."""
+    from .assignment import bucket_sql
+
+    now = now or timezone.now()
+    settings = ExperimentSettings.load()
+    start = now - timedelta(days=settings.comparison_window_days)
+    limit = int(settings.global_holdout_percent * 100)
+    stamp = connection.ops.adapt_datetimefield_value
+    sql = f"""
+        SELECT CASE WHEN {bucket_sql("l.id")} < %s THEN 1 ELSE 0 END AS held,
+          COUNT(*), SUM(CASE WHEN r.revenue IS NOT NULL THEN 1 ELSE 0 END),
+          SUM(COALESCE(r.revenue, 0)), SUM(COALESCE(r.revenue, 0) * COALESCE(r.revenue, 0))
+        FROM learners_learner l
+        LEFT JOIN (
+          SELECT o.learner_id, SUM(li.quantity * li.unit_price - li.refunded_amount) AS revenue
+          FROM expansion_order o JOIN expansion_orderline li ON li.order_id = o.id
+          WHERE o.placed_at >= %s AND o.placed_at < %s
+          GROUP BY o.learner_id
+        ) r ON r.learner_id = l.id
+        GROUP BY 1
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [settings.global_holdout_salt, limit, stamp(start), stamp(now)])
+        rows = {
+            held: Counts(int(n), int(k), float(rev or 0), float(sq or 0))
+            for held, n, k, rev, sq in cursor.fetchall()
+        }
+    held = rows.get(1, Counts(0, 0))
+    rest = rows.get(0, Counts(0, 0))
+    comparison = compare(held, rest)
+    return {
+        "window_days": settings.comparison_window_days,
+        "holdout_percent": float(settings.global_holdout_percent),
+        "holdout": {
+            "n": held.n,
+            "buyers": held.conversions,
+            "rate": held.rate,
+            "revenue_per_learner": held.revenue_per_learner,
+        },
+        "everyone_else": {
+            "n": rest.n,
+            "buyers": rest.conversions,
+            "rate": rest.rate,
+            "revenue_per_learner": rest.revenue_per_learner,
+        },
+        "lift": asdict(comparison),
+    }
+
+
+def cumulative_lift(*, experiment: Experiment) -> list[dict[str, Any]]:
+    """Per day of assignment, each arm's cumulative conversion rate and its lift over the
+    control (for the chart of lift over time)."""
+    from django.db.models import Count, Exists, OuterRef, Q
+    from django.db.models.functions import TruncDate
+
+    from expansion.models import OrderLine
+
+    lines = OrderLine.objects.filter(
+        order__learner=OuterRef("learner"),
+        order__placed_at__gte=OuterRef("assigned_at"),
+        order__placed_at__lt=OuterRef("window_ends_at"),
+    )
+    if experiment.target_product_id:
+        lines = lines.filter(product_id=experiment.target_product_id)
+    rows = (
+        experiment.assignments.annotate(day=TruncDate("assigned_at"), converted=Exists(lines))
+        .values("day", "arm_id")
+        .annotate(n=Count("id"), k=Count("id", filter=Q(converted=True)))
+        .order_by("day")
+    )
+    control = experiment.arms.filter(is_control=True).values_list("id", flat=True).first()
+    totals: dict[Any, list[int]] = defaultdict(lambda: [0, 0])
+    days: list[dict[str, Any]] = []
+    for row in rows:
+        if days and days[-1]["day"] == row["day"]:
+            point = days[-1]
+        else:
+            point = {"day": row["day"]}
+            days.append(point)
+        totals[row["arm_id"]][0] += row["n"]
+        totals[row["arm_id"]][1] += row["k"]
+        point["rates"] = {
+            (str(arm) if arm else HOLDOUT): (k / n if n else None) for arm, (n, k) in totals.items()
+        }
+    for point in days:
+        base = point["rates"].get(str(control)) if control else None
+        point["lift"] = {
+            arm: (rate - base if rate is not None and base is not None else None)
+            for arm, rate in point["rates"].items()
+            if arm != str(control)
+        }
+    return days

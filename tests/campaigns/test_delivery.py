@@ -15,9 +15,12 @@ from aiosmtpd.controller import Controller
 
 from campaigns.delivery import DeliveryDeferred, email_send, send_create, unsubscribe_token
 from campaigns.models import Send, SendEvent
+from experiments.assignment import bucket
+from experiments.models import ExperimentSettings
 from learners.models import CategoryOptOut, ConsentChange, EmailSuppression, Learner
 from templates.context import message_context
 from templates.messages import template_snapshot
+from tests.factories.experiments import ExperimentSettingsFactory
 from tests.factories.learners import EmailSuppressionFactory, LearnerFactory
 from tests.factories.templates import MessageTemplateFactory
 
@@ -56,7 +59,8 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def smtp(settings):
+def smtp(settings, db):
+    ExperimentSettingsFactory(global_holdout_percent=0)  # the holdout has its own test
     sink = Sink()
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
@@ -374,3 +378,22 @@ def test_an_admin_test_send_is_recorded_and_its_unsubscribe_link_changes_nothing
     assert CategoryOptOut.objects.count() == 0
     learner.refresh_from_db()
     assert learner.unsubscribed_at is None
+
+
+def test_the_global_holdout_gets_no_marketing_but_its_receipts(smtp, version):
+    learners = LearnerFactory.create_batch(40)
+    ExperimentSettings.objects.filter(id=1).update(
+        global_holdout_percent=25, global_holdout_salt="g"
+    )
+    held = [learner for learner in learners if bucket("g", learner.pk) < 2500]
+    assert held  # 25 % of 40: the salt is fixed, so this is stable
+
+    offer = deliver(held[0], version)
+    receipt = deliver(held[0], version, category="transactional")
+
+    assert (offer.status, offer.status_reason) == (
+        "suppressed",
+        "in the global holdout (no marketing)",
+    )
+    assert receipt.status == "sent"
+    assert len(smtp.messages) == 1

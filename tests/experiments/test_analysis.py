@@ -130,3 +130,47 @@ def test_the_api_returns_the_results_to_a_read_key_only(fixture, read_api, clien
     assert len(body["arms"][0]["rate_ci"]) == 2
     assert missing.status_code == 404
     assert anonymous.status_code in (401, 403)
+
+
+def test_the_global_holdout_is_compared_with_everyone_else():
+    from experiments.analysis import global_holdout_results
+    from experiments.assignment import bucket
+    from tests.factories.experiments import ExperimentSettingsFactory
+    from tests.factories.learners import LearnerFactory
+
+    ExperimentSettingsFactory(global_holdout_percent=30, global_holdout_salt="g")
+    learners = LearnerFactory.create_batch(30)
+    held = [x for x in learners if bucket("g", x.pk) < 3000]
+    rest = [x for x in learners if bucket("g", x.pk) >= 3000]
+    product = ProductFactory()
+    now = BASE_TIME + 10 * DAY
+    for buyer, price in ((held[0], "40"), (rest[0], "100"), (rest[1], "50")):
+        order = OrderFactory(learner=buyer, placed_at=BASE_TIME + 5 * DAY)
+        OrderLineFactory(order=order, product=product, unit_price=Decimal(price))
+    old = OrderFactory(learner=rest[2], placed_at=BASE_TIME - 30 * DAY)  # outside the window
+    OrderLineFactory(order=old, product=product, unit_price=Decimal("999"))
+
+    result = global_holdout_results(now=now)
+
+    assert result["holdout"] == {
+        "n": len(held),
+        "buyers": 1,
+        "rate": 1 / len(held),
+        "revenue_per_learner": 40 / len(held),
+    }
+    assert result["everyone_else"]["n"] == len(rest)
+    assert result["everyone_else"]["buyers"] == 2
+    assert result["everyone_else"]["revenue_per_learner"] == pytest.approx(150 / len(rest))
+    assert result["lift"]["absolute_lift"] == pytest.approx(2 / len(rest) - 1 / len(held))
+
+
+def test_cumulative_lift_by_day_of_assignment(fixture):
+    from experiments.analysis import cumulative_lift
+
+    experiment, control, variant = fixture
+
+    days = cumulative_lift(experiment=experiment)
+
+    assert [d["day"].isoformat() for d in days] == ["2026-01-05"]
+    assert days[0]["rates"] == {str(control.pk): 0.25, str(variant.pk): 0.5, "holdout": 0.5}
+    assert days[0]["lift"] == {str(variant.pk): 0.25, "holdout": 0.25}

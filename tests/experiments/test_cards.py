@@ -137,3 +137,14 @@ def test_saving_a_card_in_the_admin_fills_the_sample_size(admin_client):
     assert card.guardrails == ["refund"]
     # One arm and a holdout: two groups.
     assert card.sample_size_per_arm == sample_size(baseline=0.1, mde=0.02, arms=2) == 3835
+
+
+def test_the_settings_page_shows_the_global_holdout_comparison(admin_client):
+    from tests.factories.experiments import ExperimentSettingsFactory
+
+    ExperimentSettingsFactory()
+
+    page = admin_client.get("/admin/experiments/experimentsettings/1/change/")
+
+    assert page.status_code == 200
+    assert b"Last 30 days. Holdout: 0 learners" in page.content
