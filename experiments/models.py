@@ -228,8 +228,10 @@ class Assignment(models.Model):
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="assignments")
     learner = models.ForeignKey(Learner, on_delete=models.CASCADE, related_name="assignments")
+    # RESTRICT: an arm with assignments cannot be deleted on its own (retire it instead), but
+    # deleting the whole experiment takes both.
     arm = models.ForeignKey(
-        Arm, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments"
+        Arm, null=True, blank=True, on_delete=models.RESTRICT, related_name="assignments"
     )
     bucket = models.PositiveSmallIntegerField()
     band = models.CharField(

@@ -18,6 +18,7 @@ from expansion.models import (
     SubscriptionChange,
     TierLadder,
 )
+from experiments.models import Experiment
 from learners.models import Course, Enrollment, Event, Learner, Module
 from templates.models import MessageTemplate
 from tests.factories.learners import UserFactory
@@ -114,8 +115,10 @@ def demo_reset() -> None:
     from django.contrib.auth import get_user_model
 
     from expansion.models import PairReview, ProductAffinity
+    from experiments.models import Experiment
     from learners.models import Account
 
+    Experiment.objects.all().delete()
     Bundle.objects.all().delete()
     TierLadder.objects.all().delete()
     Offer.objects.update(fallback=None)
@@ -135,7 +138,7 @@ def test_seed_demo_is_deterministic_and_every_admin_page_renders(client):
     anchor = date(2026, 6, 1)
     call_command("seed_demo", learners=60, anchor=anchor, stdout=open(os.devnull, "w"))
     first = demo_snapshot()
-    assert first["counts"] == [60, 6, 48, 84, 1535, 84, 97, 16, 56, 6]
+    assert first["counts"] == [60, 6, 48, 84, 1535, 84, 97, 16, 56, 7]
     assert len(first["subscriptions"]) == 40
     assert Learner.objects.filter(marketing_opt_in=True).count() == 53
     assert Enrollment.objects.filter(completed_at__isnull=False).count() == 6
@@ -177,6 +180,9 @@ def test_seed_demo_is_deterministic_and_every_admin_page_renders(client):
         f"/admin/learners/course/{Course.objects.first().pk}/change/",
         f"/admin/expansion/order/{Order.objects.first().pk}/change/",
         "/admin/campaigns/send/",
+        "/admin/experiments/experiment/",
+        f"/admin/experiments/experiment/{Experiment.objects.get().pk}/results/",
+        f"/admin/experiments/experiment/{Experiment.objects.get().pk}/change/",
         "/admin/learners/emailsuppression/",
     ]
     for page in pages:
