@@ -44,11 +44,11 @@ class _CharLimitedIO(StringIO):
         self.limit = limit
         self.size = 0
 
-    def write(self, text: str) -> int:
-        self.size += len(text)
-        if self.size > self.limit:
+    def write(self, text: str, _write=StringIO.write) -> int:  # type: ignore[override]
+        size = self.size = self.size + len(text)
+        if size > self.limit:
             raise OutputStreamLimitError("output stream limit reached", token=None)
-        return super().write(text)
+        return _write(self, text)
 
 
 class _SandboxedTemplate(BoundTemplate):
