@@ -30,8 +30,9 @@ pytestmark = pytest.mark.django_db
 AS_OF = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 
-def members(definition) -> set[str]:
-    return set(segment_members(definition, as_of=AS_OF).values_list("external_id", flat=True))
+def members(definition, bulk: bool = True) -> set[str]:
+    found = segment_members(definition, as_of=AS_OF, bulk=bulk)
+    return set(found.values_list("external_id", flat=True))
 
 
 @pytest.mark.parametrize(
@@ -235,6 +236,7 @@ learner_rows = st.lists(
             "stall": st.booleans(),
             "plan": st.sampled_from(PLANS),
             "scored": st.booleans(),
+            "logins": st.integers(min_value=0, max_value=3),
         }
     ),
     min_size=1,
@@ -258,6 +260,11 @@ leaf = st.one_of(
     st.builds(
         lambda v: {"field": "attribute", "key": "plan", "op": "eq", "value": v},
         st.sampled_from(PLANS),
+    ),
+    st.builds(
+        lambda op, v: {"field": "event_count", "kind": "login", "days": 7, "op": op, "value": v},
+        st.sampled_from(["gte", "gt", "lte", "lt", "eq"]),
+        st.integers(min_value=0, max_value=3),
     ),
 )
 tree = st.recursive(
@@ -289,6 +296,8 @@ def reference(node: dict, row: dict) -> bool:
     field = node["field"]
     if field == "attribute":
         return row["plan"] == node["value"]
+    if field == "event_count":
+        return OPS[node["op"]](row["logins"], node["value"])
     if not row["scored"]:
         return False
     if field == "lps":
@@ -325,9 +334,16 @@ def test_sql_agrees_with_python_reference(django_db_blocker, rows, definition):
                     stage=row["stage"],
                     flag_stall=row["stall"],
                 )
+            for minutes in range(row["logins"]):  # inside the 7-day window
+                EventFactory(
+                    learner=learner, occurred_at=AS_OF - timedelta(days=2, minutes=minutes)
+                )
+            EventFactory(learner=learner, occurred_at=AS_OF - timedelta(days=8))  # outside
             if reference(definition, row):
                 expected.add(f"r{n}")
+        # Both plans — grouped scan (bulk) and per-learner subqueries — select the same.
         assert members(definition) == expected
+        assert members(definition, bulk=False) == expected
         transaction.set_rollback(True)
     assert Learner.objects.count() == 0
 
