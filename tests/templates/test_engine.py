@@ -53,6 +53,15 @@ def test_the_sandbox_bounds_loops_output_and_files():
         render("{% for i in (1..100000) %}x{% endfor %}")
     with pytest.raises(engine.RenderError, match="output stream limit reached"):
         render("{% for i in (1..900) %}{{ s }}{% endfor %}", s="x" * 1000)
+    # Without loops or amplifying filters the limit is checked on the finished output.
+    assert engine.compiled("{{ s | upcase }}{% if s %}!{% endif %}", True).linear is True
+    assert engine.compiled("{{ s | replace: 'x', s }}", True).linear is False
+    assert engine.compiled("{% assign t = s %}{{ t }}", True).linear is False
+    assert render("{{ s }}", s="x" * 500_000) == "x" * 500_000
+    with pytest.raises(engine.RenderError, match="output stream limit reached"):
+        render("{{ s }}{{ s }}", s="x" * 300_000)
+    with pytest.raises(engine.RenderError, match="output stream limit reached"):
+        render("{{ s | replace: 'x', s }}", s="x" * 1000)  # would be 1,000,000
     with pytest.raises(
         engine.RenderError, match=r"cannot include other templates or files \(/etc/passwd\)"
     ):
