@@ -194,7 +194,13 @@ def email_send(*, send: Send, context: dict[str, Any], connection: Any = None) -
         blocker = "" if to else "no email address"
     else:
         blocker = consent_blocker(learner, send.category)
-    if not blocker and EmailSuppression.objects.filter(email=to.strip().lower()).exists():
+    address = to.strip().lower()
+    if (
+        not blocker
+        # consent_blocker has checked the learner's own address for a real send
+        and (send.is_test or address != learner.email.strip().lower())
+        and EmailSuppression.objects.filter(email=address).exists()
+    ):
         blocker = "address suppressed (bounce or complaint)"
     if (
         not blocker

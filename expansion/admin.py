@@ -44,6 +44,7 @@ from .pricing import (
     ladder_check,
     offer_check,
 )
+from .singleton import SingletonAdmin
 
 admin.site.site_header = "Expansion"
 admin.site.site_title = "Expansion"
@@ -224,7 +225,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(CommerceSettings)
-class CommerceSettingsAdmin(admin.ModelAdmin):
+class CommerceSettingsAdmin(SingletonAdmin):
     """One row: the discount ceiling, the affinity gate and the opportunity thresholds."""
 
     fieldsets = [
@@ -252,18 +253,6 @@ class CommerceSettingsAdmin(admin.ModelAdmin):
             },
         ),
     ]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return not CommerceSettings.objects.exists()
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
-        row = CommerceSettings.load()
-        return HttpResponseRedirect(
-            reverse("admin:expansion_commercesettings_change", args=[row.pk])
-        )
 
 
 class OfferForm(forms.ModelForm):

@@ -10,6 +10,8 @@ from django.db.models import F, Q
 
 from learners.models import Account, Course, Learner
 
+from .singleton import SingletonModel
+
 
 def default_currency() -> str:
     return settings.EXPANSION_CURRENCY
@@ -262,7 +264,7 @@ class Moment(models.TextChoices):
     SUPPORT_RESOLUTION = "support_resolution", "Support resolution"
 
 
-class CommerceSettings(models.Model):
+class CommerceSettings(SingletonModel):
     """The commerce side's editable numbers (one row). Defaults come from the seeds."""
 
     max_discount_percent = models.PositiveSmallIntegerField(
@@ -323,11 +325,6 @@ class CommerceSettings(models.Model):
 
     def __str__(self) -> str:
         return "Commerce settings"
-
-    @classmethod
-    def load(cls) -> CommerceSettings:
-        settings_row, _ = cls.objects.get_or_create(id=1)
-        return settings_row
 
 
 class OfferKind(models.TextChoices):

@@ -8,6 +8,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from expansion.singleton import SingletonAdmin
+
 from .analysis import cumulative_lift, experiment_results, global_holdout_results
 from .cards import CardError, card_missing, card_sample_size, experiment_decide, experiment_start
 from .models import Arm, Decision, Experiment, ExperimentSettings, Guardrail, Status
@@ -244,7 +246,7 @@ def lift_chart(days: list[dict], arms: list[dict], width: int = 520, height: int
 
 
 @admin.register(ExperimentSettings)
-class ExperimentSettingsAdmin(admin.ModelAdmin):
+class ExperimentSettingsAdmin(SingletonAdmin):
     fields = ["global_holdout_percent", "comparison_window_days", "comparison"]
     readonly_fields = ["comparison"]
 
@@ -279,9 +281,3 @@ class ExperimentSettingsAdmin(admin.ModelAdmin):
             money(lift["revenue_difference"]),
             "—" if lift["revenue_p_value"] is None else f"{lift['revenue_p_value']:.4f}",
         )
-
-    def has_add_permission(self, request) -> bool:
-        return not ExperimentSettings.objects.exists()
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

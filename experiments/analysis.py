@@ -28,6 +28,8 @@ from .models import Experiment, ExperimentSettings, Guardrail, Status
 from .stats import SRM_P, Counts, compare, sample_ratio_mismatch, wilson
 
 HOLDOUT = "holdout"
+# Where each guardrail's event count sits in a row of the counts query.
+GUARDRAIL_COLUMNS = ((4, Guardrail.UNSUBSCRIBE), (5, Guardrail.REFUND), (6, Guardrail.COMPLAINT))
 PEEKING_WARNING = (
     "Fixed-horizon test: the p-values and intervals are valid once, at the planned sample size. "
     "Checking them repeatedly and stopping at the first 'significant' look inflates false "
@@ -137,7 +139,7 @@ def experiment_results(*, experiment: Experiment, now: datetime | None = None) -
             counts=counts,
             rate_ci=wilson(counts.conversions, counts.n, alpha),
         )
-        for index, guardrail in ((4, "unsubscribe"), (5, "refund"), (6, "complaint")):
+        for index, guardrail in GUARDRAIL_COLUMNS:
             if guardrail in experiment.guardrails or not experiment.guardrails:
                 results[key].guardrails[guardrail] = {
                     "events": int(t[index]),
@@ -156,9 +158,9 @@ def experiment_results(*, experiment: Experiment, now: datetime | None = None) -
     holdout = results.get(HOLDOUT)
     for result in results.values():
         if control is not None and result is not control and result.key != HOLDOUT:
-            result.vs_control = _comparison(control, result, experiment, alpha, bands)
+            result.vs_control = _comparison(control, result, alpha, bands)
         if holdout is not None and result is not holdout and holdout.counts.n:
-            result.vs_holdout = _comparison(holdout, result, experiment, alpha, bands)
+            result.vs_holdout = _comparison(holdout, result, alpha, bands)
     planned = [r for r in results.values() if r.weight > 0]
     srm_p = sample_ratio_mismatch([r.counts.n for r in planned], [r.weight for r in planned])
     assigned = sum(r.counts.n for r in results.values())
@@ -187,18 +189,13 @@ def experiment_results(*, experiment: Experiment, now: datetime | None = None) -
     }
 
 
-def _comparison(
-    base: ArmResult, arm: ArmResult, experiment: Experiment, alpha: float, bands: dict
-) -> dict[str, Any]:
+def _comparison(base: ArmResult, arm: ArmResult, alpha: float, bands: dict) -> dict[str, Any]:
     result = asdict(compare(base.counts, arm.counts, alpha))
     guardrails = {}
-    for name in arm.guardrails:
-        index = {"unsubscribe": 4, "refund": 5, "complaint": 6}[name]
-        base_t = bands_total(bands, base.key)
-        arm_t = bands_total(bands, arm.key)
+    for name, counted in arm.guardrails.items():
         g = compare(
-            Counts(int(base_t[0]), int(base_t[index])),
-            Counts(int(arm_t[0]), int(arm_t[index])),
+            Counts(base.counts.n, base.guardrails[name]["events"]),
+            Counts(arm.counts.n, counted["events"]),
             alpha,
         )
         guardrails[name] = {
@@ -220,14 +217,6 @@ def _comparison(
     return result
 
 
-def bands_total(bands: dict, key: str) -> list[float]:
-    total = [0, 0, 0.0, 0.0, 0, 0, 0]
-    for values in bands.get(key, {}).values():
-        for i, v in enumerate(values):
-            total[i] += v
-    return total
-
-
 def _arm_dict(r: ArmResult) -> dict[str, Any]:
     c = r.counts
     return {
@@ -247,9 +236,6 @@ def _arm_dict(r: ArmResult) -> dict[str, Any]:
         "vs_holdout": r.vs_holdout,
         "by_band": r.by_band,
     }
-
-
-__all__ = ["ExperimentSettings", "Guardrail", "experiment_results"]
 
 
 def global_holdout_results(*, now: datetime | None = None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from learners.models import Learner
 
-from .models import BUCKETS, Arm, Assignment, Experiment, ExperimentSettings, Status
+from .models import BUCKETS, Experiment, ExperimentSettings, Status
 
 
 def bucket(salt: str, learner_id: int) -> int:
@@ -141,10 +141,3 @@ def assign(
             [experiment.pk, stamp, ends, experiment.salt, *ids_params],
         )
         return cursor.rowcount
-
-
-def assignment_for(*, experiment: Experiment, learner: Learner) -> Assignment | None:
-    return Assignment.objects.filter(experiment=experiment, learner=learner).first()
-
-
-__all__ = ["Arm", "Plan", "assign", "bucket", "global_holdout_q", "in_global_holdout"]

@@ -17,6 +17,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from expansion.singleton import SingletonModel
 from learners.models import Learner
 
 BUCKETS = 10_000
@@ -26,7 +27,7 @@ def new_salt() -> str:
     return secrets.token_hex(8)
 
 
-class ExperimentSettings(models.Model):
+class ExperimentSettings(SingletonModel):
     """One row: the global holdout every marketing campaign leaves alone."""
 
     global_holdout_percent = models.DecimalField(
@@ -49,11 +50,6 @@ class ExperimentSettings(models.Model):
 
     def __str__(self) -> str:
         return "Experiment settings"
-
-    @classmethod
-    def load(cls) -> ExperimentSettings:
-        obj, _ = cls.objects.get_or_create(id=1)
-        return obj
 
 
 class Metric(models.TextChoices):

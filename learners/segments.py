@@ -19,6 +19,7 @@ scoring pass's learners when incremental.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -275,11 +276,11 @@ def _cond_event_count(path: str, node: dict, ctx: _Ctx) -> Q:
 
 
 OPS_PY = {
-    "eq": lambda a, b: a == b,
-    "gte": lambda a, b: a >= b,
-    "gt": lambda a, b: a > b,
-    "lte": lambda a, b: a <= b,
-    "lt": lambda a, b: a < b,
+    "eq": operator.eq,
+    "gte": operator.ge,
+    "gt": operator.gt,
+    "lte": operator.le,
+    "lt": operator.lt,
 }
 
 

@@ -296,6 +296,7 @@ def test_suppressed_addresses_and_missing_consent_send_nothing(smtp, version):
     first = deliver(bounced, version)
     second = deliver(no_consent, version)
     receipt = deliver(no_consent, version, category="transactional")
+    test_to_bounced = deliver(no_consent, version, is_test=True, to_email="bounced@example.org")
 
     assert (first.status, first.status_reason) == (
         "suppressed",
@@ -303,6 +304,10 @@ def test_suppressed_addresses_and_missing_consent_send_nothing(smtp, version):
     )
     assert (second.status, second.status_reason) == ("suppressed", "no marketing consent")
     assert receipt.status == "sent"  # transactional mail needs no marketing consent
+    assert (test_to_bounced.status, test_to_bounced.status_reason) == (
+        "suppressed",
+        "address suppressed (bounce or complaint)",
+    )
     assert len(smtp.messages) == 1
     assert smtp.messages[0]["List-Unsubscribe"] is None
 

@@ -148,3 +148,16 @@ def test_the_settings_page_shows_the_global_holdout_comparison(admin_client):
 
     assert page.status_code == 200
     assert b"Last 30 days. Holdout: 0 learners" in page.content
+
+
+def test_the_settings_list_opens_the_one_row_and_nothing_can_be_added(admin_client):
+    from experiments.models import ExperimentSettings
+
+    listed = admin_client.get("/admin/experiments/experimentsettings/")
+    add = admin_client.get("/admin/experiments/experimentsettings/add/")
+
+    assert listed.status_code == 302
+    assert listed["Location"] == "/admin/experiments/experimentsettings/1/change/"
+    assert add.status_code == 403
+    row = ExperimentSettings.objects.get()
+    assert (row.pk, row.global_holdout_percent, row.comparison_window_days) == (1, 5, 30)
