@@ -9,12 +9,17 @@ downloads, community posts, tickets, payment failures), one order per learner an
 subscriptions, plus five segments. Then, each in a fresh worker process whose peak memory is
 read from the kernel:
 
-1. a full pass (LPS per enrollment and learner, RFM, stage, flags, history, segment refresh);
+1. a pass from scratch (LPS per enrollment and learner, RFM, stage, flags, history, segment
+   refresh), twice: first (every score new) and steady state (scores exist);
 2. one hand-written SQL statement computing the same LPS, checked against the pass's values,
    run twice: as written (server defaults) and with the pass's planner settings;
-3. 10,000 new events through the ingestion path, then an incremental pass.
+3. an hour later: an hour's worth of new events (events / 120 days / 24 h) through the
+   ingestion path, then the scheduled pass over everyone (``score_scheduled``: a delta pass)
+   at the previous pass's time + 1 hour, so that every window has moved by an hour;
+4. 10,000 new events through the ingestion path, then an incremental pass.
 
-Prints the figures and, last, ``ratio=<steady-state full pass / the faster hand-written run>``.
+Prints the figures and, last, ``ratio=<scheduled hourly pass / the faster hand-written run>``;
+the ratio of the pass from scratch is printed just before it.
 """
 
 from __future__ import annotations
@@ -113,6 +118,29 @@ with connection.cursor() as cursor:
     cursor.execute("SELECT COUNT(*) FROM bench_hand_lps")
     rows = cursor.fetchone()[0]
 print(json.dumps({"seconds": seconds, "mismatches": mismatches, "rows": rows}))
+"""
+
+WORKER_HOURLY = """
+import json, random, time
+from datetime import datetime, timedelta
+from django.utils import timezone
+from learners.ingest import events_ingest
+from learners.scoring import score_scheduled
+rng = random.Random(7)
+now = timezone.now()
+items = [{"idempotency_key": f"hour-{n}", "learner": f"b-{rng.randrange(1, LEARNERS + 1)}",
+          "kind": rng.choice(["login", "resource_downloaded", "feature_used", "payment_failed"]),
+          "occurred_at": (now - timedelta(seconds=rng.randrange(3600))).isoformat()}
+         for n in range(EVENTS)]
+for start in range(0, len(items), 1000):
+    result = events_ingest(items=items[start:start + 1000])
+    assert result.accepted == len(items[start:start + 1000]), result.errors[:3]
+as_of = datetime.fromisoformat(AS_OF) + timedelta(hours=1)
+started = time.perf_counter()
+result = score_scheduled(as_of=as_of)
+print(json.dumps({"seconds": time.perf_counter() - started, "kind": result.run.kind,
+                  "learners": result.learners, "changed": result.run.changed,
+                  "timings": result.timings}))
 """
 
 WORKER_INCREMENTAL = """
@@ -351,6 +379,11 @@ def main() -> None:
     }
     with psycopg.connect(args.pg, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db_name}"')
+        settings = conn.execute(
+            "SELECT string_agg(name || '=' || setting || COALESCE(unit, ''), ', ') "
+            "FROM pg_settings WHERE name IN ('shared_buffers', 'work_mem', 'max_parallel_workers')"
+        ).fetchone()[0]
+        print(f"PostgreSQL {conn.info.server_version}: {settings}", flush=True)
     try:
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True
@@ -395,6 +428,21 @@ def main() -> None:
         # The baseline is the faster of the two: the ratio does not profit from a plan the
         # hand-written query could have had too.
         hand = min(hands.values(), key=lambda h: h["seconds"])
+        hour_events = args.learners * 10 // (120 * 24)
+        hourly, hourly_mb = run_worker(
+            f"LEARNERS = {args.learners}\nEVENTS = {hour_events}\nAS_OF = {full['as_of']!r}\n"
+            + WORKER_HOURLY,
+            env,
+        )
+        if hourly["kind"] != "delta":
+            raise SystemExit(f"FAILED: the scheduled pass was {hourly['kind']}, not delta")
+        print(
+            f"scheduled pass an hour later (delta), after {hour_events:,} new events: "
+            f"{hourly['seconds']:.2f} s, {hourly['learners']:,} learners rescored, "
+            f"{hourly['changed']:,} changed; worker peak {hourly_mb:.0f} MB; "
+            f"steps {hourly['timings']}",
+            flush=True,
+        )
         incr, incr_mb = run_worker(f"LEARNERS = {args.learners}\n" + WORKER_INCREMENTAL, env)
         print(
             f"incremental: 10,000 new events ingested in {incr['ingest_seconds']:.2f} s, then a "
@@ -404,7 +452,8 @@ def main() -> None:
         )
         if any(h["mismatches"] for h in hands.values()):
             raise SystemExit("FAILED: the pass and the hand-written SQL disagree")
-        print(f"ratio={full['seconds'] / hand['seconds']:.3f}")
+        print(f"pass from scratch / hand-written: {full['seconds'] / hand['seconds']:.3f}")
+        print(f"ratio={hourly['seconds'] / hand['seconds']:.3f}")
     finally:
         if args.keep:
             print(f"kept database {db_name}")

@@ -9,6 +9,7 @@ class ExpansionConfig(AppConfig):
     def ready(self) -> None:
         from learners.commerce import provide
 
+        from . import signals  # noqa: F401 - connects the receivers
         from .facts import CommerceFacts
 
         provide(CommerceFacts())

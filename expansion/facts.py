@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Count, DecimalField, F, Max, Q, QuerySet, Sum
@@ -61,6 +61,37 @@ class CommerceFacts:
         if scope is not None:
             lines = lines.filter(order__learner_id__in=scope)
         qs = lines.order_by().values(refunded_learner_id=F("order__learner_id")).distinct()
+        sql, params = qs.query.sql_with_params()
+        return sql, list(params)
+
+    def edges_sql(
+        self, *, since: datetime, until: datetime, renewal_days: int, refund_days: int
+    ) -> tuple[str, list]:
+        window = timedelta(days=renewal_days)
+        # Live renewals leaving [as_of, as_of + window) at its start or entering at its end.
+        renewals = Subscription.objects.filter(status__in=LIVE).filter(
+            Q(renews_at__gte=since, renews_at__lt=until)
+            | Q(renews_at__gte=since + window, renews_at__lt=until + window)
+        )
+        back = timedelta(days=refund_days)
+        refunded = OrderLine.objects.filter(
+            refunded_amount__gt=0,
+            order__placed_at__gte=since - back,
+            order__placed_at__lt=until - back,
+        )
+        qs = (
+            renewals.filter(learner__isnull=False)
+            .values_list("learner_id")
+            .order_by()
+            .union(
+                Learner.objects.filter(
+                    account_id__in=renewals.filter(account__isnull=False).values("account_id")
+                )
+                .values_list("id")
+                .order_by(),
+                refunded.values_list("order__learner_id").order_by(),
+            )
+        )
         sql, params = qs.query.sql_with_params()
         return sql, list(params)
 

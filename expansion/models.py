@@ -122,6 +122,13 @@ class OrderLine(models.Model):
                 name="orderline_refund_within_total",
             ),
         ]
+        indexes = [
+            # Scoring's refund flag reads the few refunded lines; without this, every pass
+            # scanned all order lines (~100 ms at 1,000,000).
+            models.Index(
+                fields=["order"], condition=Q(refunded_amount__gt=0), name="orderline_refunded_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.order_id}/{self.external_id}"

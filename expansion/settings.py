@@ -231,6 +231,8 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# The scheduled pass is a delta pass, from scratch when the last one from scratch is older.
+SCORING_FULL_EVERY_HOURS = env_float("SCORING_FULL_EVERY_HOURS", 24)
 # Planner cost of a random page read inside incremental scoring passes (PostgreSQL only).
 SCORING_RANDOM_PAGE_COST = env_float("SCORING_RANDOM_PAGE_COST", 1.1)
 # PostgreSQL work_mem inside scoring passes (per sort or hash, per parallel worker).

@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from learners.dirty import learners_mark_dirty, learners_mark_dirty_query, scoring_kick_on_commit
 from learners.models import Course, Learner
 from learners.sync import SyncResult, accounts_ensure, external_ids
 
@@ -126,6 +127,10 @@ def orders_upsert(*, items: list[Any]) -> SyncResult:
     batch.drop_failed()
     lines_by_order = {row["external_id"]: row.pop("lines") for _, row in batch.rows}
     with transaction.atomic():
+        # An order moved to another learner changes the previous one's totals too.
+        learners_mark_dirty_query(
+            Order.objects.filter(external_id__in=list(lines_by_order)).values("learner_id")
+        )
         counts = upsert(Order, [row for _, row in batch.rows], unique_fields=("external_id",))
         order_ids = external_ids(Order, lines_by_order)
         OrderLine.objects.filter(order_id__in=order_ids.values()).delete()
@@ -144,6 +149,9 @@ def orders_upsert(*, items: list[Any]) -> SyncResult:
             ],
             batch_size=1000,
         )
+        # Orders feed RFM, the refund flag and "owns product".
+        learners_mark_dirty(row["learner_id"] for _, row in batch.rows)
+        scoring_kick_on_commit()
     return SyncResult(counts.created, counts.updated, batch.errors)
 
 
@@ -216,6 +224,15 @@ def subscriptions_upsert(*, items: list[Any]) -> SyncResult:
         before = _states(keys, lock=True)
         counts = upsert(Subscription, rows, unique_fields=("external_id",))
         _record_changes(before, _states(keys, lock=False), changed_at)
+        # Subscriptions feed the renewal stage and "owns product", for an account's learners too.
+        holders = [row["learner_id"] for row in rows if row["learner_id"]]
+        holders += [state["learner_id"] for state in before.values() if state["learner_id"]]
+        learners_mark_dirty(holders)
+        accounts = {row["account_id"] for row in rows if row["account_id"]}
+        accounts |= {state["account_id"] for state in before.values() if state["account_id"]}
+        if accounts:
+            learners_mark_dirty_query(Learner.objects.filter(account_id__in=accounts).values("id"))
+        scoring_kick_on_commit()
     return SyncResult(counts.created, counts.updated, batch.errors)
 
 

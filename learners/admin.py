@@ -407,10 +407,10 @@ class ScoringModelAdmin(admin.ModelAdmin):
 
     @admin.action(description="Score everyone now with the active model (queued)")
     def score_everyone_now(self, request, queryset) -> None:
-        from .tasks import score_all
+        from .tasks import score_all_from_scratch
 
-        transaction.on_commit(score_all.delay)
-        self.message_user(request, "A full scoring pass is queued.", messages.SUCCESS)
+        transaction.on_commit(score_all_from_scratch.delay)
+        self.message_user(request, "A scoring pass from scratch is queued.", messages.SUCCESS)
 
 
 @admin.register(RfmSegment)

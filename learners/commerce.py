@@ -27,6 +27,13 @@ class CommerceFacts(Protocol):
     def refunded_sql(self, *, since: datetime, scope: Any = None) -> tuple[str, list]:
         """SELECT DISTINCT refunded_learner_id: a refund on an order placed since ``since``."""
 
+    def edges_sql(
+        self, *, since: datetime, until: datetime, renewal_days: int, refund_days: int
+    ) -> tuple[str, list]:
+        """SELECT learner ids whose renewal or refund facts differ between ``since`` and
+        ``until`` through time alone: a renewal date entering or leaving the window, an order
+        with a refund leaving the refund window."""
+
     def owners(self, *, sku: str) -> QuerySet:
         """Learner ids that own ``sku``: bought and not fully refunded, or subscribed to it."""
 

@@ -1,7 +1,9 @@
 """Which learners need rescoring, and waking the scorer up.
 
 Every write that can change a score marks its learners dirty in the same transaction
-(``DirtyLearner``); a scoring pass claims and clears them. After commit, ``scoring_kick``
+(``DirtyLearner``): event ingestion, the learner, course, enrollment, order and subscription
+syncs, and saves and deletes in the admin (``learners.signals``). A scoring pass claims and
+clears them. After commit, ``scoring_kick``
 enqueues a pass at most once every few seconds, so a new event shows in the learner's score
 within seconds; the beat schedule (every 20 s) catches anything a lost message missed.
 """
@@ -11,6 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
 
 from .models import DirtyLearner
 
@@ -21,9 +26,31 @@ def learners_mark_dirty(learner_ids: Iterable[int]) -> None:
     """Mark learners for the next scoring pass; idempotent."""
     ids = sorted(set(learner_ids))
     if ids:
+        now = timezone.now()
         DirtyLearner.objects.bulk_create(
-            [DirtyLearner(learner_id=pk) for pk in ids], batch_size=1000
+            [DirtyLearner(learner_id=pk, marked_at=now) for pk in ids], batch_size=1000
         )
+
+
+def learners_mark_dirty_query(learner_ids: QuerySet) -> int:
+    """Mark the learners a ``values(<id column>)`` queryset selects, in one INSERT … SELECT.
+
+    For writes that touch many learners at once (a course's module list changes the
+    completion of everyone enrolled in it). Returns how many rows were logged.
+    """
+    sql, params = learner_ids.order_by().query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {DirtyLearner._meta.db_table} (learner_id, marked_at) "
+            f"SELECT DISTINCT d.* , %s FROM ({sql}) d",
+            [connection.ops.adapt_datetimefield_value(timezone.now()), *params],
+        )
+        return cursor.rowcount
+
+
+def scoring_kick_on_commit() -> None:
+    """Wake the scorer once the current transaction commits."""
+    transaction.on_commit(scoring_kick)
 
 
 def scoring_kick() -> None:

@@ -18,6 +18,7 @@ All windows end at ``as_of`` (default: now), so history can be scored as of any 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ from .models import (
 )
 
 INCREMENTAL_BATCH = 50_000
+# pg_advisory_xact_lock key serialising full and delta passes ("LPS" in ASCII).
+PASS_LOCK = 0x4C5053
 
 
 def scoring_model_active() -> ScoringModel:
@@ -109,22 +112,66 @@ def _capped(expr: str, cap: int) -> str:
     return f"(CASE WHEN {expr} >= {cap} THEN 1.0 ELSE ({expr}) * 1.0 / {cap} END)"
 
 
+def scoring_fingerprint(model: ScoringModel) -> str:
+    """What a delta pass must share with the pass before it: the model and the RFM map."""
+    cells = RfmSegment.objects.order_by("priority", "name").values_list(
+        "name", "priority", "r_min", "r_max", "f_min", "f_max", "m_min", "m_max"
+    )
+    return hashlib.sha256(repr((model.version, list(cells))).encode()).hexdigest()[:32]
+
+
+def score_scheduled(*, as_of: datetime | None = None) -> PassResult:
+    """The scheduled pass that keeps every learner's scores true as of ``as_of``.
+
+    A **delta pass** when it can: it rescores only the learners whose inputs can differ from
+    the previous full or delta pass (``delta_scope``) and refreshes every segment. A pass
+    **from scratch** (``full``) when there is no previous pass, the scoring model or the RFM
+    map changed since, time went backwards, or the last pass from scratch is older than
+    ``SCORING_FULL_EVERY_HOURS`` (which also recomputes the RFM quintile bounds).
+    Both leave the same scores (tests/learners/test_scoring_delta.py).
+    """
+    as_of = as_of or timezone.now()
+    model = scoring_model_active()
+    passes = ScoringRun.objects.filter(finished_at__isnull=False).order_by("-as_of")
+    last = passes.filter(kind__in=["full", "delta"]).first()
+    last_full = passes.filter(kind="full").first()
+    every = timedelta(hours=settings.SCORING_FULL_EVERY_HOURS)
+    if (
+        last is None
+        or last_full is None
+        or last.fingerprint != scoring_fingerprint(model)
+        or as_of <= last.as_of
+        or as_of - last_full.as_of >= every
+    ):
+        return score_learners(as_of=as_of, full=True)
+    return score_learners(as_of=as_of, since=last.as_of)
+
+
 def score_learners(
-    *, as_of: datetime | None = None, full: bool = False, limit: int = INCREMENTAL_BATCH
+    *,
+    as_of: datetime | None = None,
+    full: bool = False,
+    since: datetime | None = None,
+    limit: int = INCREMENTAL_BATCH,
 ) -> PassResult:
     """Score learners; returns the run record.
 
-    ``full=True`` scores everyone and recomputes the RFM quintile bounds; otherwise up to
-    ``limit`` learners marked dirty by ingestion are claimed and scored (others wait for the
-    next pass). Idempotent: scoring the same data twice stores the same values. Concurrent
-    incremental passes on PostgreSQL claim disjoint learners (``SKIP LOCKED``).
+    ``full=True`` scores everyone from scratch and recomputes the RFM quintile bounds.
+    ``since``: a delta pass after a full or delta pass at ``since`` — every learner whose
+    inputs can have changed in between (see ``_delta_scope``). Otherwise up to ``limit``
+    learners marked dirty are claimed and scored (others wait for the next pass).
+    Idempotent: scoring the same data twice stores the same values. Concurrent incremental
+    passes on PostgreSQL claim disjoint learners (``SKIP LOCKED``); full and delta passes
+    take turns (an advisory lock).
     """
     as_of = as_of or timezone.now()
     model = scoring_model_active()
     timer = _Timer()
+    kind = "full" if full else "delta" if since is not None else "incremental"
     run = ScoringRun(
-        kind="full" if full else "incremental",
+        kind=kind,
         model_version=model.version,
+        fingerprint=scoring_fingerprint(model),
         as_of=as_of,
         started_at=timezone.now(),
     )
@@ -133,11 +180,17 @@ def score_learners(
         scoped = not full
         count = 0
         if connection.vendor == "postgresql":
+            if kind != "incremental":
+                _exec("SELECT pg_advisory_xact_lock(%s)", [PASS_LOCK])
             _planner_settings(full=full)
         if scoped:
-            count = _claim_scope(limit)
-            timer.lap("claim")
-            if count == 0:
+            if since is not None:
+                count = _delta_scope(model, since, as_of)
+            else:
+                count = _claim_scope(limit)
+            timer.lap("scope")
+            # An empty delta pass still refreshes the segments and records its time.
+            if count == 0 and since is None:
                 _drop_temp_tables()
                 run.finished_at = timezone.now()
                 run.timings = timer.timings
@@ -167,7 +220,9 @@ def score_learners(
         timer.lap("history")
         from .segments import segments_refresh
 
-        segments_refresh(as_of=as_of, scoped=scoped)
+        # Segments can hold conditions on time windows (event counts, last event's age), so a
+        # delta pass refreshes all of them.
+        segments_refresh(as_of=as_of, scoped=kind == "incremental")
         if full:
             _analyze("learners_segmentmembership")
         timer.lap("segments")
@@ -190,6 +245,7 @@ def _planner_settings(*, full: bool) -> None:
 
     - ``work_mem``: hash joins and sorts over a million rows spill to disk in the default
       4 MB (``SCORING_WORK_MEM_MB``, per sort or hash, per parallel worker);
+    - ``synchronous_commit = off`` (see below);
     - ``jit = off``: compiling these large statements took 0.7–2 s each, more than it saved;
     - a full pass reads whole tables, and PostgreSQL liked walking the (learner, kind, time)
       index to get events already sorted by learner, visiting the table's pages in random
@@ -201,6 +257,9 @@ def _planner_settings(*, full: bool) -> None:
       (``SCORING_RANDOM_PAGE_COST``).
     """
     _exec(f"SET LOCAL work_mem = '{int(settings.SCORING_WORK_MEM_MB)}MB'")
+    # Scores are derived data: a pass whose commit a crash loses is simply redone (its
+    # dirty-learner claims are lost with it), so it need not wait for the WAL flush.
+    _exec("SET LOCAL synchronous_commit = off")
     _exec("SET LOCAL jit = off")
     if full:
         _exec("SET LOCAL enable_indexscan = off")
@@ -212,6 +271,8 @@ TEMP_TABLES = ("scoring_scope", "scoring_ev", "scoring_lv", "scoring_es", "scori
 
 
 def _analyze(*tables: str) -> None:
+    """Statistics for the planner; on temporary tables, of the join keys only (the other
+    columns' statistics cost ~60 ms a table and change no plan)."""
     if connection.vendor == "postgresql":
         for table in tables:
             _exec(f"ANALYZE {table}")
@@ -222,14 +283,15 @@ def _drop_temp_tables() -> None:
         _exec(f"DROP TABLE IF EXISTS {name}")
 
 
-def _claim_scope(limit: int) -> int:
-    """Move up to ``limit`` dirty learners into ``scoring_scope``; returns how many."""
+def _claim_scope(limit: int | None) -> int:
+    """Move up to ``limit`` (None: all) dirty learners into ``scoring_scope``; how many."""
     _exec("CREATE TEMPORARY TABLE scoring_scope (learner_id bigint PRIMARY KEY)")
     lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    limited = " ORDER BY id LIMIT %s" if limit is not None else ""
     claimed = _exec(
         "INSERT INTO scoring_scope (learner_id) SELECT DISTINCT learner_id FROM ("
-        f"SELECT learner_id FROM learners_dirtylearner ORDER BY id LIMIT %s{lock}) d",
-        [limit],
+        f"SELECT learner_id FROM learners_dirtylearner{limited}{lock}) d",
+        [limit] if limit is not None else [],
     )
     _exec(
         "DELETE FROM learners_dirtylearner WHERE learner_id IN "
@@ -238,6 +300,79 @@ def _claim_scope(limit: int) -> int:
     # Without statistics the planner assumes a large scope and scans whole tables.
     _analyze("scoring_scope")
     return claimed
+
+
+def _delta_scope(model: ScoringModel, since: datetime, as_of: datetime) -> int:
+    """Everyone whose scores, stage or flags can differ between a pass at ``since`` and now.
+
+    Values change only when an input changes or time moves an input across the edge of a
+    window, so the scope is:
+
+    - every learner marked dirty (new events, syncs and admin edits mark them in the same
+      transaction as the write — also the writes a previous pass could not yet see);
+    - events that crossed an edge between ``since`` and ``as_of``: for each window of ``w``
+      days (activity, login recency and lapse, both stall edges, payment failure, decline,
+      the 30- and 120-day decline windows) the events with ``since − w ≤ occurred_at <
+      as_of − w``, and the events dated in (since, as_of];
+    - enrolments and learners crossing the onboarding and growth edges, enrolments starting or
+      completing in (since, as_of];
+    - the commerce facts' own edges: subscriptions entering or leaving the renewal window,
+      refunds leaving the refund window.
+
+    Each range is an index range scan: an hour between passes touches a few thousand rows.
+    """
+    count = _claim_scope(None)
+    windows = {
+        model.activity_window_days,
+        model.login_recent_days,
+        model.login_lapsed_days,
+        model.stall_silent_days,
+        model.stall_silent_days + 7 * model.stall_active_weeks,
+        model.payment_failed_days,
+        model.offer_declined_days,
+        30,
+        120,
+    }
+    selects: list[str] = []
+    params: list[Any] = []
+
+    def crossing(
+        table: str, column: str, low: datetime, high: datetime, *, upper_closed: bool = False
+    ) -> None:
+        """Rows whose ``column`` lies in [low, high) — (low, high] with ``upper_closed``."""
+        key = "id" if table == "learners_learner" else "learner_id"
+        lo, hi = (">", "<=") if upper_closed else (">=", "<")
+        selects.append(
+            f"SELECT {key} AS learner_id FROM {table} WHERE {column} {lo} %s AND {column} {hi} %s"
+        )
+        params.extend([_ts(low), _ts(high)])
+
+    for days in sorted(windows):
+        back = timedelta(days=days)
+        crossing(Event._meta.db_table, "occurred_at", since - back, as_of - back)
+    crossing(Event._meta.db_table, "occurred_at", since, as_of, upper_closed=True)
+    for days in (model.onboarding_days, model.growth_days):
+        back = timedelta(days=days)
+        crossing("learners_enrollment", "enrolled_at", since - back, as_of - back)
+        crossing("learners_learner", "created_at", since - back, as_of - back)
+    crossing("learners_enrollment", "enrolled_at", since, as_of, upper_closed=True)
+    crossing("learners_enrollment", "completed_at", since, as_of, upper_closed=True)
+    commerce_sql, commerce_params = commerce().edges_sql(
+        since=since,
+        until=as_of,
+        renewal_days=model.renewal_window_days,
+        refund_days=model.refund_days,
+    )
+    selects.append(f"SELECT c.* FROM ({commerce_sql}) c")
+    params.extend(commerce_params)
+    union = " UNION ".join(selects)
+    count += _exec(
+        f"INSERT INTO scoring_scope (learner_id) SELECT u.learner_id FROM ({union}) u "
+        "WHERE u.learner_id NOT IN (SELECT learner_id FROM scoring_scope)",
+        params,
+    )
+    _analyze("scoring_scope")
+    return count
 
 
 def _scope_expr() -> RawSQL:
@@ -305,7 +440,7 @@ def _events_table(model: ScoringModel, as_of: datetime, scoped: bool) -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         if connection.vendor == "postgresql":
-            cursor.execute("ANALYZE scoring_ev")
+            cursor.execute("ANALYZE scoring_ev (learner_id, course_id)")
 
 
 def _learner_rollup() -> None:
@@ -325,7 +460,7 @@ def _learner_rollup() -> None:
         """
     )
     if connection.vendor == "postgresql":
-        _exec("ANALYZE scoring_lv")
+        _exec("ANALYZE scoring_lv (learner_id)")
 
 
 def _login_sql(model: ScoringModel, alias: str) -> str:
@@ -482,7 +617,7 @@ def _enrollment_scores(model: ScoringModel, as_of: datetime, scoped: bool) -> No
         """,
         [model.version, _ts(as_of), _ts(as_of)],
     )
-    _analyze("scoring_es")
+    _analyze("scoring_es (learner_id, enrollment_id)")
     sql = _upsert(
         "learners_enrollmentscore",
         "enrollment_id",
@@ -500,7 +635,7 @@ def _order_totals(*, scoped: bool) -> None:
     totals_sql, params = commerce().order_totals_sql(scope=_scope_expr() if scoped else None)
     _exec(f"CREATE TEMPORARY TABLE scoring_co AS SELECT t.* FROM ({totals_sql}) t", params)
     if connection.vendor == "postgresql":
-        _exec("ANALYZE scoring_co")
+        _exec("ANALYZE scoring_co (learner_id)")
 
 
 def _rfm_thresholds(*, fresh: bool) -> dict[str, list]:

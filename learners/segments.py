@@ -255,8 +255,9 @@ def _cond_event_count(path: str, node: dict, ctx: _Ctx) -> Q:
     }[op]
     if ctx.bulk:
         # Learners with at least one event whose count satisfies the condition, plus — when
-        # a count of 0 satisfies it — everyone with no event in the window.
-        counts = window.order_by().values("learner").annotate(n=Count("id"))
+        # a count of 0 satisfies it — everyone with no event in the window. COUNT(*), not of
+        # a column: the (occurred_at) index with learner and kind then answers it alone.
+        counts = window.order_by().values("learner").annotate(n=Count("*"))
         satisfied = counts.filter(lookup(F("n"), threshold)).values("learner")
         condition = Q(pk__in=satisfied)
         if OPS_PY[op](0, threshold):
@@ -267,7 +268,7 @@ def _cond_event_count(path: str, node: dict, ctx: _Ctx) -> Q:
             window.filter(learner=OuterRef("pk"))
             .order_by()
             .values("learner")
-            .annotate(n=Count("id"))
+            .annotate(n=Count("*"))
             .values("n")
         ),
         0,
@@ -417,10 +418,8 @@ def segments_refresh(*, as_of: datetime | None = None, scoped: bool = False) -> 
 
 def segment_refresh(*, segment: Segment, as_of: datetime, scoped: bool = False) -> int:
     members = segment_members(segment.definition, as_of=as_of, bulk=not scoped)
-    scope = ""
     if scoped:
         members = members.filter(id__in=RawSQL("SELECT learner_id FROM scoring_scope", []))
-        scope = " AND m.learner_id IN (SELECT learner_id FROM scoring_scope)"
     # The rule is evaluated once, into a temporary table that both the exits and the entries
     # read (evaluating it in each took twice as long: bench/scoring.py). NOT EXISTS plans as
     # an anti-join; NOT IN (subquery) degraded to a per-row scan once the member list
@@ -436,17 +435,33 @@ def segment_refresh(*, segment: Segment, as_of: datetime, scoped: bool = False) 
         if connection.vendor == "postgresql":
             cursor.execute("ALTER TABLE segment_now ADD PRIMARY KEY (id)")
             cursor.execute("ANALYZE segment_now")
-        cursor.execute(
-            f"""
-            UPDATE learners_segmentmembership SET exited_at = %s
-            WHERE id IN (
-              SELECT m.id FROM learners_segmentmembership m
-              WHERE m.segment_id = %s AND m.exited_at IS NULL{scope}
-                AND NOT EXISTS (SELECT 1 FROM segment_now n WHERE n.id = m.learner_id)
+        if scoped:
+            # From the scope's learners to their open membership (one probe each of the
+            # (segment, learner) index) rather than through all of a large segment's members.
+            cursor.execute(
+                """
+                UPDATE learners_segmentmembership SET exited_at = %s
+                WHERE id IN (
+                  SELECT m.id FROM scoring_scope s
+                  JOIN learners_segmentmembership m
+                    ON m.segment_id = %s AND m.learner_id = s.learner_id AND m.exited_at IS NULL
+                  WHERE NOT EXISTS (SELECT 1 FROM segment_now n WHERE n.id = s.learner_id)
+                )
+                """,
+                [stamp, segment.pk],
             )
-            """,
-            [stamp, segment.pk],
-        )
+        else:
+            cursor.execute(
+                """
+                UPDATE learners_segmentmembership SET exited_at = %s
+                WHERE id IN (
+                  SELECT m.id FROM learners_segmentmembership m
+                  WHERE m.segment_id = %s AND m.exited_at IS NULL
+                    AND NOT EXISTS (SELECT 1 FROM segment_now n WHERE n.id = m.learner_id)
+                )
+                """,
+                [stamp, segment.pk],
+            )
         exited = cursor.rowcount
         cursor.execute(
             """

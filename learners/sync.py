@@ -32,6 +32,7 @@ from expansion.batch import (
     validate_items,
 )
 
+from .dirty import learners_mark_dirty, learners_mark_dirty_query, scoring_kick_on_commit
 from .models import Account, Course, Enrollment, Learner, Module
 
 # Positions are shifted by this much while a course's modules are rewritten, so that
@@ -93,6 +94,11 @@ def learners_upsert(*, items: list[Any]) -> SyncResult:
             batch, field_name="account", lookup=accounts_ensure, target="account_id", what="account"
         )
         counts = upsert(Learner, [row for _, row in batch.rows], unique_fields=("external_id",))
+        # A learner's creation date places them in a lifecycle stage; attributes feed segments.
+        learners_mark_dirty(
+            external_ids(Learner, [row["external_id"] for _, row in batch.rows]).values()
+        )
+        scoring_kick_on_commit()
     return SyncResult(counts.created, counts.updated, batch.errors)
 
 
@@ -154,6 +160,13 @@ def courses_upsert(*, items: list[Any]) -> SyncResult:
         counts = upsert(Course, [row for _, row in batch.rows], unique_fields=("external_id",))
         if modules_by_course:
             _modules_replace(modules_by_course)
+            # The module count is the denominator of everyone's completion in the course.
+            learners_mark_dirty_query(
+                Enrollment.objects.filter(course__external_id__in=list(modules_by_course)).values(
+                    "learner_id"
+                )
+            )
+            scoring_kick_on_commit()
     return SyncResult(counts.created, counts.updated, batch.errors)
 
 
@@ -211,6 +224,8 @@ def enrollments_upsert(*, items: list[Any]) -> SyncResult:
             [row for _, row in batch.rows],
             unique_fields=("learner_id", "course_id"),
         )
+        learners_mark_dirty(row["learner_id"] for _, row in batch.rows)
+        scoring_kick_on_commit()
     return SyncResult(counts.created, counts.updated, batch.errors)
 
 

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from .scoring import INCREMENTAL_BATCH, score_learners
+from .scoring import INCREMENTAL_BATCH, score_learners, score_scheduled
 
 MAX_BATCHES_PER_TASK = 20
 
@@ -21,5 +21,11 @@ def score_dirty() -> int:
 
 @shared_task(acks_late=True)
 def score_all() -> int:
-    """A full pass: every learner, fresh RFM quintiles, every segment re-evaluated."""
+    """The scheduled pass over everyone: a delta pass, from scratch when one is due."""
+    return score_scheduled().learners
+
+
+@shared_task(acks_late=True)
+def score_all_from_scratch() -> int:
+    """A pass from scratch: every learner, fresh RFM quintiles, every segment re-evaluated."""
     return score_learners(full=True).learners

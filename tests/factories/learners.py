@@ -60,6 +60,16 @@ class LearnerFactory(factory.django.DjangoModelFactory):
     locale = "en"
     marketing_opt_in = True
 
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        # created_at is auto_now_add; a test that gives one means it (stages depend on it).
+        created_at = kwargs.pop("created_at", None)
+        learner = super()._create(model_class, *args, **kwargs)
+        if created_at is not None:
+            model_class.objects.filter(pk=learner.pk).update(created_at=created_at)
+            learner.created_at = created_at
+        return learner
+
 
 class CourseFactory(factory.django.DjangoModelFactory):
     class Meta:
