@@ -143,6 +143,16 @@ print(json.dumps({"seconds": time.perf_counter() - started, "kind": result.run.k
                   "timings": result.timings}))
 """
 
+WORKER_VERIFY = """
+import json, time
+from datetime import datetime, timedelta
+from learners.scoring import score_learners
+as_of = datetime.fromisoformat(AS_OF) + timedelta(hours=1)
+started = time.perf_counter()
+result = score_learners(full=True, as_of=as_of)
+print(json.dumps({"seconds": time.perf_counter() - started, "changed": result.run.changed}))
+"""
+
 WORKER_INCREMENTAL = """
 import json, random, time
 from datetime import timedelta
@@ -380,8 +390,8 @@ def main() -> None:
     with psycopg.connect(args.pg, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db_name}"')
         settings = conn.execute(
-            "SELECT string_agg(name || '=' || setting || COALESCE(unit, ''), ', ') "
-            "FROM pg_settings WHERE name IN ('shared_buffers', 'work_mem', 'max_parallel_workers')"
+            "SELECT string_agg(name || '=' || current_setting(name), ', ') FROM pg_settings "
+            "WHERE name IN ('shared_buffers', 'work_mem', 'max_parallel_workers')"
         ).fetchone()[0]
         print(f"PostgreSQL {conn.info.server_version}: {settings}", flush=True)
     try:
@@ -443,6 +453,15 @@ def main() -> None:
             f"steps {hourly['timings']}",
             flush=True,
         )
+        # The delta pass must have left what a pass from scratch at the same moment leaves.
+        verify, _ = run_worker(f"AS_OF = {full['as_of']!r}\n" + WORKER_VERIFY, env)
+        print(
+            f"pass from scratch at the same moment, to check the delta: {verify['seconds']:.2f} s, "
+            f"learners whose scores it changed: {verify['changed']}",
+            flush=True,
+        )
+        if verify["changed"]:
+            raise SystemExit("FAILED: the delta pass and a pass from scratch disagree")
         incr, incr_mb = run_worker(f"LEARNERS = {args.learners}\n" + WORKER_INCREMENTAL, env)
         print(
             f"incremental: 10,000 new events ingested in {incr['ingest_seconds']:.2f} s, then a "
