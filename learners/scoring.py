@@ -384,7 +384,12 @@ def _scope_filter(column: str, scoped: bool) -> str:
 
 
 def _events_table(model: ScoringModel, as_of: datetime, scoped: bool) -> None:
-    """The one scan of the events: per (learner, course), everything a pass needs."""
+    """The one scan of the events: per (learner, course), everything a pass needs.
+
+    Assessment scores are summed as NUMERIC: a sum of floats depends on the order of the rows
+    (a parallel scan's partial sums, a scoped pass's index order), and a last-bit difference
+    is a "changed" score — a steady pass from scratch rewrote ~13,000 unchanged learners.
+    """
     window = as_of - timedelta(days=model.activity_window_days)
     silent = as_of - timedelta(days=model.stall_silent_days)
     stall_start = silent - timedelta(weeks=model.stall_active_weeks)
@@ -406,7 +411,8 @@ def _events_table(model: ScoringModel, as_of: datetime, scoped: bool) -> None:
         SELECT e.learner_id AS learner_id, e.course_id AS course_id,
           COUNT(DISTINCT e.module_id) FILTER (WHERE e.kind = '{k.MODULE_COMPLETED}')
             AS modules_done,
-          SUM(e.value) FILTER (WHERE e.kind = '{k.ASSESSMENT_SUBMITTED}') AS assess_sum,
+          SUM(CAST(e.value AS NUMERIC)) FILTER (WHERE e.kind = '{k.ASSESSMENT_SUBMITTED}')
+            AS assess_sum,
           COUNT(e.value) FILTER (WHERE e.kind = '{k.ASSESSMENT_SUBMITTED}') AS assess_n,
           COUNT(*) FILTER (WHERE e.kind IN ('{k.COMMUNITY_POST}', '{k.COMMUNITY_QUESTION}')
                            AND e.occurred_at >= %(window)s) AS community_n,
@@ -590,7 +596,8 @@ def _enrollment_scores(model: ScoringModel, as_of: datetime, scoped: bool) -> No
                  (CASE WHEN COALESCE(ev.modules_done, 0) >= mc.n THEN 1.0
                        ELSE COALESCE(ev.modules_done, 0) * 1.0 / mc.n END)
                ELSE en.progress / 100.0 END AS completion,
-          CASE WHEN COALESCE(ev.assess_n, 0) > 0 THEN ev.assess_sum / ev.assess_n / 100.0
+          CASE WHEN COALESCE(ev.assess_n, 0) > 0
+               THEN CAST(ev.assess_sum * 1.0 / ev.assess_n / 100.0 AS DOUBLE PRECISION)
                ELSE 0.0 END AS assessment,
           {_capped("COALESCE(ev.community_n, 0)", model.community_cap)} AS community,
           {_capped("COALESCE(ev.downloads_n, 0)", model.downloads_cap)} AS downloads,
@@ -702,7 +709,8 @@ def _learner_scores(
     inner = f"""
         SELECT l.id AS learner_id, l.created_at AS created_at,
           COALESCE(es.completion, 0.0) AS completion,
-          CASE WHEN COALESCE(lv.assess_n, 0) > 0 THEN lv.assess_sum / lv.assess_n / 100.0
+          CASE WHEN COALESCE(lv.assess_n, 0) > 0
+               THEN CAST(lv.assess_sum * 1.0 / lv.assess_n / 100.0 AS DOUBLE PRECISION)
                ELSE 0.0 END AS assessment,
           {_capped("COALESCE(lv.community_n, 0)", model.community_cap)} AS community,
           {_capped("COALESCE(lv.downloads_n, 0)", model.downloads_cap)} AS downloads,
@@ -725,7 +733,9 @@ def _learner_scores(
         FROM learners_learner l
         LEFT JOIN scoring_lv lv ON lv.learner_id = l.id
         LEFT JOIN (
-          SELECT learner_id, AVG(completion) AS completion, MIN(enrolled_at) AS since
+          SELECT learner_id,
+            CAST(AVG(CAST(completion AS NUMERIC)) AS DOUBLE PRECISION) AS completion,
+            MIN(enrolled_at) AS since
           FROM scoring_es GROUP BY learner_id
         ) es ON es.learner_id = l.id
         LEFT JOIN scoring_co co ON co.learner_id = l.id

@@ -366,3 +366,15 @@ def test_band_thresholds_are_editable(ann):
     scoring_model_new_version(base=scoring_model_active(), changes={"band_high": 65})
     score_learners(as_of=AS_OF, full=True)
     assert LearnerScore.objects.get(learner=ann).band == "high"
+
+
+def test_mean_assessment_is_not_truncated_by_whole_number_scores():
+    """SQLite stores 80.0 cast to NUMERIC as the integer 80: 80 + 91 over 2 must be 85.5."""
+    learner = LearnerFactory()
+    course, _ = course_with_modules(2, "avg")
+    EnrollmentFactory(learner=learner, course=course, enrolled_at=ago(days=5))
+    event(learner, "assessment_submitted", ago(days=2), course=course, value=80)
+    event(learner, "assessment_submitted", ago(days=1), course=course, value=91)
+    score_learners(full=True, as_of=AS_OF)
+    assert LearnerScore.objects.get(learner=learner).assessment == 0.855
+    assert EnrollmentScore.objects.get(enrollment__learner=learner).assessment == 0.855
