@@ -1,8 +1,245 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
-from .models import Send, SendEvent
+from expansion.singleton import SingletonAdmin
+
+from .evaluate import campaigns_evaluate
+from .lifecycle import (
+    CampaignError,
+    activation_problems,
+    campaign_activate,
+    campaign_approve,
+    campaign_pause,
+    campaign_submit,
+)
+from .models import Campaign, CampaignStatus, GuardrailPolicy, JourneyMoment, Rule, Send, SendEvent
+from .triggers import PARAMS
+
+
+@admin.register(JourneyMoment)
+class JourneyMomentAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "offers_allowed", "position", "description"]
+    list_editable = ["offers_allowed", "position"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(GuardrailPolicy)
+class GuardrailPolicyAdmin(SingletonAdmin):
+    fieldsets = [
+        (
+            "Frequency caps (marketing email; the learner's own time zone)",
+            {"fields": ["email_cap", "cap_window_days", "email_cap_day", "email_cap_week"]},
+        ),
+        ("In-app", {"fields": ["in_app_cap_day"]}),
+        (
+            "Quiet hours (learner's local time; sends wait, never drop)",
+            {"fields": ["quiet_start", "quiet_end"]},
+        ),
+        (
+            "Suppression",
+            {
+                "fields": [
+                    "min_lps",
+                    "suppress_at_risk",
+                    "suppress_open_ticket",
+                    "suppress_payment_failed",
+                    "suppress_refund",
+                    "declined_days",
+                    "bought_days",
+                    "onboarding_days",
+                ]
+            },
+        ),
+        ("Priority", {"fields": ["multi_trigger_boost"]}),
+    ]
+
+
+def _trigger_reference() -> str:
+    lines = []
+    for kind, spec in PARAMS.items():
+        params = ", ".join(
+            f"{name} (default {p.default!r}{'; ' + p.help if p.help else ''})"
+            for name, p in spec.items()
+        )
+        lines.append(f"{kind}: {params or 'no parameters'}")
+    return "\n".join(lines)
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    """Moment + trigger + audience + offer + templates + guardrails + priority + experiment.
+    Before activating, "Who would get it now" evaluates it without sending anything."""
+
+    list_display = [
+        "name",
+        "status",
+        "moment",
+        "trigger",
+        "priority",
+        "offer",
+        "queued",
+        "sent",
+        "suppressed",
+        "preview",
+    ]
+    list_filter = ["status", "moment", "trigger", "category"]
+    search_fields = ["name", "description"]
+    autocomplete_fields = ["offer", "segment", "course", "experiment"]
+    raw_id_fields = ["email_template", "in_app_template"]
+    readonly_fields = ["status", "approved_by", "approved_at", "problems", "trigger_reference"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "status", "problems"]}),
+        (
+            "When",
+            {
+                "fields": [
+                    "moment",
+                    "trigger",
+                    "trigger_params",
+                    "send_within_hours",
+                    "trigger_reference",
+                ]
+            },
+        ),
+        ("Who", {"fields": ["segment", "course"]}),
+        (
+            "What",
+            {
+                "fields": [
+                    "offer",
+                    "category",
+                    "email_template",
+                    "in_app_template",
+                    "premium_upsell",
+                    "experiment",
+                ]
+            },
+        ),
+        ("Guardrails", {"fields": ["priority", "reentry", "reentry_days", "guardrails"]}),
+        ("Review", {"fields": ["requires_creator_approval", "approved_by", "approved_at"]}),
+    ]
+    actions = ["activate", "submit_for_review", "approve", "pause", "archive"]
+
+    def get_queryset(self, request: HttpRequest):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("moment", "offer")
+            .annotate(
+                n_queued=Count("sends", filter=Q(sends__status="queued")),
+                n_sent=Count(
+                    "sends",
+                    filter=~Q(sends__status__in=["queued", "suppressed", "failed", "sending"]),
+                ),
+                n_suppressed=Count("sends", filter=Q(sends__status="suppressed")),
+            )
+        )
+
+    @admin.display(ordering="n_queued")
+    def queued(self, obj: Campaign) -> int:
+        return obj.n_queued  # type: ignore[attr-defined]
+
+    @admin.display(ordering="n_sent")
+    def sent(self, obj: Campaign) -> int:
+        return obj.n_sent  # type: ignore[attr-defined]
+
+    @admin.display(ordering="n_suppressed")
+    def suppressed(self, obj: Campaign) -> int:
+        return obj.n_suppressed  # type: ignore[attr-defined]
+
+    @admin.display(description="Who would get it now")
+    def preview(self, obj: Campaign) -> str:
+        url = reverse("admin:campaigns_campaign_preview", args=[obj.pk])
+        return format_html('<a href="{}">Preview</a>', url)
+
+    @admin.display(description="Before it can go active")
+    def problems(self, obj: Campaign) -> str:
+        if obj.pk is None:
+            return "—"
+        found = activation_problems(obj)
+        return "; ".join(found) if found else "Nothing: it can be activated."
+
+    @admin.display(description="Trigger parameters")
+    def trigger_reference(self, obj: Campaign) -> str:
+        return format_html("<pre>{}</pre>", _trigger_reference())
+
+    def save_model(self, request, obj: Campaign, form, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="campaigns_campaign_preview",
+            ),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        campaign = get_object_or_404(self.get_queryset(request), pk=pk)
+        if not self.has_view_permission(request, campaign):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        result = campaigns_evaluate(campaigns=[campaign], dry_run=True, sample=25)
+        labels = dict(Rule.choices)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Who would get “{campaign}” now",
+            "opts": self.model._meta,
+            "campaign": campaign,
+            "result": result,
+            "stopped": [(labels.get(rule, rule), n) for rule, n in result.stopped.most_common()],
+            "problems": activation_problems(campaign),
+        }
+        return TemplateResponse(request, "campaigns/preview.html", context)
+
+    def _each(self, request, queryset, step, done: str) -> None:
+        ok = 0
+        for campaign in queryset:
+            try:
+                step(campaign)
+                ok += 1
+            except CampaignError as exc:
+                self.message_user(request, f"{campaign}: {exc}", messages.ERROR)
+        if ok:
+            self.message_user(request, f"{ok} campaign(s) {done}.", messages.SUCCESS)
+
+    @admin.action(description="Activate")
+    def activate(self, request, queryset) -> None:
+        self._each(request, queryset, lambda c: campaign_activate(campaign=c), "activated")
+
+    @admin.action(description="Send for review")
+    def submit_for_review(self, request, queryset) -> None:
+        self._each(request, queryset, lambda c: campaign_submit(campaign=c), "sent for review")
+
+    @admin.action(description="Approve")
+    def approve(self, request, queryset) -> None:
+        self._each(
+            request,
+            queryset,
+            lambda c: campaign_approve(campaign=c, user=request.user),
+            "approved",
+        )
+
+    @admin.action(description="Pause")
+    def pause(self, request, queryset) -> None:
+        self._each(request, queryset, lambda c: campaign_pause(campaign=c), "paused")
+
+    @admin.action(description="Archive")
+    def archive(self, request, queryset) -> None:
+        n = queryset.update(status=CampaignStatus.ARCHIVED)
+        self.message_user(request, f"{n} campaign(s) archived.", messages.SUCCESS)
 
 
 class SendEventInline(admin.TabularInline):
@@ -23,6 +260,8 @@ class SendAdmin(admin.ModelAdmin):
     list_display = (
         "id",
         "learner",
+        "campaign",
+        "rule",
         "category",
         "template_version",
         "status",
@@ -32,12 +271,12 @@ class SendAdmin(admin.ModelAdmin):
         "clicks",
         "is_test",
     )
-    list_filter = ("status", "category", "channel", "is_test")
-    list_select_related = ("learner", "template_version__template")
+    list_filter = ("status", "rule", "campaign", "category", "channel", "is_test")
+    list_select_related = ("learner", "campaign", "template_version__template")
     search_fields = ("learner__external_id", "message_id", "provider_message_id")
     date_hierarchy = "created_at"
     show_full_result_count = False
-    raw_id_fields = ("learner", "template_version")
+    raw_id_fields = ("learner", "template_version", "campaign", "arm", "offer", "course")
     inlines = [SendEventInline]
     readonly_fields = [f.name for f in Send._meta.fields]
 

@@ -19,6 +19,7 @@ import re
 import smtplib
 import socket
 from dataclasses import dataclass
+from datetime import timedelta
 from email.utils import make_msgid
 from typing import Any
 from urllib.parse import urlsplit
@@ -180,13 +181,33 @@ class Outcome:
     sent: bool
 
 
-def email_send(*, send: Send, context: dict[str, Any], connection: Any = None) -> Outcome:
-    """Deliver one queued email send (see the module docstring)."""
-    claimed = Send.objects.filter(pk=send.pk, status=SendStatus.QUEUED).update(
-        status=SendStatus.SENDING, attempts=F("attempts") + 1
-    )
+# Transient failures are retried after 1, 2, 4 … minutes (at most 6 hours), MAX_ATTEMPTS times.
+MAX_ATTEMPTS = 8
+
+
+def retry_delay(attempts: int) -> timedelta:
+    return timedelta(minutes=min(2 ** max(attempts - 1, 0), 360))
+
+
+def email_send(
+    *, send: Send, context: dict[str, Any], connection: Any = None, claimed: bool = False
+) -> Outcome:
+    """Deliver one queued email send (see the module docstring).
+
+    ``claimed``: the dispatcher has already moved this row to *sending* (in its batch claim).
+    """
+    if claimed:
+        ours = Send.objects.filter(pk=send.pk, status=SendStatus.SENDING).exists()
+    else:
+        ours = bool(
+            Send.objects.filter(pk=send.pk, status=SendStatus.QUEUED).update(
+                status=SendStatus.SENDING,
+                attempts=F("attempts") + 1,
+                claimed_at=timezone.now(),
+            )
+        )
     send.refresh_from_db()
-    if not claimed:
+    if not ours:
         return Outcome(send=send, sent=False)
     learner = send.learner
     to = send.to_email or learner.email
@@ -246,13 +267,21 @@ def email_send(*, send: Send, context: dict[str, Any], connection: Any = None) -
         test=send.is_test,
     )
     message.connection = connection or get_connection()
+    # Committed before the hand-off: if this process dies from here on, nobody can know whether
+    # the server took the message, so recovery fails the row instead of sending it twice.
+    Send.objects.filter(pk=send.pk).update(handoff_at=timezone.now(), message_id=message_id)
     try:
         message.send()
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is lost
         reason = f"{type(exc).__name__}: {exc}"
-        if _transient(exc):
+        if _transient(exc) and send.attempts < MAX_ATTEMPTS:
+            Send.objects.filter(pk=send.pk).update(
+                handoff_at=None, scheduled_for=timezone.now() + retry_delay(send.attempts)
+            )
             _finish(send, SendStatus.QUEUED, f"deferred: {reason}", SendEventKind.DEFERRED)
             raise DeliveryDeferred(reason) from exc
+        if _transient(exc):
+            reason = f"gave up after {send.attempts} attempts: {reason}"
         return Outcome(_finish(send, SendStatus.FAILED, reason, SendEventKind.FAILED), False)
     status = getattr(message, "anymail_status", None)
     provider_id = getattr(status, "message_id", None) or message_id

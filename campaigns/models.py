@@ -1,18 +1,342 @@
-"""Campaigns: what was sent to whom, and what became of it.
+"""Campaigns: journey moments, campaigns and their triggers and guardrails, and what was sent.
 
-``Send`` is the row every message is, created before anything leaves and updated as it
-travels (issue 7 adds the campaign, trigger occurrence, arm and offer that decided it);
-``SendEvent`` is its history: sent, delivered, opened, clicked, bounced, complained,
-unsubscribed, failed.
+A ``Campaign`` is a journey moment + a trigger + an optional audience segment + an offer + a
+template per channel + guardrail overrides + a priority + an optional experiment. Evaluating
+the active campaigns (``campaigns.evaluate``) turns trigger occurrences into ``Send`` rows —
+queued, or suppressed with the rule that stopped them — before anything leaves; delivery moves
+them on. ``SendEvent`` is a send's history: sent, delivered, opened, clicked, bounced,
+complained, unsubscribed, failed.
 """
 
 from __future__ import annotations
 
+from datetime import time
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from expansion.singleton import SingletonModel
 from learners.models import Learner, MessageCategory
+
+
+class JourneyMoment(models.Model):
+    """A point in the learner's journey where an offer may (or deliberately may not) appear."""
+
+    slug = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=500, blank=True)
+    offers_allowed = models.BooleanField(
+        default=True,
+        help_text="Off: a moment kept offer-free (mid support ticket, billing trouble, an "
+        "outage). A marketing campaign on it cannot be activated.",
+    )
+    position = models.PositiveSmallIntegerField(default=100)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TriggerKind(models.TextChoices):
+    FINAL_MODULE = "final_module", "Final module completed"
+    ASSESSMENT_HIGH = "assessment_high", "High assessment score mid-course"
+    STALL = "stall", "Stall recovery (was active, now silent)"
+    CURRICULUM_EXHAUSTED = "curriculum_exhausted", "Question implying the curriculum is exhausted"
+    USAGE_THRESHOLD = "usage_threshold", "Usage at a share of the plan's quota"
+    SEAT_SATURATION = "seat_saturation", "All seats in use"
+    RATE_LIMITED = "rate_limited", "Repeated rate-limit hits"
+    PREMIUM_FEATURE = "premium_feature", "Premium feature attempted"
+    INTEGRATION = "integration", "Integration connected"
+    TEAM_GROWTH = "team_growth", "Team growth (seat invitations)"
+    RENEWAL = "renewal", "Renewal window"
+    AFTER_PURCHASE = "after_purchase", "Right after a purchase (one-click upsell)"
+    CROSS_SELL = "cross_sell", "Weeks after a course completion (cross-sell)"
+    SEGMENT_ENTRY = "segment_entry", "Entered a segment"
+    CUSTOM_EVENT = "custom_event", "Custom event with property filters"
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    IN_REVIEW = "in_review", "In review"
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    ARCHIVED = "archived", "Archived"
+
+
+class Reentry(models.TextChoices):
+    EVERY = "every", "Every occurrence of the trigger"
+    ONCE = "once", "Once per learner, ever"
+    COOLDOWN = "cooldown", "Again only after the cool-down"
+
+
+class Rule(models.TextChoices):
+    """Why a would-be send was stopped; stored on the suppressed send."""
+
+    OFFER_FREE_MOMENT = "offer_free_moment", "Moment kept offer-free"
+    NOT_REACHABLE = "not_reachable", "No consent, unsubscribed, opted out or address suppressed"
+    GLOBAL_HOLDOUT = "global_holdout", "In the global holdout"
+    REENTRY = "reentry", "Campaign's re-entry rule"
+    AT_RISK = "at_risk", "At risk (declining engagement or stalled)"
+    LOW_LPS = "low_lps", "LPS below the minimum"
+    OPEN_TICKET = "open_ticket", "Open support ticket"
+    PAYMENT_FAILED = "payment_failed", "Recent payment failure"
+    REFUND = "refund", "Recent refund"
+    DECLINED = "declined", "Declined an offer recently"
+    BOUGHT = "bought", "Bought recently"
+    ONBOARDING = "onboarding", "First days of onboarding (premium upsell)"
+    SUPERSEDED = "superseded", "Another offer won this moment"
+    CAP_ROLLING = "cap_rolling", "Frequency cap (rolling window)"
+    CAP_DAY = "cap_day", "Frequency cap (calendar day, learner's time zone)"
+    CAP_WEEK = "cap_week", "Frequency cap (calendar week, learner's time zone)"
+    HOLDOUT = "holdout", "Experiment holdout"
+
+
+class GuardrailPolicy(SingletonModel):
+    """The guardrails every campaign obeys unless it overrides one (``Campaign.guardrails``).
+
+    Defaults from seeds 001, 003 and 004. Caps count the messages of a channel created for a
+    learner — queued, sending or sent onwards; suppressed and failed ones do not count.
+    """
+
+    email_cap = models.PositiveSmallIntegerField(
+        default=2, help_text="Marketing emails per learner in any rolling window of…"
+    )
+    cap_window_days = models.PositiveSmallIntegerField(default=7, help_text="…this many days.")
+    email_cap_day = models.PositiveSmallIntegerField(
+        default=1, help_text="Per calendar day in the learner's time zone (0: no daily cap)."
+    )
+    email_cap_week = models.PositiveSmallIntegerField(
+        default=3,
+        help_text="Per calendar week (Monday–Sunday) in the learner's time zone (0: none).",
+    )
+    in_app_cap_day = models.PositiveSmallIntegerField(
+        default=3, help_text="In-app offers per calendar day in the learner's time zone."
+    )
+    quiet_start = models.TimeField(
+        default=time(21, 0), help_text="Quiet hours start (learner's local time)."
+    )
+    quiet_end = models.TimeField(
+        default=time(8, 0), help_text="Quiet hours end; emails due inside wait until then."
+    )
+    min_lps = models.PositiveSmallIntegerField(
+        default=40, help_text="No upsell below this LPS (seed 000: Low band)."
+    )
+    suppress_at_risk = models.BooleanField(default=True)
+    suppress_open_ticket = models.BooleanField(default=True)
+    suppress_payment_failed = models.BooleanField(default=True)
+    suppress_refund = models.BooleanField(default=True)
+    declined_days = models.PositiveSmallIntegerField(
+        default=30, help_text="No offer for this many days after a declined one."
+    )
+    bought_days = models.PositiveSmallIntegerField(
+        default=14, help_text="No offer for this many days after a purchase."
+    )
+    onboarding_days = models.PositiveSmallIntegerField(
+        default=30, help_text="No premium upsell in a learner's first days (seed 003)."
+    )
+    multi_trigger_boost = models.PositiveSmallIntegerField(
+        default=10,
+        help_text="Priority added for each further campaign a learner triggers at once.",
+    )
+
+    class Meta:
+        verbose_name = "guardrail policy"
+        verbose_name_plural = "guardrail policy"
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="guardrailpolicy_single")]
+
+    def __str__(self) -> str:
+        return "Guardrail policy"
+
+
+OVERRIDABLE = (
+    "email_cap",
+    "cap_window_days",
+    "email_cap_day",
+    "email_cap_week",
+    "min_lps",
+    "suppress_at_risk",
+    "suppress_open_ticket",
+    "suppress_payment_failed",
+    "suppress_refund",
+    "declined_days",
+    "bought_days",
+    "onboarding_days",
+)
+
+
+class Campaign(models.Model):
+    name = models.CharField(max_length=150, unique=True)
+    description = models.TextField(blank=True)
+    moment = models.ForeignKey(JourneyMoment, on_delete=models.PROTECT, related_name="campaigns")
+    trigger = models.CharField(max_length=30, choices=TriggerKind.choices)
+    trigger_params = models.JSONField(
+        default=dict, blank=True, help_text="The trigger's parameters; see the reference."
+    )
+    send_within_hours = models.PositiveIntegerField(
+        default=24,
+        help_text="The send window: an occurrence older than this is no longer acted on.",
+    )
+    segment = models.ForeignKey(
+        "learners.Segment",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="campaigns",
+        help_text="Audience: only current members (empty: everyone the trigger finds).",
+    )
+    course = models.ForeignKey(
+        "learners.Course",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="campaigns",
+        help_text="The course it is about: restricts course triggers, and its creator reviews.",
+    )
+    offer = models.ForeignKey(
+        "expansion.Offer",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="campaigns",
+        help_text="The offer (its fallback is the downsell).",
+    )
+    email_template = models.ForeignKey(
+        "message_templates.MessageTemplate",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="email_campaigns",
+    )
+    in_app_template = models.ForeignKey(
+        "message_templates.MessageTemplate",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="in_app_campaigns",
+    )
+    category = models.CharField(
+        max_length=20, choices=MessageCategory.choices, default=MessageCategory.OFFERS
+    )
+    priority = models.SmallIntegerField(
+        default=100, help_text="Higher wins when several offers meet at one moment."
+    )
+    reentry = models.CharField(max_length=10, choices=Reentry.choices, default=Reentry.EVERY)
+    reentry_days = models.PositiveSmallIntegerField(
+        default=30, help_text="Cool-down for 'again only after the cool-down'."
+    )
+    guardrails = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Overrides of the guardrail policy for this campaign, e.g. "
+        '{"email_cap": 1, "min_lps": 60}.',
+    )
+    premium_upsell = models.BooleanField(
+        default=False, help_text="Kept out of a learner's first days of onboarding."
+    )
+    experiment = models.ForeignKey(
+        "experiments.Experiment",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="campaigns",
+        help_text="Variants and holdout: learners are assigned when they first qualify.",
+    )
+    status = models.CharField(
+        max_length=12, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT
+    )
+    requires_creator_approval = models.BooleanField(
+        default=True, help_text="The course's creator approves before it can go active."
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-priority", "name"]
+        indexes = [models.Index(fields=["status"], name="campaign_status_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from .triggers import trigger_params_errors
+
+        errors = trigger_params_errors(self.trigger, self.trigger_params)
+        if errors:
+            raise ValidationError({"trigger_params": errors})
+        unknown = sorted(set(self.guardrails or {}) - set(OVERRIDABLE))
+        if unknown:
+            raise ValidationError(
+                {
+                    "guardrails": f"unknown guardrail(s) {', '.join(unknown)}; "
+                    f"overridable: {', '.join(OVERRIDABLE)}"
+                }
+            )
+
+    @property
+    def is_marketing(self) -> bool:
+        return self.category != MessageCategory.TRANSACTIONAL
+
+
+class Candidate(models.Model):
+    """A would-be send of one evaluation, while its guardrails are applied (deleted after)."""
+
+    run = models.UUIDField(db_index=True)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    learner = models.ForeignKey(
+        Learner, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    occurrence_key = models.CharField(max_length=200)
+    occurred_at = models.DateTimeField()
+    course = models.ForeignKey(
+        "learners.Course",
+        null=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+    )
+    detail = models.CharField(max_length=300, blank=True)
+    moment = models.ForeignKey(
+        JourneyMoment, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    channel = models.CharField(max_length=10)
+    priority = models.IntegerField()
+    rule = models.CharField(max_length=20, blank=True)
+    arm = models.ForeignKey(
+        "experiments.Arm",
+        null=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+    )
+    scheduled_for = models.DateTimeField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "campaign", "learner", "occurrence_key", "channel"],
+                name="candidate_unique",
+            )
+        ]
 
 
 class SendStatus(models.TextChoices):
@@ -29,6 +353,46 @@ class SendStatus(models.TextChoices):
 
 class Send(models.Model):
     learner = models.ForeignKey(Learner, on_delete=models.PROTECT, related_name="sends")
+    campaign = models.ForeignKey(
+        Campaign,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sends",
+        help_text="Empty for test sends.",
+    )
+    occurrence_key = models.CharField(
+        max_length=200, blank=True, help_text="The trigger occurrence it answers."
+    )
+    trigger = models.CharField(max_length=30, choices=TriggerKind.choices, blank=True)
+    moment = models.ForeignKey(
+        JourneyMoment, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    arm = models.ForeignKey(
+        "experiments.Arm", null=True, blank=True, on_delete=models.PROTECT, related_name="sends"
+    )
+    offer = models.ForeignKey(
+        "expansion.Offer", null=True, blank=True, on_delete=models.PROTECT, related_name="sends"
+    )
+    course = models.ForeignKey(
+        "learners.Course", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(
+        max_length=500, blank=True, help_text="Why this learner, now, in plain words."
+    )
+    rule = models.CharField(
+        max_length=20, choices=Rule.choices, blank=True, help_text="The guardrail that stopped it."
+    )
+    priority = models.IntegerField(null=True, blank=True)
+    scheduled_for = models.DateTimeField(
+        null=True, blank=True, help_text="Not before (quiet hours, retry backoff)."
+    )
+    claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a dispatcher last claimed it."
+    )
+    handoff_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was handed to the mail server."
+    )
     channel = models.CharField(max_length=10, default="email")
     category = models.CharField(
         max_length=20, choices=MessageCategory.choices, default=MessageCategory.OFFERS
@@ -71,6 +435,20 @@ class Send(models.Model):
                 name="send_provider_id_idx",
                 condition=~Q(provider_message_id=""),
             ),
+            # Dispatch claims the queued sends that are due.
+            models.Index(
+                fields=["scheduled_for"], name="send_due_idx", condition=Q(status="queued")
+            ),
+            models.Index(fields=["campaign", "status"], name="send_campaign_status_idx"),
+        ]
+        constraints = [
+            # One send per learner × campaign × trigger occurrence (× channel), whatever
+            # retries or concurrent evaluations do.
+            models.UniqueConstraint(
+                fields=["campaign", "learner", "occurrence_key", "channel"],
+                name="send_one_per_occurrence",
+                condition=Q(campaign__isnull=False),
+            )
         ]
 
     def __str__(self) -> str:

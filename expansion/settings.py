@@ -229,7 +229,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "learners.tasks.score_all",
         "schedule": float(env_int("FULL_SCORING_SECONDS", 3600)),
     },
+    "evaluate-campaigns": {
+        "task": "campaigns.tasks.evaluate_campaigns",
+        "schedule": float(env_int("CAMPAIGN_EVALUATION_SECONDS", 60)),
+    },
+    "dispatch-sends": {"task": "campaigns.tasks.dispatch_due", "schedule": 30.0},
+    "recover-sends": {"task": "campaigns.tasks.recover_sends", "schedule": 300.0},
+    "analyse-experiments": {
+        "task": "experiments.tasks.analyse_running",
+        "schedule": float(env_int("EXPERIMENT_ANALYSIS_SECONDS", 3600)),
+    },
 }
+# Dispatch tasks the evaluation fans out at once (one per chunk of 200 due emails).
+DISPATCH_PARALLELISM = env_int("DISPATCH_PARALLELISM", 4)
 
 # The scheduled pass is a delta pass, from scratch when the last one from scratch is older.
 SCORING_FULL_EVERY_HOURS = env_float("SCORING_FULL_EVERY_HOURS", 24)

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import base64
-import email
 import json
 import re
-import socket
-from email import policy
 from urllib.parse import urlsplit
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from campaigns.delivery import DeliveryDeferred, email_send, send_create, unsubscribe_token
 from campaigns.models import Send, SendEvent
@@ -20,7 +16,7 @@ from experiments.models import ExperimentSettings
 from learners.models import CategoryOptOut, ConsentChange, EmailSuppression, Learner
 from templates.context import message_context
 from templates.messages import template_snapshot
-from tests.factories.experiments import ExperimentSettingsFactory
+from tests.campaigns.conftest import free_port
 from tests.factories.learners import EmailSuppressionFactory, LearnerFactory
 from tests.factories.templates import MessageTemplateFactory
 
@@ -30,49 +26,6 @@ HTML = (
     f'<p><a class="cta" href="{CTA.replace("&", "&amp;")}">Take the next step</a></p>'
     '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
 )
-
-
-class Sink:
-    """Collects what the SMTP server accepted; refuses recipients listed in ``refuse``."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-        self.envelopes: list = []
-        self.refuse: dict[str, str] = {}
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
-        if address in self.refuse:
-            return self.refuse[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        self.envelopes.append(envelope)
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def smtp(settings, db):
-    ExperimentSettingsFactory(global_holdout_percent=0)  # the holdout has its own test
-    sink = Sink()
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = port
-    settings.EMAIL_TIMEOUT = 5
-    settings.SITE_URL = "https://mail.example.org"
-    sink.controller = controller
-    yield sink
-    controller.stop()
 
 
 @pytest.fixture

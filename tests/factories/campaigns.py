@@ -1,8 +1,18 @@
-import factory
+import uuid
 
-from campaigns.models import Send, SendEvent
+import factory
+from django.utils import timezone
+
+from campaigns.models import (
+    Campaign,
+    Candidate,
+    GuardrailPolicy,
+    JourneyMoment,
+    Send,
+    SendEvent,
+)
 from tests.factories.learners import LearnerFactory
-from tests.factories.templates import MessageTemplateVersionFactory
+from tests.factories.templates import MessageTemplateFactory, MessageTemplateVersionFactory
 
 
 class SendFactory(factory.django.DjangoModelFactory):
@@ -21,3 +31,53 @@ class SendEventFactory(factory.django.DjangoModelFactory):
 
     send = factory.SubFactory(SendFactory)
     kind = "sent"
+
+
+class JourneyMomentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = JourneyMoment
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"moment-{n}")
+    name = factory.LazyAttribute(lambda o: o.slug.replace("-", " ").title())
+
+
+class GuardrailPolicyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = GuardrailPolicy
+        django_get_or_create = ("id",)
+
+    id = 1
+
+
+class CampaignFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Campaign
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Campaign {n}")
+    moment = factory.SubFactory(JourneyMomentFactory, slug="course_completion")
+    trigger = "final_module"
+    email_template = factory.SubFactory(MessageTemplateFactory)
+    status = "active"
+    requires_creator_approval = False
+
+    @factory.post_generation
+    def version(obj, create, extracted, **kwargs):
+        # A campaign sends the latest version of its template: give it one.
+        if create and obj.email_template_id and not obj.email_template.versions.exists():
+            MessageTemplateVersionFactory(template=obj.email_template, number=1)
+
+
+class CandidateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Candidate
+
+    run = factory.LazyFunction(uuid.uuid4)
+    campaign = factory.SubFactory(CampaignFactory)
+    learner = factory.SubFactory(LearnerFactory)
+    occurrence_key = factory.Sequence(lambda n: f"event:{n}")
+    occurred_at = factory.LazyFunction(timezone.now)
+    moment = factory.LazyAttribute(lambda o: o.campaign.moment)
+    channel = "email"
+    priority = 100

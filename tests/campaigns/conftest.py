@@ -1,0 +1,61 @@
+"""A real SMTP server on loopback (aiosmtpd) for the tests that send email."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import socket
+from email import policy
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.factories.experiments import ExperimentSettingsFactory
+
+
+class Sink:
+    """Collects what the SMTP server accepted; refuses recipients listed in ``refuse``."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self.envelopes: list = []
+        self.refuse: dict[str, str] = {}
+        self.delay = delay  # seconds before accepting each message
+        self.sessions: set[int] = set()  # one per SMTP connection that sent a message
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.sessions.add(id(session))
+        self.envelopes.append(envelope)
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 Message accepted for delivery"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp(settings, db):
+    ExperimentSettingsFactory(global_holdout_percent=0)  # the holdout has its own test
+    sink = Sink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = port
+    settings.EMAIL_TIMEOUT = 5
+    settings.SITE_URL = "https://mail.example.org"
+    sink.controller = controller
+    yield sink
+    controller.stop()
