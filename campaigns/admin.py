@@ -11,6 +11,15 @@ from django.utils.html import format_html
 from expansion.singleton import SingletonAdmin
 
 from .evaluate import campaigns_evaluate
+from .funnel import (
+    CHART_HEIGHT,
+    DIMENSIONS,
+    STAGES,
+    funnel,
+    funnel_chart,
+    incremental_revenue,
+    suppressed_by_rule,
+)
 from .lifecycle import (
     CampaignError,
     activation_problems,
@@ -20,6 +29,7 @@ from .lifecycle import (
     campaign_submit,
 )
 from .models import Campaign, CampaignStatus, GuardrailPolicy, JourneyMoment, Rule, Send, SendEvent
+from .roles import is_creator_only
 from .triggers import PARAMS
 
 
@@ -128,18 +138,16 @@ class CampaignAdmin(admin.ModelAdmin):
     actions = ["activate", "submit_for_review", "approve", "pause", "archive"]
 
     def get_queryset(self, request: HttpRequest):
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("moment", "offer")
-            .annotate(
-                n_queued=Count("sends", filter=Q(sends__status="queued")),
-                n_sent=Count(
-                    "sends",
-                    filter=~Q(sends__status__in=["queued", "suppressed", "failed", "sending"]),
-                ),
-                n_suppressed=Count("sends", filter=Q(sends__status="suppressed")),
-            )
+        qs = super().get_queryset(request)
+        if is_creator_only(request.user):
+            qs = qs.filter(course__creator=request.user)
+        return qs.select_related("moment", "offer").annotate(
+            n_queued=Count("sends", filter=Q(sends__status="queued")),
+            n_sent=Count(
+                "sends",
+                filter=~Q(sends__status__in=["queued", "suppressed", "failed", "sending"]),
+            ),
+            n_suppressed=Count("sends", filter=Q(sends__status="suppressed")),
         )
 
     @admin.display(ordering="n_queued")
@@ -175,8 +183,15 @@ class CampaignAdmin(admin.ModelAdmin):
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
 
+    change_list_template = "campaigns/campaign_change_list.html"
+
     def get_urls(self):
         return [
+            path(
+                "funnel/",
+                self.admin_site.admin_view(self.funnel_view),
+                name="campaigns_campaign_funnel",
+            ),
             path(
                 "<int:pk>/preview/",
                 self.admin_site.admin_view(self.preview_view),
@@ -204,40 +219,72 @@ class CampaignAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "campaigns/preview.html", context)
 
+    def funnel_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        by = request.GET.get("by", "campaign")
+        if by not in DIMENSIONS:
+            by = "campaign"
+        rows = funnel(by=by)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Campaign funnel",
+            "opts": self.model._meta,
+            "by": by,
+            "dimensions": [(key, label) for key, (_, label) in DIMENSIONS.items()],
+            "rows": [{**row, "bars": funnel_chart(row)} for row in rows],
+            "stages": STAGES,
+            "chart_height": CHART_HEIGHT,
+            "rules": suppressed_by_rule(),
+            "incremental": incremental_revenue(window_days=GuardrailPolicy.load().attribution_days),
+        }
+        return TemplateResponse(request, "campaigns/funnel.html", context)
+
     def _each(self, request, queryset, step, done: str) -> None:
+        """Run a lifecycle step on each campaign; each success goes into the admin's audit
+        log (who, when, what), each refusal is shown with its reasons."""
         ok = 0
         for campaign in queryset:
             try:
                 step(campaign)
                 ok += 1
+                self.log_change(request, campaign, done.capitalize())
             except CampaignError as exc:
                 self.message_user(request, f"{campaign}: {exc}", messages.ERROR)
         if ok:
             self.message_user(request, f"{ok} campaign(s) {done}.", messages.SUCCESS)
 
-    @admin.action(description="Activate")
+    @admin.action(description="Activate", permissions=["change"])
     def activate(self, request, queryset) -> None:
         self._each(request, queryset, lambda c: campaign_activate(campaign=c), "activated")
 
-    @admin.action(description="Send for review")
+    @admin.action(description="Send for review", permissions=["change"])
     def submit_for_review(self, request, queryset) -> None:
         self._each(request, queryset, lambda c: campaign_submit(campaign=c), "sent for review")
 
-    @admin.action(description="Approve")
-    def approve(self, request, queryset) -> None:
-        self._each(
-            request,
-            queryset,
-            lambda c: campaign_approve(campaign=c, user=request.user),
-            "approved",
-        )
+    def has_approve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("campaigns.approve_campaign")
 
-    @admin.action(description="Pause")
+    @admin.action(description="Approve (course creator)", permissions=["approve"])
+    def approve(self, request, queryset) -> None:
+        def step(campaign: Campaign) -> None:
+            creator = campaign.course.creator_id if campaign.course else None
+            if not request.user.is_superuser and creator != request.user.pk:
+                raise CampaignError(["only the creator of the campaign's course can approve it"])
+            campaign_approve(campaign=campaign, user=request.user)
+
+        self._each(request, queryset, step, "approved")
+
+    @admin.action(description="Pause", permissions=["change"])
     def pause(self, request, queryset) -> None:
         self._each(request, queryset, lambda c: campaign_pause(campaign=c), "paused")
 
-    @admin.action(description="Archive")
+    @admin.action(description="Archive", permissions=["change"])
     def archive(self, request, queryset) -> None:
+        for campaign in queryset:
+            self.log_change(request, campaign, "Archived")
         n = queryset.update(status=CampaignStatus.ARCHIVED)
         self.message_user(request, f"{n} campaign(s) archived.", messages.SUCCESS)
 
@@ -279,6 +326,14 @@ class SendAdmin(admin.ModelAdmin):
     raw_id_fields = ("learner", "template_version", "campaign", "arm", "offer", "course")
     inlines = [SendEventInline]
     readonly_fields = [f.name for f in Send._meta.fields]
+
+    def get_queryset(self, request: HttpRequest):
+        qs = super().get_queryset(request)
+        if is_creator_only(request.user):
+            qs = qs.filter(
+                Q(course__creator=request.user) | Q(campaign__course__creator=request.user)
+            )
+        return qs
 
     def has_add_permission(self, request) -> bool:
         return False

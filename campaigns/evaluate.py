@@ -38,7 +38,15 @@ from expansion.models import Order
 from experiments.assignment import assign, bucket_sql, global_holdout_bucket_limit
 from experiments.models import Assignment, Status
 from learners.consent import reachable_q
-from learners.models import Event, EventKind, Learner, LearnerScore, SegmentMembership, Stage
+from learners.models import (
+    DirtyLearner,
+    Event,
+    EventKind,
+    Learner,
+    LearnerScore,
+    SegmentMembership,
+    Stage,
+)
 from templates.models import MessageTemplateVersion
 
 from .models import (
@@ -159,8 +167,11 @@ def _collect(run: uuid.UUID, campaign: Campaign, now: datetime) -> None:
         occurrence_key=OuterRef("t_occurrence_key"),
         channel=channel,
     )
+    # A learner with data not scored yet is left for the next evaluation: their guardrails
+    # (LPS, stage, flags) must be read from fresh scores, and the decision is final.
+    waiting = DirtyLearner.objects.filter(learner_id=OuterRef("t_learner_id"))
     for rows in trigger_rows(campaign, now=now):
-        rows = rows.filter(~Exists(answered))
+        rows = rows.filter(~Exists(answered), ~Exists(waiting))
         if campaign.segment_id:
             members = SegmentMembership.objects.filter(
                 segment_id=campaign.segment_id, exited_at__isnull=True
@@ -407,10 +418,12 @@ def _zone_case(column: str, clocks: dict[str, ZoneClock], attr: str, params: lis
 def _timing_and_caps(
     run: uuid.UUID, campaigns: list[Campaign], policy: GuardrailPolicy, now: datetime
 ) -> None:
-    """Quiet hours, then the frequency caps (rolling, calendar day, calendar week).
+    """Quiet hours, then the frequency caps (email: rolling, calendar day and week; in-app:
+    calendar day), each in the learner's own time zone.
 
     A candidate passes a cap if the learner's counted sends in the window plus its place
     among the learner's surviving candidates of this evaluation (by priority) stay within it.
+    In-app offers keep no quiet hours: they are shown when the learner is in the app.
     """
     zones = set(
         Learner.objects.filter(
@@ -419,37 +432,55 @@ def _timing_and_caps(
         .values_list("time_zone", flat=True)
         .distinct()
     )
-    clocks = {zone: zone_clock(zone, now, policy.quiet_start, policy.quiet_end) for zone in zones}
-    if not clocks:
+    if not zones:
         return
+    email_clocks = {z: zone_clock(z, now, policy.quiet_start, policy.quiet_end) for z in zones}
+    in_app_clocks = {z: zone_clock(z, now, policy.quiet_start, policy.quiet_start) for z in zones}
     params: list[Any] = []
-    send_at = _zone_case("l.time_zone", clocks, "send_at", params)
+    send_at = _zone_case("l.time_zone", email_clocks, "send_at", params)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE campaigns_candidate SET scheduled_for = (
+            UPDATE campaigns_candidate SET scheduled_for = CASE WHEN channel = 'email' THEN (
               SELECT {send_at} FROM learners_learner l
               WHERE l.id = campaigns_candidate.learner_id
-            )
-            WHERE run = %s AND rule = '' AND channel = 'email'
+            ) ELSE %s END
+            WHERE run = %s AND rule = ''
             """,
-            [*params, _uuid(run)],
+            [*params, connection.ops.adapt_datetimefield_value(now), _uuid(run)],
         )
-    caps: dict[int, dict[str, int]] = {}
+    email_caps: dict[int, dict[str, int]] = {}
+    in_app_caps: dict[int, dict[str, int]] = {}
     for campaign in campaigns:
-        if campaign.is_marketing and _channel(campaign) == "email":
-            values = policy_for(campaign, policy)
-            caps[campaign.pk] = {
+        if not campaign.is_marketing:
+            continue  # transactional messages are exempt
+        values = policy_for(campaign, policy)
+        if _channel(campaign) == "email":
+            email_caps[campaign.pk] = {
                 "rolling": values["email_cap"],
                 "days": values["cap_window_days"],
                 "day": values["email_cap_day"],
                 "week": values["email_cap_week"],
             }
+        else:
+            in_app_caps[campaign.pk] = {
+                "rolling": 0,
+                "days": 1,
+                "day": policy.in_app_cap_day,
+                "week": 0,
+            }
+    _caps(run, "email", email_caps, email_clocks)
+    _caps(run, "in_app", in_app_caps, in_app_clocks)
+
+
+def _caps(
+    run: uuid.UUID, channel: str, caps: dict[int, dict[str, int]], clocks: dict[str, ZoneClock]
+) -> None:
     if not caps:
         return
 
     def per_campaign(key: str) -> str:
-        # A cap of 0 means "no cap" for the calendar caps.
+        # A cap of 0 means "no cap".
         whens = " ".join(f"WHEN {pk} THEN {value[key] or 1_000_000}" for pk, value in caps.items())
         return f"(CASE c.campaign_id {whens} END)"
 
@@ -458,7 +489,7 @@ def _timing_and_caps(
     when = "COALESCE(s.scheduled_for, s.created_at)"
     sent = f"""
         SELECT COUNT(*) FROM campaigns_send s
-        WHERE s.learner_id = c.learner_id AND s.channel = 'email'
+        WHERE s.learner_id = c.learner_id AND s.channel = %s
           AND s.status IN ({counted}) AND s.category IN ({marketing})
     """
     # Each campaign's rolling window, as rows to join (its length may be overridden).
@@ -475,17 +506,20 @@ def _timing_and_caps(
             f"AND julianday({when}) > julianday(c.scheduled_for) - cw.days "
             f"AND julianday({when}) <= julianday(c.scheduled_for)"
         )
-    checks: list[tuple[str, str, str, list[Any]]] = [
-        (Rule.CAP_ROLLING, per_campaign("rolling"), rolling, [])
-    ]
+    checks: list[tuple[str, str, str, list[Any]]] = []
+    if any(value["rolling"] for value in caps.values()):
+        checks.append((Rule.CAP_ROLLING, per_campaign("rolling"), rolling, []))
     calendar: tuple[tuple[str, str], ...] = ((Rule.CAP_DAY, "day"), (Rule.CAP_WEEK, "week"))
     for rule, period in calendar:
+        if not any(value[period] for value in caps.values()):
+            continue
         zone_params: list[Any] = []
         lower = _zone_case("l.time_zone", clocks, f"{period}_start", zone_params)
         upper = _zone_case("l.time_zone", clocks, f"{period}_end", zone_params)
         checks.append(
             (rule, per_campaign(period), f"AND {when} >= {lower} AND {when} < {upper}", zone_params)
         )
+    ids = ", ".join(str(pk) for pk in caps)
     with connection.cursor() as cursor:
         for cap_rule, limit, bounds, bound_params in checks:
             cursor.execute(
@@ -500,11 +534,12 @@ def _timing_and_caps(
                     FROM campaigns_candidate c
                     JOIN learners_learner l ON l.id = c.learner_id
                     JOIN ({windows}) cw ON cw.campaign_id = c.campaign_id
-                    WHERE c.run = %s AND c.rule = '' AND c.channel = 'email'
+                    WHERE c.run = %s AND c.rule = '' AND c.channel = %s
+                      AND c.campaign_id IN ({ids})
                   ) ranked WHERE already + place > cap
                 )
                 """,
-                [cap_rule, *bound_params, _uuid(run)],
+                [cap_rule, channel, *bound_params, _uuid(run), channel],
             )
 
 

@@ -143,6 +143,11 @@ class GuardrailPolicy(SingletonModel):
         default=10,
         help_text="Priority added for each further campaign a learner triggers at once.",
     )
+    attribution_days = models.PositiveSmallIntegerField(
+        default=7,
+        help_text="An order is credited to the learner's last clicked (else opened, else "
+        "seen) send within this many days before it.",
+    )
 
     class Meta:
         verbose_name = "guardrail policy"
@@ -273,6 +278,7 @@ class Campaign(models.Model):
     class Meta:
         ordering = ["-priority", "name"]
         indexes = [models.Index(fields=["status"], name="campaign_status_idx")]
+        permissions = [("approve_campaign", "Can approve campaigns touching their own course")]
 
     def __str__(self) -> str:
         return self.name
@@ -424,6 +430,21 @@ class Send(models.Model):
     opened_at = models.DateTimeField(null=True, blank=True)
     clicked_at = models.DateTimeField(null=True, blank=True)
     clicks = models.PositiveIntegerField(default=0)
+    seen_at = models.DateTimeField(
+        null=True, blank=True, help_text="In-app: when the offer card was first shown."
+    )
+    converted_order = models.OneToOneField(
+        "expansion.Order",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="attributed_send",
+        help_text="The order credited to this send (at most one; an order credits one send).",
+    )
+    converted_at = models.DateTimeField(null=True, blank=True)
+    revenue = models.DecimalField(
+        max_digits=14, decimal_places=2, null=True, blank=True, help_text="Net of refunds."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

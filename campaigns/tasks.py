@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 
 from .dispatch import CHUNK, dispatch_chunk, due_count, sends_recover
 from .evaluate import campaigns_evaluate
 
+# After new events, an evaluation runs this many seconds later (the scoring pass kicked by the
+# same batch runs first; learners still waiting for it are left for the next evaluation), and
+# at most once per this many seconds.
+EVALUATION_DELAY_SECONDS = 8
+EVALUATION_DEBOUNCE_SECONDS = 5
 # A dispatch task stops taking new chunks after this long, so that beat's next run and other
 # workers share the queue.
 DISPATCH_BUDGET_SECONDS = 50
+
+
+def evaluation_kick(**kwargs: object) -> None:
+    """Enqueue an evaluation soon after new events, unless one was enqueued moments ago."""
+    if not cache.add("campaigns:evaluation-kick", 1, timeout=EVALUATION_DEBOUNCE_SECONDS):
+        return
+    try:
+        evaluate_campaigns.apply_async(
+            countdown=EVALUATION_DELAY_SECONDS, queue=settings.CELERY_TASK_DEFAULT_QUEUE
+        )
+    except Exception:  # noqa: BLE001 - the broker being down must not fail ingestion
+        logging.getLogger(__name__).warning("could not enqueue evaluation; beat will catch up")
+        cache.delete("campaigns:evaluation-kick")
 
 
 @shared_task(acks_late=True)
@@ -27,7 +47,7 @@ def dispatch_fanout() -> int:
     """One dispatch task per chunk of due sends, up to ``DISPATCH_PARALLELISM`` at once."""
     chunks = min(-(-due_count() // CHUNK), settings.DISPATCH_PARALLELISM)
     for _ in range(chunks):
-        dispatch_due.apply_async()
+        dispatch_due.apply_async(queue=settings.CELERY_TASK_DEFAULT_QUEUE)
     return chunks
 
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from learners.dirty import learners_mark_dirty, learners_mark_dirty_query, scoring_kick_on_commit
@@ -98,6 +99,11 @@ def _lines(value: Any) -> list[dict[str, Any]]:
     return lines
 
 
+# Sent after the commit of an order sync with ``order_ids``: campaigns attributes them to the
+# sends that led to them (commerce cannot import campaigns).
+orders_synced = Signal()
+
+
 ORDER_SPECS = {
     "external_id": Spec(string(), required=True),
     "learner": Spec(string(), required=True),
@@ -152,6 +158,8 @@ def orders_upsert(*, items: list[Any]) -> SyncResult:
         # Orders feed RFM, the refund flag and "owns product".
         learners_mark_dirty(row["learner_id"] for _, row in batch.rows)
         scoring_kick_on_commit()
+        synced = sorted(order_ids.values())
+        transaction.on_commit(lambda: orders_synced.send(sender=None, order_ids=synced))
     return SyncResult(counts.created, counts.updated, batch.errors)
 
 

@@ -15,11 +15,16 @@ from collections.abc import Iterable
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import QuerySet
+from django.dispatch import Signal
 from django.utils import timezone
 
 from .models import DirtyLearner
 
 KICK_DEBOUNCE_SECONDS = 5
+
+# Sent after the commit of a batch that stored new events. Apps above learners (campaigns)
+# listen to react to them without learners importing them.
+events_stored = Signal()
 
 
 def learners_mark_dirty(learner_ids: Iterable[int]) -> None:
@@ -51,6 +56,10 @@ def learners_mark_dirty_query(learner_ids: QuerySet) -> int:
 def scoring_kick_on_commit() -> None:
     """Wake the scorer once the current transaction commits."""
     transaction.on_commit(scoring_kick)
+
+
+def events_stored_notify() -> None:
+    events_stored.send(sender=None)
 
 
 def scoring_kick() -> None:

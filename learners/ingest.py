@@ -27,7 +27,7 @@ from expansion.batch import (
     type_name,
 )
 
-from .dirty import learners_mark_dirty, scoring_kick
+from .dirty import events_stored_notify, learners_mark_dirty, scoring_kick
 from .models import CUSTOM_KIND_PREFIX, Course, DirtyLearner, Event, EventKind, Learner, Module
 
 KNOWN_KINDS = frozenset(EventKind.values)
@@ -276,6 +276,7 @@ def events_ingest(*, items: list[Any]) -> IngestResult:
         return events_ingest(items=items)
     if inserted:
         transaction.on_commit(scoring_kick)
+        transaction.on_commit(events_stored_notify)
     for row, *_ in kept:
         if row.key in inserted:
             result.accepted += 1

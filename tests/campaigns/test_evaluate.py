@@ -7,7 +7,7 @@ import pytest
 from campaigns.evaluate import campaigns_evaluate, zone_clock
 from campaigns.models import GuardrailPolicy, Rule, Send
 from experiments.models import Assignment
-from learners.models import CategoryOptOut, LearnerScore, Stage
+from learners.models import CategoryOptOut, DirtyLearner, LearnerScore, Stage
 from tests.factories.campaigns import CampaignFactory, JourneyMomentFactory, SendFactory
 from tests.factories.expansion import OfferFactory, OrderFactory
 from tests.factories.experiments import ArmFactory, ExperimentFactory, ExperimentSettingsFactory
@@ -57,6 +57,12 @@ def _score(learner, **fields):
     return LearnerScore.objects.filter(learner=learner).update(**fields)
 
 
+def evaluate(**kwargs):
+    """Evaluate as after the scoring pass has caught up (no learner waits for fresh scores)."""
+    DirtyLearner.objects.all().delete()
+    return campaigns_evaluate(**kwargs)
+
+
 def sends(**filters):
     return list(
         Send.objects.filter(**filters)
@@ -71,7 +77,7 @@ def test_final_module_completion_becomes_one_queued_send_with_its_reason(course)
     ann = finisher(course, external_id="ann")
     finisher(course, external_id="old", hours_ago=25)  # outside the 24-hour send window
 
-    result = campaigns_evaluate(now=NOW)
+    result = evaluate(now=NOW)
 
     assert (result.candidates, result.queued, dict(result.stopped)) == (1, 1, {})
     send = Send.objects.get()
@@ -87,7 +93,7 @@ def test_final_module_completion_becomes_one_queued_send_with_its_reason(course)
     assert send.template_version == campaign.email_template.versions.get()
     assert send.occurrence_key.startswith("event:")
     # Evaluating again (a retried task, the next minute) answers nothing twice.
-    assert campaigns_evaluate(now=NOW + timedelta(minutes=1)).candidates == 0
+    assert evaluate(now=NOW + timedelta(minutes=1)).candidates == 0
     assert Send.objects.count() == 1
 
 
@@ -95,7 +101,7 @@ def test_a_draft_or_paused_campaign_sends_nothing(course):
     CampaignFactory(status="draft")
     CampaignFactory(status="paused")
     finisher(course)
-    assert campaigns_evaluate(now=NOW).candidates == 0
+    assert evaluate(now=NOW).candidates == 0
     assert Send.objects.count() == 0
 
 
@@ -140,7 +146,7 @@ def test_each_guardrail_stops_the_send_and_records_its_rule(course, setup, rule)
     learner = finisher(course, external_id="ann")
     setup(learner)
 
-    result = campaigns_evaluate(now=NOW)
+    result = evaluate(now=NOW)
 
     assert (result.queued, dict(result.stopped)) == (0, {rule: 1})
     assert sends() == [("ann", "Next course", "suppressed", rule)]
@@ -160,7 +166,7 @@ def test_each_guardrail_stops_the_send_and_records_its_rule(course, setup, rule)
 def test_just_outside_a_guardrail_the_send_goes(course, setup):
     CampaignFactory()
     setup(finisher(course))
-    assert campaigns_evaluate(now=NOW).queued == 1
+    assert evaluate(now=NOW).queued == 1
 
 
 def test_guardrail_overrides_and_transactional_exemption(course):
@@ -170,7 +176,7 @@ def test_guardrail_overrides_and_transactional_exemption(course):
     )
     learner = finisher(course, external_id="ann", marketing_opt_in=False)
 
-    campaigns_evaluate(now=NOW)
+    evaluate(now=NOW)
 
     assert sends() == [
         ("ann", "Strict", "suppressed", Rule.NOT_REACHABLE),
@@ -184,7 +190,7 @@ def test_offer_free_moment_and_onboarding_premium_upsell(course):
     CampaignFactory(name="Premium", premium_upsell=True, moment__slug="milestone")
     finisher(course, external_id="new", created_at=NOW - timedelta(days=10))
 
-    campaigns_evaluate(now=NOW)
+    evaluate(now=NOW)
 
     assert sends() == [
         ("new", "Mid-ticket", "suppressed", Rule.OFFER_FREE_MOMENT),
@@ -197,7 +203,7 @@ def test_one_offer_per_moment_highest_priority_wins(course):
     CampaignFactory(name="High", priority=80)
     finisher(course, external_id="ann")
 
-    result = campaigns_evaluate(now=NOW)
+    result = evaluate(now=NOW)
 
     assert sends() == [
         ("ann", "Low", "suppressed", Rule.SUPERSEDED),
@@ -217,7 +223,7 @@ def test_rolling_cap_holds_inside_one_evaluation(course):
         CampaignFactory(name=f"C{n}", priority=10 * n, moment__slug=slug)
     finisher(course, external_id="ann")
 
-    campaigns_evaluate(now=NOW)
+    evaluate(now=NOW)
 
     assert sends() == [
         ("ann", "C0", "suppressed", Rule.CAP_ROLLING),
@@ -247,7 +253,7 @@ def test_rolling_cap_boundary(course, earlier, expected):
     SendFactory(learner=learner, status="suppressed", created_at=NOW - timedelta(hours=2))
     SendFactory(learner=learner, status="failed", created_at=NOW - timedelta(hours=2))
 
-    campaigns_evaluate(now=NOW)
+    evaluate(now=NOW)
 
     assert Send.objects.get(campaign=campaign).status == expected
 
@@ -274,7 +280,7 @@ def test_calendar_day_cap_in_the_learners_zone(course, earlier_local, expected):
         created_at=datetime(*earlier_local, tzinfo=ZoneInfo("America/New_York")),
     )
 
-    campaigns_evaluate(now=NOW)
+    evaluate(now=NOW)
 
     send = Send.objects.get(campaign=campaign)
     assert (send.status, send.rule) == (
@@ -286,11 +292,36 @@ def test_quiet_hours_defer_to_the_morning_in_the_learners_zone(course):
     CampaignFactory(name="Next course")
     finisher(course, external_id="kenji", zone="Asia/Tokyo")  # 23:00 in Tokyo
 
-    campaigns_evaluate(now=NOW)
+    evaluate(now=NOW)
 
     send = Send.objects.get()
     assert (send.status, send.rule) == ("queued", "")  # deferred, never dropped
     assert send.scheduled_for == datetime(2026, 3, 2, 23, 0, tzinfo=UTC)  # 08:00 on 3 March
+
+
+def test_in_app_offers_keep_no_quiet_hours_and_their_own_daily_cap(course):
+    from tests.factories.templates import MessageTemplateFactory
+
+    GuardrailPolicy.objects.filter(pk=GuardrailPolicy.load().pk).update(in_app_cap_day=1)
+    for name, slug in (("Card A", "course_completion"), ("Card B", "milestone")):
+        CampaignFactory(
+            name=name,
+            moment__slug=slug,
+            email_template=None,
+            in_app_template=MessageTemplateFactory(channel="in_app"),
+        )
+    kenji = finisher(course, external_id="kenji", zone="Asia/Tokyo")  # 23:00 there
+    # An email today does not count against the in-app cap.
+    SendFactory(learner=kenji, status="sent", created_at=NOW - timedelta(hours=1))
+
+    evaluate(now=NOW)
+
+    assert sends(channel="in_app") == [
+        ("kenji", "Card A", "queued", ""),
+        ("kenji", "Card B", "suppressed", Rule.CAP_DAY),
+    ]
+    scheduled = set(Send.objects.filter(channel="in_app").values_list("scheduled_for", flat=True))
+    assert scheduled == {NOW}
 
 
 def test_zone_clock_bounds():
@@ -318,7 +349,7 @@ def test_experiment_holdout_and_arms(course):
     CampaignFactory(name="Next course", experiment=experiment)
     learners = [finisher(course, external_id=f"l{n}") for n in range(20)]
 
-    result = campaigns_evaluate(now=NOW)
+    result = evaluate(now=NOW)
 
     held = set(
         Assignment.objects.filter(experiment=experiment, arm__isnull=True).values_list(
@@ -343,7 +374,7 @@ def test_dry_run_reports_and_writes_nothing(course):
     finisher(course, external_id="ann")
     finisher(course, external_id="bob", lps=20.0)
 
-    result = campaigns_evaluate(now=NOW, campaigns=[campaign], dry_run=True, sample=10)
+    result = evaluate(now=NOW, campaigns=[campaign], dry_run=True, sample=10)
 
     assert (result.candidates, result.queued, dict(result.stopped)) == (2, 1, {Rule.LOW_LPS: 1})
     assert [(row["learner"], row["rule"]) for row in result.sample] == [
@@ -364,7 +395,7 @@ def test_audience_segment_restricts_the_trigger(course):
     finisher(course, external_id="out")
     SegmentMembershipFactory(segment=segment, learner=inside, entered_at=NOW - timedelta(days=1))
 
-    campaigns_evaluate(now=NOW)
+    evaluate(now=NOW)
 
     assert sends() == [("in", "Members only", "queued", "")]
 
@@ -400,7 +431,7 @@ def test_renewal_and_usage_triggers_reach_an_accounts_learners():
         send_within_hours=24 * 365 * 10,
     )
 
-    campaigns_evaluate(now=NOW)
+    evaluate(now=NOW)
 
     # Quota 90 is not reached (85 of 100). Each learner triggers two moments at once, and the
     # default policy allows one email a calendar day: the older campaign wins the tie.
@@ -433,3 +464,16 @@ def test_trigger_parameters_are_checked_at_save():
     with pytest.raises(ValidationError) as error:
         campaign.clean()
     assert "unknown guardrail(s) nonsense" in error.value.message_dict["guardrails"][0]
+
+
+def test_a_learner_waiting_for_fresh_scores_is_left_for_the_next_evaluation(course):
+    CampaignFactory(name="Next course")
+    ann = finisher(course, external_id="ann")
+    DirtyLearner.objects.all().delete()
+    DirtyLearner.objects.create(learner=ann)  # new data, not scored yet
+
+    assert campaigns_evaluate(now=NOW).candidates == 0
+    assert Send.objects.count() == 0
+
+    DirtyLearner.objects.all().delete()  # the scoring pass ran
+    assert campaigns_evaluate(now=NOW + timedelta(minutes=1)).queued == 1

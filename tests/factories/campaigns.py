@@ -20,9 +20,13 @@ class SendFactory(factory.django.DjangoModelFactory):
         model = Send
 
     learner = factory.SubFactory(LearnerFactory)
+    campaign = None
     template_version = factory.SubFactory(MessageTemplateVersionFactory)
     category = "offers"
     to_email = factory.LazyAttribute(lambda o: o.learner.email)
+    occurrence_key = factory.Sequence(lambda n: f"event:{n}")
+    trigger = factory.LazyAttribute(lambda o: o.campaign.trigger if o.campaign else "")
+    moment = factory.LazyAttribute(lambda o: o.campaign.moment if o.campaign else None)
 
 
 class SendEventFactory(factory.django.DjangoModelFactory):
@@ -65,8 +69,11 @@ class CampaignFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def version(obj, create, extracted, **kwargs):
         # A campaign sends the latest version of its template: give it one.
-        if create and obj.email_template_id and not obj.email_template.versions.exists():
-            MessageTemplateVersionFactory(template=obj.email_template, number=1)
+        if not create:
+            return
+        for template in (obj.email_template, obj.in_app_template):
+            if template is not None and not template.versions.exists():
+                MessageTemplateVersionFactory(template=template, number=1, channel=template.channel)
 
 
 class CandidateFactory(factory.django.DjangoModelFactory):

@@ -1,0 +1,76 @@
+"""The project's roles, as Django groups kept in step with the code after every migrate.
+
+- **Marketer**: builds segments, offers, templates, experiments and campaigns; sees every send.
+- **Course creator**: sees only the campaigns and sends touching their own courses (a course's
+  ``creator``) and approves the campaigns that wait for them. Nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group, Permission
+
+MARKETER = "Marketer"
+COURSE_CREATOR = "Course creator"
+
+# app label → actions on every model of the app (view is implied by change).
+MARKETER_APPS = {
+    "campaigns": ("add", "change", "delete", "view"),
+    "message_templates": ("add", "change", "delete", "view"),
+    "experiments": ("add", "change", "view"),
+    "expansion": ("view",),
+    "learners": ("view",),
+}
+MARKETER_EXTRA = [
+    ("learners", "add_segment"),
+    ("learners", "change_segment"),
+    ("learners", "delete_segment"),
+    ("learners", "change_scoringmodel"),
+    ("learners", "add_scoringmodel"),
+    ("learners", "change_rfmsegment"),
+    ("expansion", "add_offer"),
+    ("expansion", "change_offer"),
+    ("expansion", "add_tierladder"),
+    ("expansion", "change_tierladder"),
+    ("expansion", "add_bundle"),
+    ("expansion", "change_bundle"),
+]
+CREATOR_PERMISSIONS = [
+    ("campaigns", "view_campaign"),
+    ("campaigns", "approve_campaign"),
+    ("campaigns", "view_send"),
+]
+
+
+def roles_ensure(**kwargs: Any) -> None:
+    """Create or update both groups (idempotent; connected to ``post_migrate``)."""
+    marketer, _ = Group.objects.get_or_create(name=MARKETER)
+    perms: list[Permission] = []
+    for app, actions in MARKETER_APPS.items():
+        perms += Permission.objects.filter(
+            content_type__app_label=app,
+            codename__regex=rf"^({'|'.join(actions)})_",
+        )
+    for app, codename in MARKETER_EXTRA:
+        perms += Permission.objects.filter(content_type__app_label=app, codename=codename)
+    marketer.permissions.set(
+        [p for p in perms if p.codename != "approve_campaign"]  # creators approve
+    )
+    creator, _ = Group.objects.get_or_create(name=COURSE_CREATOR)
+    creator.permissions.set(
+        [
+            p
+            for app, codename in CREATOR_PERMISSIONS
+            for p in Permission.objects.filter(content_type__app_label=app, codename=codename)
+        ]
+    )
+
+
+def is_creator_only(user: Any) -> bool:
+    """A course creator without a marketer's rights: sees only their own courses."""
+    return (
+        not user.is_superuser
+        and not user.has_perm("campaigns.change_campaign")
+        and user.groups.filter(name=COURSE_CREATOR).exists()
+    )
