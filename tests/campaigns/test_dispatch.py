@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -23,8 +20,7 @@ from tests.campaigns.conftest import Sink, free_port
 from tests.factories.campaigns import CampaignFactory, SendFactory
 from tests.factories.experiments import ExperimentSettingsFactory
 from tests.factories.learners import LearnerFactory
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.workers import worker_start
 
 
 def queued(campaign, n: int, **kwargs) -> list[Send]:
@@ -145,37 +141,13 @@ def test_recovery_requeues_the_unattempted_and_fails_the_uncertain():
     assert Send.objects.get(pk=handed.pk).status_reason.startswith("outcome unknown")
 
 
-def _worker(queue: str, url: str, port: int) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "expansion",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            queue,
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel=WARNING",
-        ],
-        cwd=ROOT,
-        env=os.environ
-        | {
-            "DATABASE_URL": url,
-            "CELERY_TASK_DEFAULT_QUEUE": queue,
-            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-            "EMAIL_HOST": "127.0.0.1",
-            "EMAIL_PORT": str(port),
-        },
+def _worker(queue: str, port: int) -> subprocess.Popen:
+    return worker_start(
+        queue,
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(port),
     )
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def _wait(condition, timeout: float) -> bool:
@@ -211,7 +183,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(slow_si
     total = 300
     queued(campaign, total)
     queue = f"test-{uuid.uuid4().hex[:8]}"
-    worker = _worker(queue, _database_url(), port)
+    worker = _worker(queue, port)
     try:
         dispatch_due.apply_async(queue=queue)
         assert _wait(lambda: len(sink.messages) >= 60, 60), "the worker never got going"
@@ -254,7 +226,7 @@ def test_two_workers_racing_deliver_each_send_exactly_once(slow_sink):
     total = 400
     queued(campaign, total)
     queue = f"test-{uuid.uuid4().hex[:8]}"
-    workers = [_worker(queue, _database_url(), port) for _ in range(2)]
+    workers = [_worker(queue, port) for _ in range(2)]
     try:
         for _ in range(2):
             dispatch_due.apply_async(queue=queue)

@@ -1,12 +1,8 @@
 """A final-module completion becomes a send within 60 seconds, through a real Celery worker."""
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -16,8 +12,7 @@ from campaigns.models import Send
 from tests.factories.campaigns import CampaignFactory
 from tests.factories.experiments import ExperimentSettingsFactory
 from tests.factories.learners import CourseFactory, EnrollmentFactory, LearnerFactory, ModuleFactory
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.workers import worker_start
 
 
 @pytest.mark.django_db(transaction=True)
@@ -26,8 +21,6 @@ def test_final_module_completion_is_a_send_within_a_minute(api, settings):
         pytest.skip("the worker process needs a database server it can share with the test")
     queue = f"test-{uuid.uuid4().hex[:8]}"
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     ExperimentSettingsFactory(global_holdout_percent=0)
     course = CourseFactory(external_id="sql-1", title="SQL Basics")
     ModuleFactory(course=course, position=1, external_id="m1", is_final=True)
@@ -37,29 +30,7 @@ def test_final_module_completion_is_a_send_within_a_minute(api, settings):
     )
     # A brand-new learner's LPS is low; this campaign waives the LPS floor.
     campaign = CampaignFactory(name="Next course", guardrails={"min_lps": 0})
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "expansion",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            queue,
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel=WARNING",
-        ],
-        cwd=ROOT,
-        env=os.environ
-        | {
-            "DATABASE_URL": url,
-            "CELERY_TASK_DEFAULT_QUEUE": queue,
-            "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
-        },
-    )
+    worker = worker_start(queue, EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
     try:
         started = time.monotonic()
         response = api.post(

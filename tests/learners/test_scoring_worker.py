@@ -1,12 +1,8 @@
 """A new event reaches the learner's score within 60 seconds, through a real Celery worker."""
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -14,8 +10,7 @@ from django.utils import timezone
 
 from learners.models import LearnerScore
 from tests.factories.learners import LearnerFactory
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.workers import worker_start
 
 
 @pytest.mark.django_db(transaction=True)
@@ -24,26 +19,7 @@ def test_event_is_scored_by_a_real_worker_within_a_minute(api, settings):
         pytest.skip("the worker process needs a database server it can share with the test")
     queue = f"test-{uuid.uuid4().hex[:8]}"
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "expansion",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            queue,
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel=WARNING",
-        ],
-        cwd=ROOT,
-        env=os.environ | {"DATABASE_URL": url, "CELERY_TASK_DEFAULT_QUEUE": queue},
-    )
+    worker = worker_start(queue)
     try:
         LearnerFactory(external_id="live")
         started = time.monotonic()
