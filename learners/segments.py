@@ -20,6 +20,7 @@ scoring pass's learners when incremental.
 from __future__ import annotations
 
 import operator
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +28,20 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import (
@@ -411,8 +425,104 @@ def segments_refresh(*, as_of: datetime | None = None, scoped: bool = False) -> 
     """
     as_of = as_of or timezone.now()
     sizes = {}
-    for segment in Segment.objects.filter(is_active=True):
+    segments = list(Segment.objects.filter(is_active=True).order_by("pk"))
+    if scoped:
+        # Segments refreshed before: all of them together over the scope (below); a segment
+        # never refreshed needs its first full count.
+        known = [segment for segment in segments if segment.refreshed_at is not None]
+        if known:
+            sizes.update(_segments_refresh_scoped(known, as_of))
+        segments = [segment for segment in segments if segment.refreshed_at is None]
+    for segment in segments:
         sizes[segment.pk] = segment_refresh(segment=segment, as_of=as_of, scoped=scoped)
+    return sizes
+
+
+def _segments_refresh_scoped(segments: list[Segment], as_of: datetime) -> dict[int, int]:
+    """Every segment over the scoring scope in a fixed number of statements.
+
+    One statement evaluates every segment's rule for each learner of the scope (the learner
+    rows and their scores are read once, not once per segment), then one ``UPDATE`` records
+    all exits and one ``INSERT`` all entries; sizes move by exactly those (``F()``, so
+    concurrent passes add up). Same memberships as refreshing each segment on its own
+    (tests/learners/test_segments.py).
+    """
+    flags = {
+        f"m{segment.pk}": Case(
+            When(compile_definition(segment.definition, as_of=as_of), then=Value(1)),
+            default=Value(0),
+            output_field=IntegerField(),
+        )
+        for segment in segments
+    }
+    rows = (
+        Learner.objects.filter(id__in=RawSQL("SELECT learner_id FROM scoring_scope", []))
+        .annotate(**flags)
+        .values("id", *flags)
+    )
+    flags_sql, flags_params = rows.query.sql_with_params()
+    now_rows = " UNION ALL ".join(
+        f"SELECT f.id AS learner_id, {segment.pk} AS segment_id FROM segment_flags f "
+        f"WHERE f.m{segment.pk} = 1"
+        for segment in segments
+    )
+    ids = ", ".join(str(segment.pk) for segment in segments)
+    stamp = connection.ops.adapt_datetimefield_value(as_of)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS segment_flags")
+        cursor.execute("DROP TABLE IF EXISTS segment_now")
+        cursor.execute(f"CREATE TEMPORARY TABLE segment_flags AS {flags_sql}", flags_params)
+        cursor.execute(f"CREATE TEMPORARY TABLE segment_now AS {now_rows}")
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE segment_now ADD PRIMARY KEY (learner_id, segment_id)")
+            cursor.execute("ANALYZE segment_now")
+        cursor.execute(
+            f"""
+            UPDATE learners_segmentmembership SET exited_at = %s
+            WHERE id IN (
+              SELECT m.id FROM scoring_scope s
+              JOIN learners_segmentmembership m
+                ON m.learner_id = s.learner_id AND m.exited_at IS NULL
+              WHERE m.segment_id IN ({ids})
+                AND NOT EXISTS (
+                  SELECT 1 FROM segment_now n
+                  WHERE n.learner_id = m.learner_id AND n.segment_id = m.segment_id
+                )
+            )
+            RETURNING segment_id
+            """,
+            [stamp],
+        )
+        exited = Counter(row[0] for row in cursor.fetchall())
+        cursor.execute(
+            """
+            INSERT INTO learners_segmentmembership (segment_id, learner_id, entered_at)
+            SELECT n.segment_id, n.learner_id, %s FROM segment_now n
+            WHERE NOT EXISTS (
+              SELECT 1 FROM learners_segmentmembership m
+              WHERE m.segment_id = n.segment_id AND m.learner_id = n.learner_id
+                AND m.exited_at IS NULL
+            )
+            RETURNING segment_id
+            """,
+            [stamp],
+        )
+        entered = Counter(row[0] for row in cursor.fetchall())
+        cursor.execute("DROP TABLE segment_flags")
+        cursor.execute("DROP TABLE segment_now")
+    sizes = {}
+    for segment in segments:
+        delta = entered[segment.pk] - exited[segment.pk]
+        if delta:
+            Segment.objects.filter(pk=segment.pk).update(size=F("size") + delta)
+    Segment.objects.filter(pk__in=[s.pk for s in segments]).update(refreshed_at=as_of)
+    sizes = dict(Segment.objects.filter(pk__in=[s.pk for s in segments]).values_list("pk", "size"))
+    SegmentSnapshot.objects.bulk_create(
+        [SegmentSnapshot(segment_id=pk, day=as_of.date(), size=size) for pk, size in sizes.items()],
+        update_conflicts=True,
+        unique_fields=["segment", "day"],
+        update_fields=["size"],
+    )
     return sizes
 
 

@@ -359,3 +359,67 @@ def test_owns_product_ignores_fully_refunded_purchases():
         refunded_amount=Decimal("49.00"),
     )
     assert members({"field": "owns_product", "value": "TPL"}) == {"buyer"}
+
+
+def test_a_scoped_pass_refreshes_all_segments_together_like_a_full_refresh():
+    from learners.models import DirtyLearner, Learner, Segment
+    from learners.scoring import score_learners
+
+    course = CourseFactory(external_id="seg-c")
+    from tests.factories.learners import ModuleFactory
+
+    ModuleFactory(course=course, position=1, external_id="m1")
+    learners = []
+    for n in range(12):
+        learner = LearnerFactory(
+            external_id=f"s{n}", attributes={"plan": "pro" if n % 2 else "free"}
+        )
+        EnrollmentFactory(learner=learner, course=course, enrolled_at=AS_OF - timedelta(days=90))
+        for day in range(n % 4):
+            EventFactory(learner=learner, kind="login", occurred_at=AS_OF - timedelta(days=day + 1))
+        learners.append(learner)
+    definitions = {
+        "Active": {"field": "event_count", "kind": "login", "days": 7, "op": "gte", "value": 2},
+        "Pro": {"field": "attribute", "key": "plan", "op": "eq", "value": "pro"},
+        "Low band": {"field": "band", "op": "in", "value": ["low"]},
+        "Inactive": {
+            "not": {"field": "event_count", "kind": "login", "days": 7, "op": "gte", "value": 1}
+        },
+    }
+    for name, definition in definitions.items():
+        SegmentFactory(name=name, definition=definition)
+    score_learners(full=True, as_of=AS_OF)
+    DirtyLearner.objects.all().delete()
+    # Some learners change: two more logins for s0 and s1, s2 moves to the pro plan.
+    for learner in learners[:2]:
+        for minutes in (5, 10):
+            EventFactory(
+                learner=learner, kind="login", occurred_at=AS_OF - timedelta(minutes=minutes)
+            )
+    Learner.objects.filter(pk=learners[2].pk).update(attributes={"plan": "pro"})
+    DirtyLearner.objects.bulk_create([DirtyLearner(learner=who) for who in learners[:3]])
+
+    result = score_learners(as_of=AS_OF + timedelta(minutes=1))
+
+    assert result.learners == 3
+    scoped = set(
+        SegmentMembership.objects.filter(exited_at__isnull=True).values_list(
+            "segment__name", "learner__external_id"
+        )
+    )
+    sizes = dict(Segment.objects.values_list("name", "size"))
+    from learners.segments import segments_refresh
+
+    segments_refresh(as_of=AS_OF + timedelta(minutes=1))  # everyone, one by one
+    full = set(
+        SegmentMembership.objects.filter(exited_at__isnull=True).values_list(
+            "segment__name", "learner__external_id"
+        )
+    )
+    assert scoped == full
+    assert sizes == dict(Segment.objects.values_list("name", "size"))
+    assert {m for s, m in scoped if s == "Active"} >= {"s0", "s1"}
+    assert ("Pro", "s2") in scoped
+    assert ("Inactive", "s0") not in scoped
+    snapshot = SegmentSnapshot.objects.get(segment__name="Pro", day=AS_OF.date())
+    assert snapshot.size == sizes["Pro"] == 7  # s1, s3, s5, s7, s9, s11 and now s2
