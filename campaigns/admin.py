@@ -15,6 +15,7 @@ from .funnel import (
     CHART_HEIGHT,
     DIMENSIONS,
     STAGES,
+    dismiss_reasons,
     funnel,
     funnel_chart,
     incremental_revenue,
@@ -238,6 +239,7 @@ class CampaignAdmin(admin.ModelAdmin):
             "stages": STAGES,
             "chart_height": CHART_HEIGHT,
             "rules": suppressed_by_rule(),
+            "dismissals": dismiss_reasons(),
             "incremental": incremental_revenue(window_days=GuardrailPolicy.load().attribution_days),
         }
         return TemplateResponse(request, "campaigns/funnel.html", context)

@@ -592,7 +592,7 @@ def _write_sends(run: uuid.UUID, campaigns: list[Campaign], now: datetime) -> No
               (learner_id, campaign_id, occurrence_key, trigger, moment_id, arm_id, offer_id,
                course_id, reason, rule, priority, scheduled_for, channel, category,
                template_version_id, locale, to_email, subject, status, status_reason, attempts,
-               is_test, message_id, provider_message_id, created_at, clicks)
+               is_test, message_id, provider_message_id, created_at, clicks, dismiss_reason)
             SELECT c.learner_id, c.campaign_id, c.occurrence_key,
               CASE c.campaign_id {triggers} END, c.moment_id, c.arm_id,
               COALESCE(a.offer_id, {f"CASE c.campaign_id {offers} END" if offers else "NULL"}),
@@ -601,7 +601,7 @@ def _write_sends(run: uuid.UUID, campaigns: list[Campaign], now: datetime) -> No
               c.rule, c.priority, c.scheduled_for, c.channel, CASE c.campaign_id {categories} END,
               CASE c.campaign_id {version_case} END, l.locale, l.email, '',
               CASE WHEN c.rule = '' THEN 'queued' ELSE 'suppressed' END,
-              CASE c.rule {rule_text} ELSE '' END, 0, %s, '', '', %s, 0
+              CASE c.rule {rule_text} ELSE '' END, 0, %s, '', '', %s, 0, ''
             FROM campaigns_candidate c
             JOIN learners_learner l ON l.id = c.learner_id
             LEFT JOIN learners_learnerscore sc ON sc.learner_id = c.learner_id

@@ -52,6 +52,7 @@ def funnel(
             opened=Count("id", filter=Q(opened_at__isnull=False) | Q(seen_at__isnull=False)),
             clicked=Count("id", filter=Q(clicked_at__isnull=False)),
             converted=Count("id", filter=Q(converted_order__isnull=False)),
+            dismissed=Count("id", filter=Q(dismissed_at__isnull=False)),
             revenue=Coalesce(
                 Sum("revenue"), Value(Decimal("0")), output_field=DecimalField(decimal_places=2)
             ),
@@ -73,6 +74,23 @@ def suppressed_by_rule(
         .order_by("-n")
     )
     return [(labels.get(rule, rule or "—"), n) for rule, n in rows]
+
+
+def dismiss_reasons(
+    *, since: datetime | None = None, until: datetime | None = None
+) -> list[tuple[str, int]]:
+    """In-app dismissals by reason code ("not now" and the rest), most frequent first."""
+    from .models import DismissReason
+
+    labels = dict(DismissReason.choices)
+    rows = (
+        _sends(since, until)
+        .filter(dismissed_at__isnull=False)
+        .values_list("dismiss_reason")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+    )
+    return [(labels.get(code, code), n) for code, n in rows]
 
 
 @dataclass(frozen=True)

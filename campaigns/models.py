@@ -355,6 +355,17 @@ class SendStatus(models.TextChoices):
     CONVERTED = "converted", "Converted"
     FAILED = "failed", "Failed"
     SUPPRESSED = "suppressed", "Suppressed"
+    DISMISSED = "dismissed", "Dismissed (in-app)"
+
+
+class DismissReason(models.TextChoices):
+    """Why a learner dismissed an in-app offer ("not now" feeds the decline guardrail)."""
+
+    NOT_NOW = "not_now", "Not now"
+    NOT_RELEVANT = "not_relevant", "Not relevant to me"
+    TOO_EXPENSIVE = "too_expensive", "Too expensive"
+    ALREADY_HAVE = "already_have", "I already have it"
+    OTHER = "other", "Other"
 
 
 class Send(models.Model):
@@ -433,6 +444,8 @@ class Send(models.Model):
     seen_at = models.DateTimeField(
         null=True, blank=True, help_text="In-app: when the offer card was first shown."
     )
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+    dismiss_reason = models.CharField(max_length=20, choices=DismissReason.choices, blank=True)
     converted_order = models.OneToOneField(
         "expansion.Order",
         null=True,
@@ -486,6 +499,10 @@ class SendEventKind(models.TextChoices):
     UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
     FAILED = "failed", "Failed"
     DEFERRED = "deferred", "Deferred (will retry)"
+    SERVED = "served", "Served to the app"
+    SEEN = "seen", "Seen (in-app impression)"
+    ACCEPTED = "accepted", "Accepted"
+    DISMISSED = "dismissed", "Dismissed"
 
 
 class SendEvent(models.Model):

@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from campaigns import api as campaigns_api
 from campaigns import views as campaign_views
 from experiments import api as experiments_api
 from learners import api as learners_api
@@ -26,6 +27,16 @@ api_v1 = [
         name="learner-recommendations",
     ),
     path("metrics/", commerce_api.Metrics.as_view(), name="metrics"),
+    path(
+        "learners/<str:external_id>/offers/",
+        campaigns_api.LearnerOffers.as_view(),
+        name="learner-offers",
+    ),
+    path(
+        "sends/<int:pk>/<str:kind>/",
+        campaigns_api.OfferFeedback.as_view(),
+        name="send-feedback",
+    ),
     path(
         "experiments/<int:pk>/results/",
         experiments_api.ExperimentResults.as_view(),

@@ -40,6 +40,16 @@ def sends():
     )
     SendFactory(campaign=b, learner=learners[4], status="opened", sent_at=now, opened_at=now)
     SendFactory(campaign=b, learner=learners[5], status="suppressed", rule=Rule.LOW_LPS)
+    SendFactory(
+        campaign=b,
+        learner=learners[5],
+        channel="in_app",
+        status="dismissed",
+        sent_at=now,
+        seen_at=now,
+        dismissed_at=now,
+        dismiss_reason="not_now",
+    )
     SendFactory(learner=learners[5], is_test=True, sent_at=now)  # test sends never count
     return learners
 
@@ -55,17 +65,19 @@ def test_funnel_by_campaign(sends):
             "opened": 1,
             "clicked": 1,
             "converted": 1,
+            "dismissed": 0,
             "revenue": Decimal("120.00"),
         },
         {
             "key": "B",
-            "eligible": 2,
+            "eligible": 3,
             "suppressed": 1,
-            "sent": 1,
+            "sent": 2,  # the email, and the in-app card seen
             "delivered": 0,
-            "opened": 1,
+            "opened": 2,
             "clicked": 0,
             "converted": 0,
+            "dismissed": 1,
             "revenue": Decimal("0"),
         },
     ]
@@ -73,13 +85,16 @@ def test_funnel_by_campaign(sends):
 
 def test_funnel_by_other_dimensions(sends):
     by_band = {row["key"]: (row["eligible"], row["converted"]) for row in funnel(by="band")}
-    assert by_band == {"high": (2, 0), "mid": (2, 1), "low": (2, 0)}
+    assert by_band == {"high": (2, 0), "mid": (2, 1), "low": (3, 0)}
     by_segment = {row["key"]: row["eligible"] for row in funnel(by="segment")}
-    assert by_segment == {"Ready": 4, "—": 2}
+    assert by_segment == {"Ready": 4, "—": 3}
     assert {row["key"]: row["eligible"] for row in funnel(by="trigger")} == {
         "final_module": 4,
-        "renewal": 2,
+        "renewal": 3,
     }
+    from campaigns.funnel import dismiss_reasons
+
+    assert dismiss_reasons() == [("Not now", 1)]
     assert suppressed_by_rule() == [
         (Rule.LOW_LPS.label, 2),
         (Rule.HOLDOUT.label, 1),

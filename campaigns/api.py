@@ -1,0 +1,100 @@
+"""In-app channel API: the offer card for a moment, and the learner's feedback on it."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from learners.models import Learner
+
+from .inapp import OfferFeedbackError, card_payload, offer_card, offer_feedback
+from .models import DismissReason, Send
+
+
+class OfferRef(serializers.Serializer):
+    name = serializers.CharField()
+    product = serializers.CharField()
+
+
+class Tracking(serializers.Serializer):
+    impression = serializers.URLField()
+    click = serializers.URLField()
+    accept = serializers.URLField()
+    dismiss = serializers.URLField()
+
+
+class CardOut(serializers.Serializer):
+    send = serializers.IntegerField()
+    campaign = serializers.CharField()
+    moment = serializers.CharField()
+    title = serializers.CharField()
+    body_html = serializers.CharField()
+    body_text = serializers.CharField()
+    cta_url = serializers.CharField(help_text="Signed click-tracking redirect to the offer.")
+    reason = serializers.CharField(help_text="Why this learner, now, in plain words.")
+    expires_at = serializers.DateTimeField()
+    offer = OfferRef(allow_null=True)
+    tracking = Tracking()
+
+
+class OffersOut(serializers.Serializer):
+    offer = CardOut(allow_null=True)
+
+
+class FeedbackIn(serializers.Serializer):
+    reason = serializers.ChoiceField(
+        choices=DismissReason.choices, required=False, help_text="Required for dismiss."
+    )
+
+
+class FeedbackOut(serializers.Serializer):
+    send = serializers.IntegerField(source="pk")
+    status = serializers.CharField()
+    seen_at = serializers.DateTimeField(allow_null=True)
+    clicked_at = serializers.DateTimeField(allow_null=True)
+    dismissed_at = serializers.DateTimeField(allow_null=True)
+    dismiss_reason = serializers.CharField()
+
+
+class LearnerOffers(APIView):
+    @extend_schema(
+        summary="The learner's in-app offer card for a journey moment",
+        description="The highest-priority live in-app offer the campaigns decided for this "
+        "learner (after every guardrail), rendered, with its reason, expiry and tracking "
+        "endpoints; `offer` is null when there is none. Serving it marks it sent.",
+        tags=["in-app"],
+        parameters=[OpenApiParameter("moment", str, description="A journey moment's slug.")],
+        responses={200: OffersOut},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        learner = generics.get_object_or_404(Learner, external_id=external_id)
+        card = offer_card(learner=learner, moment=request.query_params.get("moment", ""))
+        body = {"offer": card_payload(card, base=settings.SITE_URL) if card else None}
+        return Response(OffersOut(body).data)
+
+
+class OfferFeedback(APIView):
+    @extend_schema(
+        summary="Record an impression, click, accept or dismissal of an in-app offer",
+        description="A dismissal needs `reason` (not_now, not_relevant, too_expensive, "
+        "already_have, other); it is stored as a declined offer, which keeps further offers "
+        "away for the decline window. Impressions and dismissals count once.",
+        tags=["in-app"],
+        request=FeedbackIn,
+        responses={200: FeedbackOut},
+    )
+    def post(self, request: Request, pk: int, kind: str) -> Response:
+        send = generics.get_object_or_404(Send, pk=pk, channel="in_app", is_test=False)
+        data = FeedbackIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            send = offer_feedback(
+                send=send, kind=kind, reason=data.validated_data.get("reason", "")
+            )
+        except OfferFeedbackError as exc:
+            raise serializers.ValidationError({exc.field: [str(exc)]}) from exc
+        return Response(FeedbackOut(send).data)

@@ -1,0 +1,173 @@
+"""The in-app channel: the offer card a learner's platform shows, and what the learner did.
+
+In-app sends are decided like emails (``campaigns.evaluate``: same guardrails, an in-app daily
+cap, no quiet hours). The platform asks for the card of a moment; the highest-priority live
+one is rendered with the same context as an email, marked served, and returned with its
+reason, its expiry (the offer's validity, default 48 hours — seed 000's countdown) and its
+tracking endpoints. Impressions, clicks, accepts and dismissals come back through the API. A
+dismissal carries a reason code and is stored as an ``offer_declined`` event, so the decline
+guardrail keeps further offers away for its window and the scoring flag sees it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from learners.dirty import learners_mark_dirty, scoring_kick_on_commit
+from learners.models import Event, EventKind, Learner
+from templates.messages import message_render
+
+from .delivery import click_url
+from .dispatch import _context
+from .models import DismissReason, Send, SendEvent, SendEventKind, SendStatus
+
+DEFAULT_VALID_HOURS = 48
+LIVE = [SendStatus.QUEUED, SendStatus.SENT, SendStatus.OPENED]
+
+
+class OfferFeedbackError(ValueError):
+    """Bad feedback; ``field`` names what is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _expires(send: Send) -> datetime:
+    hours = getattr(send.offer, "valid_hours", None) or DEFAULT_VALID_HOURS
+    return send.created_at + timedelta(hours=hours)
+
+
+@dataclass(frozen=True)
+class Card:
+    send: Send
+    title: str
+    body_html: str
+    body_text: str
+    cta_url: str
+    reason: str
+    expires_at: datetime
+
+
+def offer_card(*, learner: Learner, moment: str = "", now: datetime | None = None) -> Card | None:
+    """The learner's live in-app offer for ``moment`` (any moment if empty), served now."""
+    now = now or timezone.now()
+    candidates = (
+        Send.objects.filter(
+            learner=learner,
+            channel="in_app",
+            status__in=LIVE,
+            campaign__isnull=False,
+            is_test=False,
+        )
+        .filter(Q(scheduled_for__isnull=True) | Q(scheduled_for__lte=now))
+        .select_related("offer", "offer__product", "course", "learner", "learner__score")
+        .select_related("template_version", "moment")
+        .order_by("-priority", "-created_at", "-id")
+    )
+    if moment:
+        candidates = candidates.filter(moment__slug=moment)
+    for send in candidates[:20]:
+        expires_at = _expires(send)
+        if expires_at <= now:
+            continue
+        rendered = message_render(
+            version=send.template_version, context=_context(send, now), locale=send.locale
+        )
+        target = send.offer.cta_url if send.offer is not None else ""
+        with transaction.atomic():
+            served = Send.objects.filter(pk=send.pk, status=SendStatus.QUEUED).update(
+                status=SendStatus.SENT, sent_at=now
+            )
+            if served:
+                SendEvent.objects.create(send=send, kind=SendEventKind.SERVED, at=now)
+        return Card(
+            send=send,
+            title=rendered.subject,
+            body_html=rendered.html,
+            body_text=rendered.text,
+            cta_url=click_url(send.pk, target) if target else "",
+            reason=send.reason,
+            expires_at=expires_at,
+        )
+    return None
+
+
+def offer_feedback(*, send: Send, kind: str, reason: str = "", now: datetime | None = None) -> Send:
+    """Record an impression, click, accept or dismissal of an in-app offer (idempotent for
+    impressions and dismissals; clicks count each time)."""
+    now = now or timezone.now()
+    if send.channel != "in_app":
+        raise OfferFeedbackError("send", "is not an in-app offer")
+    rows = Send.objects.filter(pk=send.pk)
+    open_statuses = [SendStatus.QUEUED, SendStatus.SENT]
+    with transaction.atomic():
+        if kind == "impression":
+            if rows.filter(seen_at__isnull=True).update(seen_at=now):
+                rows.filter(status__in=open_statuses).update(status=SendStatus.OPENED)
+                SendEvent.objects.create(send=send, kind=SendEventKind.SEEN, at=now)
+        elif kind in ("click", "accept"):
+            rows.update(clicks=F("clicks") + 1)
+            rows.filter(clicked_at__isnull=True).update(clicked_at=now)
+            rows.filter(status__in=[*open_statuses, SendStatus.OPENED]).update(
+                status=SendStatus.CLICKED
+            )
+            SendEvent.objects.create(
+                send=send,
+                kind=SendEventKind.ACCEPTED if kind == "accept" else SendEventKind.CLICKED,
+                at=now,
+            )
+        elif kind == "dismiss":
+            if reason not in DismissReason.values:
+                raise OfferFeedbackError(
+                    "reason", f"must be one of {', '.join(DismissReason.values)}"
+                )
+            if rows.filter(dismissed_at__isnull=True).update(
+                dismissed_at=now, dismiss_reason=reason, status=SendStatus.DISMISSED
+            ):
+                SendEvent.objects.create(send=send, kind=SendEventKind.DISMISSED, detail=reason)
+                # A dismissal is a declined offer: the guardrail and the score's flag see it.
+                Event.objects.create(
+                    learner_id=send.learner_id,
+                    kind=EventKind.OFFER_DECLINED,
+                    occurred_at=now,
+                    properties={"reason": reason, "send": send.pk},
+                    idempotency_key=f"expansion:dismiss:{send.pk}",
+                )
+                learners_mark_dirty([send.learner_id])
+                scoring_kick_on_commit()
+        else:
+            raise OfferFeedbackError("kind", "must be impression, click, accept or dismiss")
+    send.refresh_from_db()
+    return send
+
+
+def card_payload(card: Card, *, base: str) -> dict[str, Any]:
+    send = card.send
+    feedback = f"{base}/api/v1/sends/{send.pk}"
+    return {
+        "send": send.pk,
+        "campaign": send.campaign.name if send.campaign else "",
+        "moment": send.moment.slug if send.moment else "",
+        "title": card.title,
+        "body_html": card.body_html,
+        "body_text": card.body_text,
+        "cta_url": card.cta_url,
+        "reason": card.reason,
+        "expires_at": card.expires_at,
+        "offer": {
+            "name": send.offer.name,
+            "product": send.offer.product.name,
+        }
+        if send.offer
+        else None,
+        "tracking": {
+            kind: f"{feedback}/{kind}/" for kind in ("impression", "click", "accept", "dismiss")
+        },
+    }
