@@ -98,3 +98,32 @@ class OfferFeedback(APIView):
         except OfferFeedbackError as exc:
             raise serializers.ValidationError({exc.field: [str(exc)]}) from exc
         return Response(FeedbackOut(send).data)
+
+
+class WidgetTokenOut(serializers.Serializer):
+    token = serializers.CharField()
+    expires_in = serializers.IntegerField(help_text="Seconds.")
+    script = serializers.URLField()
+
+
+class WidgetToken(APIView):
+    @extend_schema(
+        summary="A short-lived token for the learner's embeddable widget",
+        description="Made by the platform's server (write scope) and put in the learner's "
+        "page with `/static/campaigns/widget.js`; the browser never holds an API key. The "
+        "token reads only this learner's offer and path and reports only on their own sends, "
+        "for an hour.",
+        tags=["in-app"],
+        request=None,
+        responses={200: WidgetTokenOut},
+    )
+    def post(self, request: Request, external_id: str) -> Response:
+        from .widget import TOKEN_SECONDS, widget_token
+
+        learner = generics.get_object_or_404(Learner, external_id=external_id)
+        body = {
+            "token": widget_token(learner),
+            "expires_in": TOKEN_SECONDS,
+            "script": f"{settings.SITE_URL}/static/campaigns/widget.js",
+        }
+        return Response(WidgetTokenOut(body).data)

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from campaigns import api as campaigns_api
 from campaigns import views as campaign_views
+from campaigns import widget as campaign_widget
 from experiments import api as experiments_api
 from learners import api as learners_api
 
@@ -31,6 +32,11 @@ api_v1 = [
         "learners/<str:external_id>/offers/",
         campaigns_api.LearnerOffers.as_view(),
         name="learner-offers",
+    ),
+    path(
+        "learners/<str:external_id>/widget-token/",
+        campaigns_api.WidgetToken.as_view(),
+        name="learner-widget-token",
     ),
     path(
         "sends/<int:pk>/<str:kind>/",
@@ -82,6 +88,9 @@ urlpatterns = [
     # Links in messages: signed tokens, no login.
     path("m/u/<str:token>/", campaign_views.unsubscribe, name="unsubscribe"),
     path("m/c/<str:token>/", campaign_views.click, name="click"),
+    path("w/offers/", campaign_widget.offers, name="widget-offers"),
+    path("w/feedback/<int:pk>/<str:kind>/", campaign_widget.feedback, name="widget-feedback"),
+    path("w/demo/", campaign_widget.demo, name="widget-demo"),
     # Provider tracking webhooks (bounces, complaints …), basic auth ANYMAIL_WEBHOOK_SECRET.
     path("anymail/", include("anymail.urls")),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),

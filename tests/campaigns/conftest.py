@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import email
 import socket
+from decimal import Decimal
 from email import policy
 
 import pytest
 from aiosmtpd.controller import Controller
 
+from tests.factories.campaigns import CampaignFactory, SendFactory
+from tests.factories.expansion import OfferFactory, ProductFactory
 from tests.factories.experiments import ExperimentSettingsFactory
+from tests.factories.learners import LearnerFactory
+from tests.factories.templates import MessageTemplateFactory, MessageTemplateVersionFactory
 
 
 class Sink:
@@ -59,3 +64,52 @@ def smtp(settings, db):
     sink.controller = controller
     yield sink
     controller.stop()
+
+
+@pytest.fixture
+def card_setup(settings):
+    settings.SITE_URL = "https://expansion.example.org"
+    ExperimentSettingsFactory(global_holdout_percent=0)
+    template = MessageTemplateFactory(channel="in_app", name="Next step card")
+    version = MessageTemplateVersionFactory(
+        template=template,
+        channel="in_app",
+        content={
+            "en": {
+                "subject": "Ready for {{ offer.name }}, {{ learner.first_name }}?",
+                "preheader": "",
+                "html": "<p>{{ reason }}</p>",
+                "text": "",
+                "html_compiled": "<p>{{ reason }}</p>",
+                "text_compiled": "{{ reason }}\n",
+            }
+        },
+    )
+    offer = OfferFactory(
+        name="SQL Advanced",
+        product=ProductFactory(name="SQL Advanced", price=Decimal("99")),
+        cta_url="https://learn.example.org/sql-2",
+        valid_hours=48,
+    )
+    campaign = CampaignFactory(
+        name="Completion card",
+        email_template=None,
+        in_app_template=template,
+        offer=offer,
+    )
+    learner = LearnerFactory(external_id="ann", name="Ann Lee")
+    return campaign, version, learner
+
+
+def card_send(campaign, version, learner, **kwargs):
+    return SendFactory(
+        learner=learner,
+        campaign=campaign,
+        channel="in_app",
+        template_version=version,
+        offer=campaign.offer,
+        moment=campaign.moment,
+        reason="completed the final module of SQL Basics; LPS 82",
+        priority=100,
+        **kwargs,
+    )

@@ -1,7 +1,6 @@
 """The in-app channel through the API: the card, its tracking, and a dismissal that sticks."""
 
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -9,69 +8,17 @@ from django.utils import timezone
 from campaigns.evaluate import campaigns_evaluate
 from campaigns.models import Rule, Send, SendEvent
 from learners.models import DirtyLearner, Event
-from tests.factories.campaigns import CampaignFactory, SendFactory
-from tests.factories.expansion import OfferFactory, ProductFactory
-from tests.factories.experiments import ExperimentSettingsFactory
+from tests.campaigns.conftest import card_send
+from tests.factories.campaigns import SendFactory
 from tests.factories.learners import (
     CourseFactory,
     EnrollmentFactory,
     EventFactory,
-    LearnerFactory,
     LearnerScoreFactory,
     ModuleFactory,
 )
-from tests.factories.templates import MessageTemplateFactory, MessageTemplateVersionFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def card_setup(settings):
-    settings.SITE_URL = "https://expansion.example.org"
-    ExperimentSettingsFactory(global_holdout_percent=0)
-    template = MessageTemplateFactory(channel="in_app", name="Next step card")
-    version = MessageTemplateVersionFactory(
-        template=template,
-        channel="in_app",
-        content={
-            "en": {
-                "subject": "Ready for {{ offer.name }}, {{ learner.first_name }}?",
-                "preheader": "",
-                "html": "<p>{{ reason }}</p>",
-                "text": "",
-                "html_compiled": "<p>{{ reason }}</p>",
-                "text_compiled": "{{ reason }}\n",
-            }
-        },
-    )
-    offer = OfferFactory(
-        name="SQL Advanced",
-        product=ProductFactory(name="SQL Advanced", price=Decimal("99")),
-        cta_url="https://learn.example.org/sql-2",
-        valid_hours=48,
-    )
-    campaign = CampaignFactory(
-        name="Completion card",
-        email_template=None,
-        in_app_template=template,
-        offer=offer,
-    )
-    learner = LearnerFactory(external_id="ann", name="Ann Lee")
-    return campaign, version, learner
-
-
-def card_send(campaign, version, learner, **kwargs):
-    return SendFactory(
-        learner=learner,
-        campaign=campaign,
-        channel="in_app",
-        template_version=version,
-        offer=campaign.offer,
-        moment=campaign.moment,
-        reason="completed the final module of SQL Basics; LPS 82",
-        priority=100,
-        **kwargs,
-    )
 
 
 def test_the_card_is_rendered_with_reason_expiry_and_tracking(api, card_setup):
