@@ -242,6 +242,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 # Dispatch tasks the evaluation fans out at once (one per chunk of 200 due emails).
 DISPATCH_PARALLELISM = env_int("DISPATCH_PARALLELISM", 4)
+# A dispatch task stops taking new chunks after this many seconds (beat starts the next).
+DISPATCH_BUDGET_SECONDS = env_int("DISPATCH_BUDGET_SECONDS", 50)
 
 # The scheduled pass is a delta pass, from scratch when the last one from scratch is older.
 SCORING_FULL_EVERY_HOURS = env_float("SCORING_FULL_EVERY_HOURS", 24)
