@@ -249,7 +249,7 @@ def main() -> None:
         django_run(SETUP, env)
         sink.start()
         time.sleep(0.5)
-        for _ in range(2):
+        for number in range(2):
             workers.append(
                 subprocess.Popen(
                     [

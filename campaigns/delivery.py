@@ -181,6 +181,68 @@ class Outcome:
     sent: bool
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A send's email, rendered and built, not yet handed to the server."""
+
+    send: Send
+    message: Any
+    message_id: str
+    rendered: Any
+    to: str
+
+
+def email_prepare(*, send: Send, context: dict[str, Any], to: str = "") -> Prepared:
+    """Render the recorded template version, sign the unsubscribe and click links, build the
+    message. No database writes; raises ``engine.RenderError`` for a template that fails."""
+    to = to or send.to_email or send.learner.email
+    marketing = send.category != MessageCategory.TRANSACTIONAL
+    links = {"unsubscribe_url": "", "preferences_url": ""}
+    if marketing or send.is_test:
+        links["unsubscribe_url"] = links["preferences_url"] = unsubscribe_url(send.pk)
+    rendered = message_render(
+        version=send.template_version, context={**context, **links}, locale=send.locale
+    )
+    html_body, text_body = links_tracked(
+        html_body=rendered.html,
+        text_body=rendered.text,
+        send_id=send.pk,
+        skip={url for url in links.values() if url},
+    )
+    rendered = type(rendered)(
+        subject=rendered.subject,
+        preheader=rendered.preheader,
+        html=html_body,
+        text=text_body,
+        locale=rendered.locale,
+    )
+    message_id = make_msgid(domain=settings.EMAIL_MESSAGE_ID_DOMAIN)
+    message = email_build(
+        rendered=rendered,
+        to=to,
+        unsubscribe_url=links["unsubscribe_url"],
+        message_id=message_id,
+        test=send.is_test,
+    )
+    return Prepared(send=send, message=message, message_id=message_id, rendered=rendered, to=to)
+
+
+def sent_fields(prepared: Prepared, now: Any) -> dict[str, Any]:
+    """What a send records once the server took its email."""
+    status = getattr(prepared.message, "anymail_status", None)
+    provider_id = getattr(status, "message_id", None) or prepared.message_id
+    return {
+        "status": SendStatus.SENT,
+        "status_reason": "",
+        "sent_at": now,
+        "subject": prepared.rendered.subject[:500],
+        "locale": prepared.rendered.locale,
+        "to_email": prepared.to,
+        "message_id": prepared.message_id,
+        "provider_message_id": str(provider_id)[:255],
+    }
+
+
 # Transient failures are retried after 1, 2, 4 … minutes (at most 6 hours), MAX_ATTEMPTS times.
 MAX_ATTEMPTS = 8
 
@@ -233,39 +295,13 @@ def email_send(
         blocker = "in the global holdout (no marketing)"
     if blocker:
         return Outcome(_finish(send, SendStatus.SUPPRESSED, blocker, SendEventKind.FAILED), False)
-    marketing = send.category != MessageCategory.TRANSACTIONAL
-    links = {"unsubscribe_url": "", "preferences_url": ""}
-    if marketing or send.is_test:
-        links["unsubscribe_url"] = links["preferences_url"] = unsubscribe_url(send.pk)
     try:
-        rendered = message_render(
-            version=send.template_version, context={**context, **links}, locale=send.locale
-        )
+        prepared = email_prepare(send=send, context=context, to=to)
     except engine.RenderError as exc:
         return Outcome(
             _finish(send, SendStatus.FAILED, f"template: {exc}", SendEventKind.FAILED), False
         )
-    html_body, text_body = links_tracked(
-        html_body=rendered.html,
-        text_body=rendered.text,
-        send_id=send.pk,
-        skip={url for url in links.values() if url},
-    )
-    rendered = type(rendered)(
-        subject=rendered.subject,
-        preheader=rendered.preheader,
-        html=html_body,
-        text=text_body,
-        locale=rendered.locale,
-    )
-    message_id = make_msgid(domain=settings.EMAIL_MESSAGE_ID_DOMAIN)
-    message = email_build(
-        rendered=rendered,
-        to=to,
-        unsubscribe_url=links["unsubscribe_url"],
-        message_id=message_id,
-        test=send.is_test,
-    )
+    message, message_id = prepared.message, prepared.message_id
     message.connection = connection or get_connection()
     # Committed before the hand-off: if this process dies from here on, nobody can know whether
     # the server took the message, so recovery fails the row instead of sending it twice.
@@ -283,19 +319,7 @@ def email_send(
         if _transient(exc):
             reason = f"gave up after {send.attempts} attempts: {reason}"
         return Outcome(_finish(send, SendStatus.FAILED, reason, SendEventKind.FAILED), False)
-    status = getattr(message, "anymail_status", None)
-    provider_id = getattr(status, "message_id", None) or message_id
-    now = timezone.now()
-    Send.objects.filter(pk=send.pk).update(
-        status=SendStatus.SENT,
-        status_reason="",
-        sent_at=now,
-        subject=rendered.subject[:500],
-        locale=rendered.locale,
-        to_email=to,
-        message_id=message_id,
-        provider_message_id=str(provider_id)[:255],
-    )
+    Send.objects.filter(pk=send.pk).update(**sent_fields(prepared, timezone.now()))
     _event(send, SendEventKind.SENT)
     send.refresh_from_db()
     return Outcome(send=send, sent=True)
