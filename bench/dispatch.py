@@ -262,6 +262,8 @@ def main() -> None:
                         "--pool=solo",
                         "-Q",
                         queue,
+                        "-n",
+                        f"bench{number}@%h",
                         "--without-gossip",
                         "--without-mingle",
                         "--loglevel=WARNING",
