@@ -396,6 +396,7 @@ def demo_seed(*, learners: int = 3000, seed: int = 42, anchor: date | None = Non
             ignore_conflicts=True,
         )
         _demo_experiment(seed=seed, now=now)
+        _demo_campaigns()
 
     return DemoCounts(
         learners=len(people),
@@ -452,6 +453,61 @@ def _demo_experiment(*, seed: int, now: datetime) -> None:
         ]
     )
     assign(experiment=experiment, learners=Learner.objects.all(), now=now - timedelta(days=21))
+
+
+def _demo_campaigns() -> None:
+    """Three campaigns: the experiment's cross-sell email (active), an in-app card after a
+    strong assessment (active) and a renewal email still in draft, to preview."""
+    from campaigns.models import Campaign, JourneyMoment
+    from experiments.models import Experiment
+    from templates.messages import template_snapshot
+    from templates.models import MessageTemplate
+
+    moment = {m.slug: m for m in JourneyMoment.objects.all()}
+    email = MessageTemplate.objects.get(name="Cross-sell: the next step")
+    template_snapshot(template=email)
+    renewal = MessageTemplate.objects.get(name="Renewal right-sizing")
+    template_snapshot(template=renewal)
+    card = MessageTemplate.objects.create(
+        name="Next step card",
+        channel="in_app",
+        subject="Ready for {{ offer.product }}?",
+        html_body="<p>{{ reason }}.</p><p>{{ offer.positioning }}</p>",
+        text_body="{{ reason }}. {{ offer.positioning }}",
+    )
+    template_snapshot(template=card)
+    offer = Offer.objects.get(name="Next course in the path")
+    Campaign.objects.create(
+        name="Graduates: the next course",
+        description="Seed 000: cross-sell the next course 2–4 weeks after a completion.",
+        moment=moment["course_completion"],
+        trigger="cross_sell",
+        email_template=email,
+        offer=offer,
+        experiment=Experiment.objects.get(name="Next course: 30% off or a bonus?"),
+        priority=120,
+        status="active",
+        requires_creator_approval=False,
+    )
+    Campaign.objects.create(
+        name="Strong assessment: next step card",
+        moment=moment["milestone"],
+        trigger="assessment_high",
+        trigger_params={"min_score": 85},
+        send_within_hours=24 * 7,
+        in_app_template=card,
+        offer=offer,
+        status="active",
+        requires_creator_approval=False,
+    )
+    Campaign.objects.create(
+        name="Renewal right-sizing",
+        moment=moment["renewal"],
+        trigger="renewal",
+        email_template=renewal,
+        offer=offer,
+        status="draft",
+    )
 
 
 def _demo_mrr_moves(

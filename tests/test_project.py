@@ -114,10 +114,15 @@ def demo_snapshot() -> dict:
 def demo_reset() -> None:
     from django.contrib.auth import get_user_model
 
+    from campaigns.models import Campaign, Send
     from expansion.models import PairReview, ProductAffinity
     from experiments.models import Experiment
     from learners.models import Account
+    from templates.models import MessageTemplate
 
+    Send.objects.all().delete()
+    Campaign.objects.all().delete()
+    MessageTemplate.objects.filter(name="Next step card").delete()
     Experiment.objects.all().delete()
     Bundle.objects.all().delete()
     TierLadder.objects.all().delete()
@@ -139,6 +144,13 @@ def test_seed_demo_is_deterministic_and_every_admin_page_renders(client):
     call_command("seed_demo", learners=60, anchor=anchor, stdout=open(os.devnull, "w"))
     first = demo_snapshot()
     assert first["counts"] == [60, 6, 48, 84, 1535, 84, 97, 16, 56, 7]
+    from campaigns.models import Campaign
+
+    assert sorted(Campaign.objects.values_list("name", "status")) == [
+        ("Graduates: the next course", "active"),
+        ("Renewal right-sizing", "draft"),
+        ("Strong assessment: next step card", "active"),
+    ]
     assert len(first["subscriptions"]) == 40
     assert Learner.objects.filter(marketing_opt_in=True).count() == 53
     assert Enrollment.objects.filter(completed_at__isnull=False).count() == 6

@@ -37,11 +37,15 @@ class Command(BaseCommand):
         from ...affinity import affinity_refresh
 
         affinity = affinity_refresh()
+        from campaigns.evaluate import campaigns_evaluate
+
+        decided = campaigns_evaluate()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data: {counts.learners} learners, {counts.courses} courses, "
                 f"{counts.enrollments} enrollments, {counts.events} events, "
                 f"{counts.orders} orders, {counts.subscriptions} subscriptions; "
-                f"{scored.learners} learners scored; {affinity.pairs} product pairs."
+                f"{scored.learners} learners scored; {affinity.pairs} product pairs; "
+                f"campaigns decided {decided.candidates} sends ({decided.queued} queued)."
             )
         )
