@@ -238,9 +238,12 @@ def _guardrails(
     marketing = rows.filter(campaign__category__in=_marketing_categories())
     _stop(marketing.filter(moment__offers_allowed=False), Rule.OFFER_FREE_MOMENT)
     for category in {c.category for c in campaigns}:
-        reachable = Learner.objects.filter(reachable_q(category)).values("id")
+        # A correlated EXISTS per candidate (an index probe each): as NOT IN over every
+        # reachable learner, PostgreSQL rescanned the list per row once it outgrew work_mem —
+        # minutes for 100,000 candidates among 1,000,000 learners (bench/dispatch.py).
+        reachable = Learner.objects.filter(reachable_q(category), pk=OuterRef("learner_id"))
         _stop(
-            rows.filter(campaign__category=category).exclude(learner_id__in=reachable),
+            rows.filter(campaign__category=category).filter(~Exists(reachable)),
             Rule.NOT_REACHABLE,
         )
     salt, limit = global_holdout_bucket_limit()
@@ -305,9 +308,11 @@ def _guardrails(
             _stop(scoped.filter(Exists(bought)), Rule.BOUGHT)
     for days, ids in _by_setting(run, campaigns, policy, "onboarding_days").items():
         if days:
-            new = Learner.objects.filter(created_at__gt=now - timedelta(days=days)).values("id")
+            new = Learner.objects.filter(
+                pk=OuterRef("learner_id"), created_at__gt=now - timedelta(days=days)
+            )
             scoped = rows.filter(campaign_id__in=ids, campaign__premium_upsell=True)
-            _stop(scoped.filter(learner_id__in=new), Rule.ONBOARDING)
+            _stop(scoped.filter(Exists(new)), Rule.ONBOARDING)
 
 
 def _marketing_categories() -> list[str]:
@@ -329,10 +334,10 @@ def _experiments(run: uuid.UUID, campaigns: list[Campaign], now: datetime) -> No
             learners=Learner.objects.filter(id__in=mine.values("learner_id")),
             now=now,
         )
-        held = Assignment.objects.filter(experiment=experiment, arm__isnull=True).values(
-            "learner_id"
+        held = Assignment.objects.filter(
+            experiment=experiment, arm__isnull=True, learner_id=OuterRef("learner_id")
         )
-        _stop(mine.filter(learner_id__in=held), Rule.HOLDOUT)
+        _stop(mine.filter(Exists(held)), Rule.HOLDOUT)
         with connection.cursor() as cursor:
             cursor.execute(
                 """
