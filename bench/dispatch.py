@@ -162,7 +162,7 @@ WHERE e.kind = 'module_completed' AND m.is_final
 BARE = """
 import json, smtplib, time
 from django.conf import settings
-from campaigns.dispatch import _context
+from campaigns.dispatch import send_context
 from campaigns.models import Send
 from templates.mail import email_build
 from templates.messages import message_render
@@ -174,7 +174,7 @@ now = timezone.now()
 started = time.perf_counter()
 smtp = smtplib.SMTP("127.0.0.1", PORT)
 for send in sends:
-    rendered = message_render(version=send.template_version, context=_context(send, now))
+    rendered = message_render(version=send.template_version, context=send_context(send, now))
     message = email_build(rendered=rendered, to=send.learner.email, unsubscribe_url="",
                           message_id="<bare-%d@bench>" % send.pk, test=False)
     smtp.send_message(message.message())

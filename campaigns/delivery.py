@@ -31,8 +31,8 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from experiments.assignment import in_global_holdout
-from learners.consent import consent_blocker
+from experiments.assignment import bucket, global_holdout_bucket_limit
+from learners.consent import consent_blockers
 from learners.models import EmailSuppression, Learner, MessageCategory
 from templates import engine
 from templates.mail import email_build
@@ -192,6 +192,40 @@ class Prepared:
     to: str
 
 
+def send_blockers(sends: list[Send]) -> dict[int, str]:
+    """Why each of these sends may not go now — consent and suppression (the address it goes
+    to), the global holdout for marketing — in a few queries for any number of sends. A test
+    send only needs an address that is not suppressed."""
+    real = [send for send in sends if not send.is_test]
+    found = consent_blockers([(send.learner, send.category, send.to_email) for send in real])
+    reasons = {send.pk: reason for send, reason in zip(real, found, strict=True)}
+    tests = [send for send in sends if send.is_test]
+    if tests:
+        addresses = {
+            send.pk: (send.to_email or send.learner.email).strip().lower() for send in tests
+        }
+        suppressed = set(
+            EmailSuppression.objects.filter(email__in=set(addresses.values())).values_list(
+                "email", flat=True
+            )
+        )
+        for pk, address in addresses.items():
+            if not address:
+                reasons[pk] = "no email address"
+            elif address in suppressed:
+                reasons[pk] = "address suppressed (bounce or complaint)"
+    salt, limit = global_holdout_bucket_limit()
+    for send in real:
+        if (
+            not reasons[send.pk]
+            and send.category != MessageCategory.TRANSACTIONAL
+            and bucket(salt, send.learner_id) < limit
+        ):
+            # The last line of the global holdout: campaigns leave these learners out already.
+            reasons[send.pk] = "in the global holdout (no marketing)"
+    return {pk: reason for pk, reason in reasons.items() if reason}
+
+
 def email_prepare(*, send: Send, context: dict[str, Any], to: str = "") -> Prepared:
     """Render the recorded template version, sign the unsubscribe and click links, build the
     message. No database writes; raises ``engine.RenderError`` for a template that fails."""
@@ -271,28 +305,8 @@ def email_send(
     send.refresh_from_db()
     if not ours:
         return Outcome(send=send, sent=False)
-    learner = send.learner
-    to = send.to_email or learner.email
-    if send.is_test:
-        blocker = "" if to else "no email address"
-    else:
-        blocker = consent_blocker(learner, send.category)
-    address = to.strip().lower()
-    if (
-        not blocker
-        # consent_blocker has checked the learner's own address for a real send
-        and (send.is_test or address != learner.email.strip().lower())
-        and EmailSuppression.objects.filter(email=address).exists()
-    ):
-        blocker = "address suppressed (bounce or complaint)"
-    if (
-        not blocker
-        and not send.is_test
-        and send.category != MessageCategory.TRANSACTIONAL
-        and in_global_holdout(learner.pk)
-    ):
-        # The last line of the global holdout: campaigns leave these learners out already.
-        blocker = "in the global holdout (no marketing)"
+    to = send.to_email or send.learner.email
+    blocker = send_blockers([send]).get(send.pk, "")
     if blocker:
         return Outcome(_finish(send, SendStatus.SUPPRESSED, blocker, SendEventKind.FAILED), False)
     try:

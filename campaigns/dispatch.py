@@ -21,17 +21,18 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from expansion.pricing import offer_terms
-from experiments.assignment import bucket, global_holdout_bucket_limit
-from learners.models import (
-    MARKETING_CATEGORIES,
-    CategoryOptOut,
-    EmailSuppression,
-    MessageCategory,
-)
 from templates import engine
 from templates.context import message_context, offer_context
 
-from .delivery import MAX_ATTEMPTS, Prepared, _transient, email_prepare, retry_delay, sent_fields
+from .delivery import (
+    MAX_ATTEMPTS,
+    Prepared,
+    _transient,
+    email_prepare,
+    retry_delay,
+    send_blockers,
+    sent_fields,
+)
 from .models import Send, SendEvent, SendEventKind, SendStatus
 
 CHUNK = 200
@@ -76,7 +77,9 @@ def sends_claim(*, limit: int = CHUNK, now: datetime | None = None) -> list[int]
         return sorted(row[0] for row in cursor.fetchall())
 
 
-def _context(send: Send, now: datetime) -> dict[str, Any]:
+def send_context(send: Send, now: datetime) -> dict[str, Any]:
+    """The personalisation context of one campaign send (its learner, score, offer terms,
+    course and reason), from rows the caller loaded with ``select_related``."""
     learner = send.learner
     score = getattr(learner, "score", None)
     offer = None
@@ -95,39 +98,6 @@ def _release(ids: list[int]) -> int:
     return Send.objects.filter(pk__in=ids, status=SendStatus.SENDING, handoff_at=None).update(
         status=SendStatus.QUEUED
     )
-
-
-def _blockers(sends: list[Send]) -> dict[int, str]:
-    """Why each of these sends may not go now (consent, suppression, global holdout), for the
-    whole chunk in a few queries — the reasons ``consent_blocker`` gives one send at a time."""
-    salt, limit = global_holdout_bucket_limit()
-    addresses = {(s.to_email or s.learner.email).strip().lower() for s in sends}
-    suppressed = set(
-        EmailSuppression.objects.filter(email__in=addresses).values_list("email", flat=True)
-    )
-    opted_out = set(
-        CategoryOptOut.objects.filter(learner_id__in={s.learner_id for s in sends}).values_list(
-            "learner_id", "category"
-        )
-    )
-    reasons: dict[int, str] = {}
-    for send in sends:
-        learner = send.learner
-        address = (send.to_email or learner.email).strip().lower()
-        marketing = send.category in MARKETING_CATEGORIES
-        if not learner.email:
-            reasons[send.pk] = "no email address"
-        elif address in suppressed:
-            reasons[send.pk] = "address suppressed (bounce or complaint)"
-        elif marketing and not learner.marketing_opt_in:
-            reasons[send.pk] = "no marketing consent"
-        elif marketing and learner.unsubscribed_at is not None:
-            reasons[send.pk] = "unsubscribed from all marketing"
-        elif marketing and (learner.pk, send.category) in opted_out:
-            reasons[send.pk] = f"opted out of {send.category}"
-        elif send.category != MessageCategory.TRANSACTIONAL and bucket(salt, learner.pk) < limit:
-            reasons[send.pk] = "in the global holdout (no marketing)"
-    return reasons
 
 
 class _Ledger:
@@ -214,7 +184,7 @@ def dispatch_chunk(*, limit: int = CHUNK, now: datetime | None = None) -> Dispat
     except Exception:  # noqa: BLE001 - the server is down: release the whole chunk
         done.released = _release(ids)
         return done
-    blocked = _blockers(sends)
+    blocked = send_blockers(sends)
     ledger = _Ledger(done)
     untouched = [send.pk for send in sends]
     stop = False
@@ -232,7 +202,7 @@ def dispatch_chunk(*, limit: int = CHUNK, now: datetime | None = None) -> Dispat
                     done.suppressed += 1
                     continue
                 try:
-                    prepared.append(email_prepare(send=send, context=_context(send, now)))
+                    prepared.append(email_prepare(send=send, context=send_context(send, now)))
                 except engine.RenderError as exc:
                     ledger.closed.append(
                         (send.pk, SendStatus.FAILED, f"template: {exc}", SendEventKind.FAILED)

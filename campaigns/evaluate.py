@@ -31,7 +31,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from expansion.models import Order
@@ -39,6 +39,7 @@ from experiments.assignment import assign, bucket_sql, global_holdout_bucket_lim
 from experiments.models import Assignment, Status
 from learners.consent import reachable_q
 from learners.models import (
+    MARKETING_CATEGORIES,
     DirtyLearner,
     Event,
     EventKind,
@@ -64,7 +65,8 @@ from .models import (
 from .triggers import COLUMNS, trigger_rows
 
 EVALUATION_LOCK = 0x43414D50  # "CAMP"
-# Sends that count towards a frequency cap: everything that is or will be delivered.
+# Sends that count towards a frequency cap: everything that is, will be or was delivered
+# (a dismissed in-app card was shown).
 COUNTED = [
     SendStatus.QUEUED,
     SendStatus.SENDING,
@@ -73,6 +75,7 @@ COUNTED = [
     SendStatus.OPENED,
     SendStatus.CLICKED,
     SendStatus.CONVERTED,
+    SendStatus.DISMISSED,
 ]
 
 
@@ -133,7 +136,7 @@ def campaigns_evaluate(
                 dict(
                     candidates.exclude(rule="")
                     .values_list("rule")
-                    .annotate(n=_count())
+                    .annotate(n=Count("*"))
                     .values_list("rule", "n")
                 )
             )
@@ -146,12 +149,6 @@ def campaigns_evaluate(
         if dry_run:
             transaction.set_rollback(True)
     return result
-
-
-def _count() -> Any:
-    from django.db.models import Count
-
-    return Count("*")
 
 
 def _channel(campaign: Campaign) -> str:
@@ -235,7 +232,7 @@ def _guardrails(
     run: uuid.UUID, campaigns: list[Campaign], policy: GuardrailPolicy, now: datetime
 ) -> None:
     rows = Candidate.objects.filter(run=run)
-    marketing = rows.filter(campaign__category__in=_marketing_categories())
+    marketing = rows.filter(campaign__category__in=list(MARKETING_CATEGORIES))
     _stop(marketing.filter(moment__offers_allowed=False), Rule.OFFER_FREE_MOMENT)
     for category in {c.category for c in campaigns}:
         # A correlated EXISTS per candidate (an index probe each): as NOT IN over every
@@ -247,7 +244,7 @@ def _guardrails(
             Rule.NOT_REACHABLE,
         )
     salt, limit = global_holdout_bucket_limit()
-    categories = ", ".join(f"'{c}'" for c in _marketing_categories())
+    categories = ", ".join(f"'{c}'" for c in list(MARKETING_CATEGORIES))
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -313,12 +310,6 @@ def _guardrails(
             )
             scoped = rows.filter(campaign_id__in=ids, campaign__premium_upsell=True)
             _stop(scoped.filter(Exists(new)), Rule.ONBOARDING)
-
-
-def _marketing_categories() -> list[str]:
-    from learners.models import MARKETING_CATEGORIES
-
-    return list(MARKETING_CATEGORIES)
 
 
 def _experiments(run: uuid.UUID, campaigns: list[Campaign], now: datetime) -> None:
@@ -492,7 +483,7 @@ def _caps(
         return f"(CASE c.campaign_id {whens} END)"
 
     counted = ", ".join(f"'{status}'" for status in COUNTED)
-    marketing = ", ".join(f"'{c}'" for c in _marketing_categories())
+    marketing = ", ".join(f"'{c}'" for c in list(MARKETING_CATEGORIES))
     when = "COALESCE(s.scheduled_for, s.created_at)"
     sent = f"""
         SELECT COUNT(*) FROM campaigns_send s

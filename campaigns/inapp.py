@@ -24,7 +24,7 @@ from learners.models import Event, EventKind, Learner
 from templates.messages import message_render
 
 from .delivery import click_url
-from .dispatch import _context
+from .dispatch import send_context
 from .models import DismissReason, Send, SendEvent, SendEventKind, SendStatus
 
 DEFAULT_VALID_HOURS = 48
@@ -78,7 +78,7 @@ def offer_card(*, learner: Learner, moment: str = "", now: datetime | None = Non
         if expires_at <= now:
             continue
         rendered = message_render(
-            version=send.template_version, context=_context(send, now), locale=send.locale
+            version=send.template_version, context=send_context(send, now), locale=send.locale
         )
         target = send.offer.cta_url if send.offer is not None else ""
         with transaction.atomic():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -43,8 +44,12 @@ def activation_problems(campaign: Campaign) -> list[str]:
         problems.append(f"waits for the approval of {campaign.course}'s creator")
     try:
         campaign.clean()
-    except Exception as exc:  # noqa: BLE001 - ValidationError: listed with the rest
-        problems.append(str(exc))
+    except ValidationError as exc:
+        problems += [
+            f"{field}: {message}"
+            for field, messages in exc.message_dict.items()
+            for message in messages
+        ]
     return problems
 
 

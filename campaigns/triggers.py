@@ -133,9 +133,9 @@ def trigger_params_errors(kind: str, params: Any) -> list[str]:
             errors.append(f"{name}: must be a list of non-empty strings")
     if kind == TriggerKind.CUSTOM_EVENT and not str(params.get("kind", "")).startswith("custom."):
         errors.append("kind: must start with 'custom.'")
-    for low, high in (("min_days", "max_days"),):
-        if low in params and high in params and params[low] > params[high]:
-            errors.append(f"{low} must not exceed {high}")
+    low, high = params.get("min_days"), params.get("max_days")
+    if isinstance(low, int) and isinstance(high, int) and low > high:
+        errors.append("min_days must not exceed max_days")
     return errors
 
 
@@ -259,7 +259,7 @@ def _usage(c: Campaign, p: dict, since: datetime, now: datetime) -> list[QuerySe
         updated_at__gt=since,
         quota_used__gte=F("quota_limit") * p["percent"] / 100.0,
     )
-    detail = Concat(Value(f"used {p['percent']}% or more of the plan's quota"), Value(""))
+    detail = Value(f"used {p['percent']}% or more of the plan's quota")
     # One occurrence per threshold per billing period.
     period = Coalesce(_text(F("renews_at")), Value(""))
     return _subscription_rows(subs, lambda: _key("usage", F("id"), p["percent"], period), detail)

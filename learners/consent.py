@@ -21,21 +21,47 @@ from .models import (
 )
 
 
-def consent_blocker(learner: Learner, category: str) -> str:
-    """Why ``learner`` may not be sent a message of ``category`` now; empty if they may."""
-    if not learner.email:
-        return "no email address"
-    if EmailSuppression.objects.filter(email=learner.email.strip().lower()).exists():
-        return "address suppressed (bounce or complaint)"
-    if category not in MARKETING_CATEGORIES:
-        return ""
-    if not learner.marketing_opt_in:
-        return "no marketing consent"
-    if learner.unsubscribed_at is not None:
-        return "unsubscribed from all marketing"
-    if CategoryOptOut.objects.filter(learner=learner, category=category).exists():
-        return f"opted out of {category}"
-    return ""
+def consent_blocker(learner: Learner, category: str, address: str = "") -> str:
+    """Why ``learner`` may not be sent a message of ``category`` now; empty if they may.
+
+    ``address``: the address the message goes to, if not the learner's own."""
+    return consent_blockers([(learner, category, address)])[0]
+
+
+def consent_blockers(items: list[tuple[Learner, str, str]]) -> list[str]:
+    """``consent_blocker`` for many (learner, category, address) at once, in two queries
+    whatever their number (the dispatcher checks a whole chunk this way)."""
+    addresses = {(address or learner.email).strip().lower() for learner, _, address in items} | {
+        learner.email.strip().lower() for learner, _, _ in items if learner.email
+    }
+    suppressed = set(
+        EmailSuppression.objects.filter(email__in=addresses).values_list("email", flat=True)
+    )
+    marketing = {learner.pk for learner, category, _ in items if category in MARKETING_CATEGORIES}
+    opted_out = set(
+        CategoryOptOut.objects.filter(learner_id__in=marketing).values_list(
+            "learner_id", "category"
+        )
+    )
+    reasons = []
+    for learner, category, address in items:
+        to = (address or learner.email).strip().lower()
+        if not learner.email:
+            reason = "no email address"
+        elif to in suppressed or learner.email.strip().lower() in suppressed:
+            reason = "address suppressed (bounce or complaint)"
+        elif category not in MARKETING_CATEGORIES:
+            reason = ""
+        elif not learner.marketing_opt_in:
+            reason = "no marketing consent"
+        elif learner.unsubscribed_at is not None:
+            reason = "unsubscribed from all marketing"
+        elif (learner.pk, category) in opted_out:
+            reason = f"opted out of {category}"
+        else:
+            reason = ""
+        reasons.append(reason)
+    return reasons
 
 
 def reachable_q(category: str = "") -> Q:

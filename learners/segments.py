@@ -510,7 +510,6 @@ def _segments_refresh_scoped(segments: list[Segment], as_of: datetime) -> dict[i
         entered = Counter(row[0] for row in cursor.fetchall())
         cursor.execute("DROP TABLE segment_flags")
         cursor.execute("DROP TABLE segment_now")
-    sizes = {}
     for segment in segments:
         delta = entered[segment.pk] - exited[segment.pk]
         if delta:

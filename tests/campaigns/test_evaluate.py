@@ -477,3 +477,24 @@ def test_a_learner_waiting_for_fresh_scores_is_left_for_the_next_evaluation(cour
 
     DirtyLearner.objects.all().delete()  # the scoring pass ran
     assert campaigns_evaluate(now=NOW + timedelta(minutes=1)).queued == 1
+
+
+def test_a_card_dismissed_today_counts_against_the_in_app_cap(course):
+    from tests.factories.templates import MessageTemplateFactory
+
+    GuardrailPolicy.objects.filter(pk=GuardrailPolicy.load().pk).update(in_app_cap_day=1)
+    card = CampaignFactory(
+        name="Card", email_template=None, in_app_template=MessageTemplateFactory(channel="in_app")
+    )
+    ann = finisher(course, external_id="ann")
+    SendFactory(
+        learner=ann,
+        campaign=card,
+        channel="in_app",
+        status="dismissed",
+        created_at=NOW - timedelta(hours=1),
+    )
+
+    evaluate(now=NOW)
+
+    assert Send.objects.exclude(status="dismissed").get().rule == Rule.CAP_DAY

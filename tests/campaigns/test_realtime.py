@@ -58,6 +58,8 @@ def test_final_module_completion_is_a_send_within_a_minute(api, settings):
         assert send is not None, "no send within 60 seconds"
         assert elapsed < 60
         assert send.rule == ""
+        # The same worker may already be dispatching it (locmem backend): any of the three
+        # states is the send existing in time; suppressed or failed would not be.
         assert send.status in {"queued", "sending", "sent"}
         assert send.reason.startswith("completed the final module of SQL Basics; LPS ")
     finally:
