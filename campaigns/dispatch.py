@@ -20,6 +20,7 @@ from django.core.mail import get_connection
 from django.db import connection, transaction
 from django.utils import timezone
 
+from expansion.models import CommerceSettings
 from expansion.pricing import offer_terms
 from templates import engine
 from templates.context import message_context, offer_context
@@ -77,15 +78,19 @@ def sends_claim(*, limit: int = CHUNK, now: datetime | None = None) -> list[int]
         return sorted(row[0] for row in cursor.fetchall())
 
 
-def send_context(send: Send, now: datetime) -> dict[str, Any]:
+def send_context(
+    send: Send, now: datetime, policy: CommerceSettings | None = None
+) -> dict[str, Any]:
     """The personalisation context of one campaign send (its learner, score, offer terms,
-    course and reason), from rows the caller loaded with ``select_related``."""
+    course and reason), from rows the caller loaded with ``select_related``; ``policy``: the
+    commerce settings, loaded once for a chunk."""
     learner = send.learner
     score = getattr(learner, "score", None)
     offer = None
     if send.offer is not None:
         offer = offer_context(
-            offer=send.offer, terms=offer_terms(offer=send.offer, learner_id=learner.pk, now=now)
+            offer=send.offer,
+            terms=offer_terms(offer=send.offer, learner_id=learner.pk, now=now, policy=policy),
         )
     course = {"title": send.course.title} if send.course is not None else None
     return message_context(
@@ -185,6 +190,7 @@ def dispatch_chunk(*, limit: int = CHUNK, now: datetime | None = None) -> Dispat
         done.released = _release(ids)
         return done
     blocked = send_blockers(sends)
+    policy = CommerceSettings.load()
     ledger = _Ledger(done)
     untouched = [send.pk for send in sends]
     stop = False
@@ -202,7 +208,9 @@ def dispatch_chunk(*, limit: int = CHUNK, now: datetime | None = None) -> Dispat
                     done.suppressed += 1
                     continue
                 try:
-                    prepared.append(email_prepare(send=send, context=send_context(send, now)))
+                    prepared.append(
+                        email_prepare(send=send, context=send_context(send, now, policy))
+                    )
                 except engine.RenderError as exc:
                     ledger.closed.append(
                         (send.pk, SendStatus.FAILED, f"template: {exc}", SendEventKind.FAILED)

@@ -190,14 +190,21 @@ class OfferTerms:
     guard_applied: bool
 
 
-def offer_terms(*, offer: Offer, learner_id: int, now: datetime | None = None) -> OfferTerms:
+def offer_terms(
+    *,
+    offer: Offer,
+    learner_id: int,
+    now: datetime | None = None,
+    policy: CommerceSettings | None = None,
+) -> OfferTerms:
     """The offer's terms for one learner, with the habitual-discounting guard applied.
 
     A learner who bought anything below its list price within ``discount_cooldown_days``
     gets the offer's bonus (or full price if it has none) instead of another discount.
+    ``policy``: the commerce settings, when the caller prices many offers at once.
     """
     now = now or timezone.now()
-    policy = CommerceSettings.load()
+    policy = policy or CommerceSettings.load()
     list_price = offer.product.price
     percent = (offer.discount_percent or 0) if offer.incentive == Incentive.DISCOUNT else 0
     guard = False
