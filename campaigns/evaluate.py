@@ -5,14 +5,15 @@ whatever the number of learners:
 
 1. each active campaign's trigger rows (``campaigns.triggers``), restricted to its audience
    segment and to occurrences it has not answered yet, go into ``Candidate`` (one
-   ``INSERT … SELECT`` per trigger query);
+   ``INSERT … SELECT`` per trigger query), each with the time it may go: now, or the end of
+   quiet hours in the learner's own time zone (every zone's clock is computed once, in
+   Python, into a temporary table the statements join);
 2. a learner who triggers several campaigns at once gets their priority raised (seed 003);
-3. the guardrails run in a fixed order, each one ``UPDATE`` that stamps its rule on the
-   candidates it stops — so every stopped would-be send keeps the *first* rule that stopped it;
+3. the guardrails, in a fixed order, as one ``UPDATE`` whose CASE stamps on each stopped
+   candidate the *first* rule that stops it (``guardrail_checks``);
 4. experiment arms are assigned (sticky; holdout learners are stopped with ``holdout``);
 5. one offer per moment: the highest priority wins, the rest are ``superseded``;
-6. quiet hours and frequency caps in each learner's own time zone (per zone, not per learner:
-   the zone's next allowed time and its calendar day and week are computed once);
+6. frequency caps per channel — rolling, and calendar day and week in the learner's zone;
 7. one ``INSERT … SELECT … ON CONFLICT DO NOTHING`` writes every candidate as a Send — queued,
    or suppressed with its rule — under the one-send-per-occurrence unique constraint.
 
@@ -31,7 +32,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import (
+    BooleanField,
+    Case,
+    CharField,
+    Count,
+    Exists,
+    OuterRef,
+    Q,
+    Value,
+    When,
+)
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from expansion.models import Order
@@ -47,6 +59,7 @@ from learners.models import (
     LearnerScore,
     SegmentMembership,
     Stage,
+    available_time_zones,
 )
 from templates.models import MessageTemplateVersion
 
@@ -123,6 +136,7 @@ def campaigns_evaluate(
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EVALUATION_LOCK])
         candidates = Candidate.objects.filter(run=run)
+        _zone_table(now, policy)
         for campaign in chosen:
             _collect(run, campaign, now)
         result.candidates = candidates.count()
@@ -146,6 +160,8 @@ def campaigns_evaluate(
             if not dry_run:
                 _write_sends(run, chosen, now)
         candidates.delete()
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {ZONE_TABLE}")
         if dry_run:
             transaction.set_rollback(True)
     return result
@@ -176,17 +192,31 @@ def _collect(run: uuid.UUID, campaign: Campaign, now: datetime) -> None:
             rows = rows.filter(t_learner_id__in=members)
         sql, params = rows.query.sql_with_params()
         names = ", ".join(f"t.t_{name}" for name in COLUMNS)
+        # When it may go: now, or the end of quiet hours in the learner's zone (the zone
+        # table's row; an unknown zone keeps UTC's).
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
                 INSERT INTO campaigns_candidate
                   (run, campaign_id, learner_id, occurrence_key, occurred_at, course_id, detail,
-                   moment_id, channel, priority, rule)
-                SELECT %s, %s, {names}, %s, %s, %s, ''
-                FROM ({sql}) t WHERE t.t_learner_id IS NOT NULL
+                   moment_id, channel, priority, rule, scheduled_for)
+                SELECT %s, %s, {names}, %s, %s, %s, '', COALESCE(z.send_at, u.send_at)
+                FROM ({sql}) t
+                JOIN learners_learner l ON l.id = t.t_learner_id
+                LEFT JOIN {ZONE_TABLE} z ON z.zone = l.time_zone AND z.channel = %s
+                JOIN {ZONE_TABLE} u ON u.zone = 'UTC' AND u.channel = %s
                 ON CONFLICT DO NOTHING
                 """,
-                [_uuid(run), campaign.pk, campaign.moment_id, channel, campaign.priority, *params],
+                [
+                    _uuid(run),
+                    campaign.pk,
+                    campaign.moment_id,
+                    channel,
+                    campaign.priority,
+                    *params,
+                    channel,
+                    channel,
+                ],
             )
 
 
@@ -218,7 +248,7 @@ def _stop(qs: Any, rule: str) -> None:
 
 
 def _by_setting(
-    run: uuid.UUID, campaigns: list[Campaign], policy: GuardrailPolicy, name: str
+    campaigns: list[Campaign], policy: GuardrailPolicy, name: str
 ) -> dict[Any, list[int]]:
     """Marketing campaigns of this run grouped by their effective value of one guardrail."""
     groups: dict[Any, list[int]] = {}
@@ -228,41 +258,37 @@ def _by_setting(
     return groups
 
 
-def _guardrails(
-    run: uuid.UUID, campaigns: list[Campaign], policy: GuardrailPolicy, now: datetime
-) -> None:
-    rows = Candidate.objects.filter(run=run)
-    marketing = rows.filter(campaign__category__in=list(MARKETING_CATEGORIES))
-    _stop(marketing.filter(moment__offers_allowed=False), Rule.OFFER_FREE_MOMENT)
-    for category in {c.category for c in campaigns}:
+def guardrail_checks(
+    campaigns: list[Campaign], policy: GuardrailPolicy, now: datetime
+) -> list[tuple[str, Q]]:
+    """The guardrails, in the order they are applied: (rule, when a candidate is stopped).
+
+    Conditions on a ``Candidate`` row; the first that holds is the rule stored on its send.
+    """
+    marketing = Q(campaign__category__in=list(MARKETING_CATEGORIES))
+    checks: list[tuple[str, Q]] = [
+        (Rule.OFFER_FREE_MOMENT, marketing & Q(moment__offers_allowed=False))
+    ]
+    for category in sorted({c.category for c in campaigns}):
         # A correlated EXISTS per candidate (an index probe each): as NOT IN over every
         # reachable learner, PostgreSQL rescanned the list per row once it outgrew work_mem —
         # minutes for 100,000 candidates among 1,000,000 learners (bench/dispatch.py).
         reachable = Learner.objects.filter(reachable_q(category), pk=OuterRef("learner_id"))
-        _stop(
-            rows.filter(campaign__category=category).filter(~Exists(reachable)),
-            Rule.NOT_REACHABLE,
-        )
+        checks.append((Rule.NOT_REACHABLE, Q(campaign__category=category) & ~Q(Exists(reachable))))
     salt, limit = global_holdout_bucket_limit()
-    categories = ", ".join(f"'{c}'" for c in list(MARKETING_CATEGORIES))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE campaigns_candidate SET rule = %s
-            WHERE run = %s AND rule = '' AND {bucket_sql("learner_id")} < %s
-              AND campaign_id IN (
-                SELECT id FROM campaigns_campaign WHERE category IN ({categories})
-              )
-            """,
-            [Rule.GLOBAL_HOLDOUT, _uuid(run), salt, limit],
-        )
+    held_out = RawSQL(
+        f"{bucket_sql(connection.ops.quote_name(Candidate._meta.db_table) + '.learner_id')} < %s",
+        [salt, limit],
+        output_field=BooleanField(),
+    )
+    checks.append((Rule.GLOBAL_HOLDOUT, marketing & Q(held_out)))
     for campaign in campaigns:
         if campaign.reentry == Reentry.EVERY:
             continue
         earlier = Send.objects.filter(campaign_id=campaign.pk, learner_id=OuterRef("learner_id"))
         if campaign.reentry == Reentry.COOLDOWN:
             earlier = earlier.filter(created_at__gt=now - timedelta(days=campaign.reentry_days))
-        _stop(rows.filter(campaign_id=campaign.pk).filter(Exists(earlier)), Rule.REENTRY)
+        checks.append((Rule.REENTRY, Q(campaign_id=campaign.pk) & Q(Exists(earlier))))
 
     score = LearnerScore.objects.filter(learner_id=OuterRef("learner_id"))
     flags = (
@@ -273,16 +299,15 @@ def _guardrails(
         ("suppress_refund", Rule.REFUND, Q(flag_refund=True)),
     )
     for name, rule, condition in flags:
-        for value, ids in _by_setting(run, campaigns, policy, name).items():
+        for value, ids in _by_setting(campaigns, policy, name).items():
             if not value:
                 continue
-            scoped = rows.filter(campaign_id__in=ids)
             if condition is None:  # LPS: below the minimum, or never scored
-                ok = score.filter(lps__gte=value)
-                _stop(scoped.filter(~Exists(ok)), rule)
+                stopped = ~Q(Exists(score.filter(lps__gte=value)))
             else:
-                _stop(scoped.filter(Exists(score.filter(condition))), rule)
-    for days, ids in _by_setting(run, campaigns, policy, "declined_days").items():
+                stopped = Q(Exists(score.filter(condition)))
+            checks.append((rule, Q(campaign_id__in=ids) & stopped))
+    for days, ids in _by_setting(campaigns, policy, "declined_days").items():
         if days:
             declined = Event.objects.filter(
                 learner_id=OuterRef("learner_id"),
@@ -290,8 +315,8 @@ def _guardrails(
                 occurred_at__gt=now - timedelta(days=days),
                 occurred_at__lte=now,
             )
-            _stop(rows.filter(campaign_id__in=ids).filter(Exists(declined)), Rule.DECLINED)
-    for days, ids in _by_setting(run, campaigns, policy, "bought_days").items():
+            checks.append((Rule.DECLINED, Q(campaign_id__in=ids) & Q(Exists(declined))))
+    for days, ids in _by_setting(campaigns, policy, "bought_days").items():
         if days:
             bought = Order.objects.filter(
                 learner_id=OuterRef("learner_id"),
@@ -299,17 +324,58 @@ def _guardrails(
                 placed_at__lte=now,
             )
             # The one-click upsell right after a purchase is the point of that trigger.
-            scoped = rows.filter(campaign_id__in=ids).exclude(
-                campaign__trigger=TriggerKind.AFTER_PURCHASE
+            checks.append(
+                (
+                    Rule.BOUGHT,
+                    Q(campaign_id__in=ids)
+                    & ~Q(campaign__trigger=TriggerKind.AFTER_PURCHASE)
+                    & Q(Exists(bought)),
+                )
             )
-            _stop(scoped.filter(Exists(bought)), Rule.BOUGHT)
-    for days, ids in _by_setting(run, campaigns, policy, "onboarding_days").items():
+    for days, ids in _by_setting(campaigns, policy, "onboarding_days").items():
         if days:
             new = Learner.objects.filter(
                 pk=OuterRef("learner_id"), created_at__gt=now - timedelta(days=days)
             )
-            scoped = rows.filter(campaign_id__in=ids, campaign__premium_upsell=True)
-            _stop(scoped.filter(Exists(new)), Rule.ONBOARDING)
+            checks.append(
+                (
+                    Rule.ONBOARDING,
+                    Q(campaign_id__in=ids, campaign__premium_upsell=True) & Q(Exists(new)),
+                )
+            )
+    return checks
+
+
+def _guardrails(
+    run: uuid.UUID, campaigns: list[Campaign], policy: GuardrailPolicy, now: datetime
+) -> None:
+    """Every guardrail in one statement: each candidate's first stopping rule, as one CASE
+    (evaluated in order, stopping at the first that holds), written to the stopped rows only.
+
+    One pass over the candidates instead of one ``UPDATE`` per guardrail: 14 statements took
+    2.6 s for 100,000 candidates (bench/dispatch.py).
+    """
+    checks = guardrail_checks(campaigns, policy, now)
+    verdicts = (
+        Candidate.objects.filter(run=run, rule="")
+        .annotate(
+            stop=Case(
+                *(When(condition, then=Value(rule)) for rule, condition in checks),
+                default=Value(""),
+                output_field=CharField(),
+            )
+        )
+        .values("id", "stop")
+    )
+    sql, params = verdicts.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE campaigns_candidate SET rule = v.stop FROM ({sql}) v
+            WHERE campaigns_candidate.id = v.id AND v.stop <> ''
+            """,
+            params,
+        )
 
 
 def _experiments(run: uuid.UUID, campaigns: list[Campaign], now: datetime) -> None:
@@ -403,50 +469,61 @@ def zone_clock(zone: str, now: datetime, quiet_start: time, quiet_end: time) -> 
     return ZoneClock(*utc)
 
 
-def _zone_case(column: str, clocks: dict[str, ZoneClock], attr: str, params: list) -> str:
-    """CASE <learner's zone> WHEN … THEN <that zone's value> END, as SQL with parameters."""
-    whens = []
-    for zone, clock in clocks.items():
-        whens.append("WHEN %s THEN %s")
-        params.extend([zone, connection.ops.adapt_datetimefield_value(getattr(clock, attr))])
-    return f"(CASE {column} {' '.join(whens)} END)"
+ZONE_TABLE = "evaluation_zone"
+
+
+def _zone_table(now: datetime, policy: GuardrailPolicy) -> None:
+    """Every time zone's clock for this evaluation, as a temporary table to join.
+
+    One row per zone and channel: when a message due now may go (email waits for the end of
+    quiet hours; in-app offers keep none, they are shown while the learner is in the app) and
+    the bounds of that moment's local day and week. Computed here for every zone a learner
+    can have (~600, a few ms) rather than per learner.
+    """
+    adapt = connection.ops.adapt_datetimefield_value
+    rows = []
+    for zone in sorted(available_time_zones()):
+        for channel, quiet_end in (("email", policy.quiet_end), ("in_app", policy.quiet_start)):
+            clock = zone_clock(zone, now, policy.quiet_start, quiet_end)
+            rows.append(
+                (
+                    zone,
+                    channel,
+                    *(
+                        adapt(value)
+                        for value in (
+                            clock.send_at,
+                            clock.day_start,
+                            clock.day_end,
+                            clock.week_start,
+                            clock.week_end,
+                        )
+                    ),
+                )
+            )
+    stamp = connection.data_types["DateTimeField"]
+    columns = ", ".join(
+        f"{name} {stamp}" for name in ("send_at", "day_start", "day_end", "week_start", "week_end")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {ZONE_TABLE}")
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {ZONE_TABLE} (zone varchar(64), channel varchar(10), "
+            f"{columns}, PRIMARY KEY (zone, channel))"
+        )
+        cursor.executemany(f"INSERT INTO {ZONE_TABLE} VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
 
 
 def _timing_and_caps(
     run: uuid.UUID, campaigns: list[Campaign], policy: GuardrailPolicy, now: datetime
 ) -> None:
-    """Quiet hours, then the frequency caps (email: rolling, calendar day and week; in-app:
-    calendar day), each in the learner's own time zone.
+    """The frequency caps (email: rolling, calendar day and week; in-app: calendar day), each
+    in the learner's own time zone; quiet hours were applied when the candidates were
+    collected (``scheduled_for``).
 
     A candidate passes a cap if the learner's counted sends in the window plus its place
     among the learner's surviving candidates of this evaluation (by priority) stay within it.
-    In-app offers keep no quiet hours: they are shown when the learner is in the app.
     """
-    zones = set(
-        Learner.objects.filter(
-            id__in=Candidate.objects.filter(run=run, rule="").values("learner_id")
-        )
-        .order_by()
-        .values_list("time_zone", flat=True)
-        .distinct()
-    )
-    if not zones:
-        return
-    email_clocks = {z: zone_clock(z, now, policy.quiet_start, policy.quiet_end) for z in zones}
-    in_app_clocks = {z: zone_clock(z, now, policy.quiet_start, policy.quiet_start) for z in zones}
-    params: list[Any] = []
-    send_at = _zone_case("l.time_zone", email_clocks, "send_at", params)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE campaigns_candidate SET scheduled_for = CASE WHEN channel = 'email' THEN (
-              SELECT {send_at} FROM learners_learner l
-              WHERE l.id = campaigns_candidate.learner_id
-            ) ELSE %s END
-            WHERE run = %s AND rule = ''
-            """,
-            [*params, connection.ops.adapt_datetimefield_value(now), _uuid(run)],
-        )
     email_caps: dict[int, dict[str, int]] = {}
     in_app_caps: dict[int, dict[str, int]] = {}
     for campaign in campaigns:
@@ -467,13 +544,11 @@ def _timing_and_caps(
                 "day": policy.in_app_cap_day,
                 "week": 0,
             }
-    _caps(run, "email", email_caps, email_clocks)
-    _caps(run, "in_app", in_app_caps, in_app_clocks)
+    _caps(run, "email", email_caps)
+    _caps(run, "in_app", in_app_caps)
 
 
-def _caps(
-    run: uuid.UUID, channel: str, caps: dict[int, dict[str, int]], clocks: dict[str, ZoneClock]
-) -> None:
+def _caps(run: uuid.UUID, channel: str, caps: dict[int, dict[str, int]]) -> None:
     if not caps:
         return
 
@@ -504,41 +579,67 @@ def _caps(
             f"AND julianday({when}) > julianday(c.scheduled_for) - cw.days "
             f"AND julianday({when}) <= julianday(c.scheduled_for)"
         )
-    checks: list[tuple[str, str, str, list[Any]]] = []
-    if any(value["rolling"] for value in caps.values()):
-        checks.append((Rule.CAP_ROLLING, per_campaign("rolling"), rolling, []))
-    calendar: tuple[tuple[str, str], ...] = ((Rule.CAP_DAY, "day"), (Rule.CAP_WEEK, "week"))
-    for rule, period in calendar:
-        if not any(value[period] for value in caps.values()):
-            continue
-        zone_params: list[Any] = []
-        lower = _zone_case("l.time_zone", clocks, f"{period}_start", zone_params)
-        upper = _zone_case("l.time_zone", clocks, f"{period}_end", zone_params)
-        checks.append(
-            (rule, per_campaign(period), f"AND {when} >= {lower} AND {when} < {upper}", zone_params)
-        )
+    calendar = {
+        period: f"AND {when} >= COALESCE(z.{period}_start, u.{period}_start) "
+        f"AND {when} < COALESCE(z.{period}_end, u.{period}_end)"
+        for period in ("day", "week")
+    }
+    # The caps apply in order — rolling, day, week — each to the candidates the ones before
+    # let through: a candidate's place under a cap is the running count of the learner's
+    # candidates (by priority) still standing, so one statement does what three sequential
+    # updates did (0.5 s each for 100,000 candidates, bench/dispatch.py).
+    order = "PARTITION BY learner_id ORDER BY priority DESC, campaign_id, id"
     ids = ", ".join(str(pk) for pk in caps)
     with connection.cursor() as cursor:
-        for cap_rule, limit, bounds, bound_params in checks:
-            cursor.execute(
-                f"""
-                UPDATE campaigns_candidate SET rule = %s WHERE id IN (
-                  SELECT id FROM (
-                    SELECT c.id, {limit} AS cap,
-                      ROW_NUMBER() OVER (
-                        PARTITION BY c.learner_id ORDER BY c.priority DESC, c.campaign_id, c.id
-                      ) AS place,
-                      ({sent} {bounds}) AS already
-                    FROM campaigns_candidate c
-                    JOIN learners_learner l ON l.id = c.learner_id
-                    JOIN ({windows}) cw ON cw.campaign_id = c.campaign_id
-                    WHERE c.run = %s AND c.rule = '' AND c.channel = %s
-                      AND c.campaign_id IN ({ids})
-                  ) ranked WHERE already + place > cap
-                )
-                """,
-                [cap_rule, channel, *bound_params, _uuid(run), channel],
-            )
+        cursor.execute(
+            f"""
+            UPDATE campaigns_candidate SET rule = r.stop FROM (
+              SELECT id, CASE WHEN s1 = 1 THEN %s WHEN s2 = 1 THEN %s WHEN s3 = 1 THEN %s
+                END AS stop
+              FROM (
+                SELECT k2.*, CASE WHEN s1 = 0 AND s2 = 0 AND already_week + SUM(
+                    CASE WHEN s1 = 0 AND s2 = 0 THEN 1 ELSE 0 END) OVER ({order}) > cap_week
+                  THEN 1 ELSE 0 END AS s3
+                FROM (
+                  SELECT k1.*, CASE WHEN s1 = 0 AND already_day + SUM(
+                      CASE WHEN s1 = 0 THEN 1 ELSE 0 END) OVER ({order}) > cap_day
+                    THEN 1 ELSE 0 END AS s2
+                  FROM (
+                    SELECT k0.*, CASE WHEN already_rolling + ROW_NUMBER() OVER ({order})
+                        > cap_rolling THEN 1 ELSE 0 END AS s1
+                    FROM (
+                      SELECT c.id, c.learner_id, c.priority, c.campaign_id,
+                        {per_campaign("rolling")} AS cap_rolling,
+                        {per_campaign("day")} AS cap_day,
+                        {per_campaign("week")} AS cap_week,
+                        ({sent} {rolling}) AS already_rolling,
+                        ({sent} {calendar["day"]}) AS already_day,
+                        ({sent} {calendar["week"]}) AS already_week
+                      FROM campaigns_candidate c
+                      JOIN learners_learner l ON l.id = c.learner_id
+                      LEFT JOIN {ZONE_TABLE} z ON z.zone = l.time_zone AND z.channel = c.channel
+                      JOIN {ZONE_TABLE} u ON u.zone = 'UTC' AND u.channel = c.channel
+                      JOIN ({windows}) cw ON cw.campaign_id = c.campaign_id
+                      WHERE c.run = %s AND c.rule = '' AND c.channel = %s
+                        AND c.campaign_id IN ({ids})
+                    ) k0
+                  ) k1
+                ) k2
+              ) k3
+            ) r
+            WHERE campaigns_candidate.id = r.id AND r.stop IS NOT NULL
+            """,
+            [
+                Rule.CAP_ROLLING,
+                Rule.CAP_DAY,
+                Rule.CAP_WEEK,
+                channel,
+                channel,
+                channel,
+                _uuid(run),
+                channel,
+            ],
+        )
 
 
 def _sample(run: uuid.UUID, limit: int) -> list[dict[str, Any]]:

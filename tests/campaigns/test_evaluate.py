@@ -232,6 +232,27 @@ def test_rolling_cap_holds_inside_one_evaluation(course):
     ]
 
 
+def test_caps_apply_in_order_each_to_what_the_one_before_let_through(course):
+    """Rolling, then day: a candidate the rolling cap stops takes no place under the day cap."""
+    GuardrailPolicy.objects.filter(pk=GuardrailPolicy.load().pk).update(
+        email_cap=5, email_cap_day=1, email_cap_week=0
+    )
+    CampaignFactory(name="Strict", priority=80, guardrails={"email_cap": 1})
+    CampaignFactory(name="Loose", priority=20, moment__slug="milestone")
+    CampaignFactory(name="Third", priority=10, moment__slug="renewal")
+    learner = finisher(course, external_id="ann")
+    SendFactory(learner=learner, status="sent", created_at=NOW - timedelta(days=3))
+
+    result = evaluate(now=NOW)
+
+    assert sends(campaign__isnull=False) == [
+        ("ann", "Strict", "suppressed", Rule.CAP_ROLLING),  # 1 sent in 7 days, cap 1
+        ("ann", "Loose", "queued", ""),  # first under the day cap among those still standing
+        ("ann", "Third", "suppressed", Rule.CAP_DAY),
+    ]
+    assert result.stopped == {Rule.CAP_ROLLING: 1, Rule.CAP_DAY: 1}
+
+
 @pytest.mark.parametrize(
     ("earlier", "expected"),
     [
