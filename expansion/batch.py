@@ -88,7 +88,10 @@ def aware_datetime(value: Any) -> datetime:
         raise FieldError(f"is not an ISO 8601 timestamp: {value[:40]!r}") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise FieldError("must include a time zone offset, e.g. 2026-05-01T09:30:00+02:00 or Z")
-    parsed = parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 is before year 1 in UTC
+        raise FieldError(f"is before {EARLIEST:%Y-%m-%d}") from None
     if parsed < EARLIEST:
         raise FieldError(f"is before {EARLIEST:%Y-%m-%d}")
     if parsed >= LATEST:
@@ -175,7 +178,7 @@ def choice(values: Iterable[str]) -> Validator:
     listing = ", ".join(sorted(allowed))
 
     def clean(value: Any) -> str:
-        if value not in allowed:
+        if not isinstance(value, str) or value not in allowed:
             raise FieldError(f"must be one of {listing}; got {str(value)[:40]!r}")
         return value
 

@@ -301,6 +301,10 @@ SPECTACULAR_SETTINGS = {
     # The schema and docs describe the API, they expose no data: public, like most APIs'.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "expansion.api_schema.document_errors",
+    ],
 }
 
 # --- Product defaults -----------------------------------------------------------------------

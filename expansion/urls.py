@@ -95,3 +95,6 @@ urlpatterns = [
     path("anymail/", include("anymail.urls")),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]
+
+handler404 = "expansion.errors.not_found"
+handler500 = "expansion.errors.server_error"

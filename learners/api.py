@@ -24,7 +24,7 @@ TAGS = ["learners"]
 
 class LearnerOut(serializers.ModelSerializer):
     account: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="external_id", read_only=True
+        slug_field="external_id", read_only=True, allow_null=True
     )
 
     class Meta:
@@ -52,7 +52,7 @@ class ModuleOut(serializers.ModelSerializer):
 
 class CourseOut(serializers.ModelSerializer):
     creator: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True
     )
     modules = ModuleOut(many=True, read_only=True)
 

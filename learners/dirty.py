@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.core.cache import cache
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.dispatch import Signal
@@ -43,7 +44,10 @@ def learners_mark_dirty_query(learner_ids: QuerySet) -> int:
     For writes that touch many learners at once (a course's module list changes the
     completion of everyone enrolled in it). Returns how many rows were logged.
     """
-    sql, params = learner_ids.order_by().query.sql_with_params()
+    try:
+        sql, params = learner_ids.order_by().query.sql_with_params()
+    except EmptyResultSet:  # e.g. ``id__in=[]``: nobody to mark
+        return 0
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {DirtyLearner._meta.db_table} (learner_id, marked_at) "

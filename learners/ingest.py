@@ -118,7 +118,7 @@ def _validate(index: int, item: Any, errors: list, now_limit: datetime) -> _Row 
     if not isinstance(learner, str) or not 0 < len(learner) <= 255:
         fail("learner", "must be a learner's external_id (a string of 1 to 255 characters)")
     kind = item["kind"]
-    if kind not in KNOWN_KINDS and not (isinstance(kind, str) and CUSTOM_KIND_RE.match(kind)):
+    if not isinstance(kind, str) or (kind not in KNOWN_KINDS and not CUSTOM_KIND_RE.match(kind)):
         fail(
             "kind", f"must be a known kind or '{CUSTOM_KIND_PREFIX}<name>'; got {str(kind)[:64]!r}"
         )
@@ -130,8 +130,12 @@ def _validate(index: int, item: Any, errors: list, now_limit: datetime) -> _Row 
     else:
         try:
             occurred_at = datetime.fromisoformat(raw_time)
+            if occurred_at.tzinfo is not None:
+                occurred_at.astimezone(UTC)  # 0001-01-01T00:00+05:00 is before year 1 in UTC
         except ValueError:
             fail("occurred_at", f"is not an ISO 8601 timestamp: {raw_time[:40]!r}")
+        except OverflowError:
+            fail("occurred_at", f"is before {EARLIEST:%Y-%m-%d}")
         else:
             if occurred_at.tzinfo is None:
                 fail("occurred_at", "must include a time zone offset, e.g. +02:00 or Z")

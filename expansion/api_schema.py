@@ -1,0 +1,67 @@
+"""OpenAPI schema post-processing: every operation documents the errors it can answer.
+
+drf-spectacular describes the success response of each view; the errors come from layers
+around it (authentication, scopes, throttling, path lookups, filters and validation), so they
+are added here, once, with the body DRF gives them. schemathesis checks every response against
+this (tests/api/test_schema_fuzz.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Every error has this body (``api_common.exception_handler``); a refused bulk batch adds
+# its ``created`` and ``updated`` counts.
+ERROR = {
+    "type": "object",
+    "properties": {
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "index": {"type": "integer", "nullable": True},
+                    "field": {"type": "string", "nullable": True},
+                    "reason": {"type": "string"},
+                },
+                "required": ["index", "field", "reason"],
+            },
+        }
+    },
+    "required": ["errors"],
+}
+
+ERRORS: dict[str, tuple[str, dict[str, Any]]] = {
+    "400": ("The request is invalid; the body names each item and field, and why.", ERROR),
+    "401": ("No valid API key.", ERROR),
+    "403": ("The API key lacks the scope this request needs.", ERROR),
+    "404": ("No such object.", ERROR),
+    "429": ("Too many requests for this API key; retry after the Retry-After header.", ERROR),
+}
+
+
+def _paginated(operation: dict[str, Any]) -> bool:
+    return any(p.get("name") == "cursor" for p in operation.get("parameters", []))
+
+
+def document_errors(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict:
+    """Add the error responses to every API operation that does not describe them already."""
+    for path, operations in result.get("paths", {}).items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            for status, (description, schema) in ERRORS.items():
+                # Lookups by path, and list pages given a cursor that is not theirs.
+                if status == "404" and "{" not in path and not _paginated(operation):
+                    continue
+                responses.setdefault(
+                    status,
+                    {
+                        "description": description,
+                        "content": {"application/json": {"schema": schema}},
+                    },
+                )
+    return result

@@ -1,0 +1,29 @@
+"""Error pages: the API's JSON error body under /api/, Django's pages elsewhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+
+
+def _error(reason: str) -> dict[str, Any]:
+    """The API's error body (``expansion.api_common.exception_handler``)."""
+    return {"errors": [{"index": None, "field": None, "reason": reason}]}
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(_error("Not found."), status=404)
+    return defaults.page_not_found(request, exception)  # type: ignore[arg-type]
+
+
+def server_error(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(_error("Server error; it has been logged."), status=500)
+    return defaults.server_error(request)
