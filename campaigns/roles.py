@@ -3,6 +3,9 @@
 - **Marketer**: builds segments, offers, templates, experiments and campaigns; sees every send.
 - **Course creator**: sees only the campaigns and sends touching their own courses (a course's
   ``creator``) and approves the campaigns that wait for them. Nothing else.
+
+API keys (credentials of the platforms that sync data) are for superusers only: not even a
+marketer lists them (tests/security/test_boundaries.py).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ MARKETER_EXTRA = [
     ("expansion", "add_bundle"),
     ("expansion", "change_bundle"),
 ]
+# Models no role may see, whatever its apps grant.
+ADMIN_ONLY_MODELS = {"apikey"}
 CREATOR_PERMISSIONS = [
     ("campaigns", "view_campaign"),
     ("campaigns", "approve_campaign"),
@@ -51,11 +56,18 @@ def roles_ensure(**kwargs: Any) -> None:
         perms += Permission.objects.filter(
             content_type__app_label=app,
             codename__regex=rf"^({'|'.join(actions)})_",
-        )
+        ).select_related("content_type")
     for app, codename in MARKETER_EXTRA:
-        perms += Permission.objects.filter(content_type__app_label=app, codename=codename)
+        perms += Permission.objects.filter(
+            content_type__app_label=app, codename=codename
+        ).select_related("content_type")
     marketer.permissions.set(
-        [p for p in perms if p.codename != "approve_campaign"]  # creators approve
+        [
+            p
+            for p in perms
+            if p.codename != "approve_campaign"  # creators approve
+            and p.content_type.model not in ADMIN_ONLY_MODELS
+        ]
     )
     creator, _ = Group.objects.get_or_create(name=COURSE_CREATOR)
     creator.permissions.set(
