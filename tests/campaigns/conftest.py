@@ -113,3 +113,15 @@ def card_send(campaign, version, learner, **kwargs):
         priority=100,
         **kwargs,
     )
+
+
+@pytest.fixture
+def slow_sink(settings):
+    sink = Sink(delay=0.01)
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    yield sink, port
+    controller.stop()

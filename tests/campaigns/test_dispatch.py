@@ -9,7 +9,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.db import connection
 from django.utils import timezone
 
@@ -157,18 +156,6 @@ def _wait(condition, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return False
-
-
-@pytest.fixture
-def slow_sink(settings):
-    sink = Sink(delay=0.01)
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    yield sink, port
-    controller.stop()
 
 
 @pytest.mark.django_db(transaction=True)
