@@ -36,6 +36,10 @@ MARKETER_EXTRA = [
     ("expansion", "change_offer"),
     ("expansion", "add_tierladder"),
     ("expansion", "change_tierladder"),
+    # A ladder's tiers are edited inline on its page: without these the page showed none.
+    ("expansion", "add_tier"),
+    ("expansion", "change_tier"),
+    ("expansion", "delete_tier"),
     ("expansion", "add_bundle"),
     ("expansion", "change_bundle"),
 ]

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from learners.models import Learner
 
 from .affinity import Recommendation, recommendations_for_learner, recommendations_for_product
-from .api_common import BulkUpsertView, bulk_schema
+from .api_common import BulkUpsertView, UtcDateTimeFilter, bulk_schema
 from .metrics import MAX_PERIODS, PERIODS, period_starts, revenue_metrics
 from .models import Order, OrderLine, Product, Subscription
 from .sync import (
@@ -121,8 +121,8 @@ class ProductFilter(django_filters.FilterSet):
 
 class OrderFilter(django_filters.FilterSet):
     learner = django_filters.CharFilter(field_name="learner__external_id")
-    placed_after = django_filters.IsoDateTimeFilter(field_name="placed_at", lookup_expr="gte")
-    placed_before = django_filters.IsoDateTimeFilter(field_name="placed_at", lookup_expr="lt")
+    placed_after = UtcDateTimeFilter(field_name="placed_at", lookup_expr="gte")
+    placed_before = UtcDateTimeFilter(field_name="placed_at", lookup_expr="lt")
 
     class Meta:
         model = Order
@@ -133,7 +133,7 @@ class SubscriptionFilter(django_filters.FilterSet):
     learner = django_filters.CharFilter(field_name="learner__external_id")
     account = django_filters.CharFilter(field_name="account__external_id")
     status = django_filters.CharFilter()
-    renews_before = django_filters.IsoDateTimeFilter(field_name="renews_at", lookup_expr="lt")
+    renews_before = UtcDateTimeFilter(field_name="renews_at", lookup_expr="lt")
 
     class Meta:
         model = Subscription

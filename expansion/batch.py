@@ -282,6 +282,29 @@ def batch_items(data: Any) -> list[Any]:
     return items
 
 
+def text_storable(value: Any, depth: int = 0) -> None:
+    """Refuse text no database column can hold, wherever it sits in the value.
+
+    PostgreSQL text and JSON cannot contain NUL (U+0000), and a lone surrogate (U+D800–DFFF,
+    which JSON's ``\\ud800`` escapes can produce) is not encodable as UTF-8. Either was a
+    server error (schemathesis).
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise FieldError("must not contain NUL (\\u0000) characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FieldError("must be valid Unicode (no lone surrogate)") from None
+    elif depth < 64 and isinstance(value, dict):
+        for key, item in value.items():
+            text_storable(key, depth + 1)
+            text_storable(item, depth + 1)
+    elif depth < 64 and isinstance(value, list):
+        for item in value:
+            text_storable(item, depth + 1)
+
+
 def validate_items(
     items: list[Any], specs: Mapping[str, Spec], *, unique: str | tuple[str, ...] | None = None
 ) -> BatchResult:
@@ -306,6 +329,7 @@ def validate_items(
                 ok = False
                 continue
             try:
+                text_storable(value)
                 clean[name] = spec.validator(value)
             except FieldError as error:
                 result.fail(index, error.field or name, error.reason)

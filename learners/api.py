@@ -13,7 +13,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from expansion.api_common import BulkUpsertView, ErrorItemSerializer, ErrorSerializer, bulk_schema
+from expansion.api_common import (
+    BulkUpsertView,
+    ErrorItemSerializer,
+    ErrorSerializer,
+    UtcDateTimeFilter,
+    bulk_schema,
+)
 from expansion.batch import batch_items
 
 from . import ingest, sync
@@ -121,7 +127,7 @@ class EventOut(serializers.ModelSerializer):
 class LearnerFilter(django_filters.FilterSet):
     email = django_filters.CharFilter(lookup_expr="iexact")
     account = django_filters.CharFilter(field_name="account__external_id")
-    updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_after = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
     marketing_opt_in = django_filters.BooleanFilter()
 
     class Meta:
@@ -154,8 +160,8 @@ class EventFilter(django_filters.FilterSet):
     learner = django_filters.CharFilter(field_name="learner__external_id")
     kind = django_filters.CharFilter()
     course = django_filters.CharFilter(field_name="course__external_id")
-    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    occurred_after = UtcDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = UtcDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
 
     class Meta:
         model = Event

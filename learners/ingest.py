@@ -24,6 +24,8 @@ from expansion.batch import (
     FUTURE_TOLERANCE,
     MAX_JSON_BYTES,
     BatchError,
+    FieldError,
+    text_storable,
     type_name,
 )
 
@@ -108,6 +110,11 @@ def _validate(index: int, item: Any, errors: list, now_limit: datetime) -> _Row 
     for name in REQUIRED_FIELDS:
         if name not in item:
             fail(name, "is required")
+    for name, value in item.items():
+        try:
+            text_storable(value)
+        except FieldError as error:
+            fail(name, error.reason)
     if failed:
         return None
 

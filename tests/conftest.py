@@ -21,6 +21,23 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -
             db.setdefault("TEST", {})["NAME"] = f"test_expansion_{RUN_ID}_{worker}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_session_outlives_the_run(django_db_setup, django_db_blocker):
+    """Before the test database is dropped: end the sessions other processes and threads left
+    on it (a live server's request threads keep theirs in thread-local storage), so the drop
+    succeeds instead of leaving the database behind."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture
 def write_key(db):
     return ApiKeyFactory(scopes=["read", "write"])

@@ -1,10 +1,12 @@
 """Inputs schemathesis found crashing the API (500): each now a 400 naming item and field,
 and nothing written."""
 
+import json
+
 import pytest
 
 from expansion.models import Order, Product, Subscription
-from learners.models import Event
+from learners.models import Event, Learner
 from tests.factories.learners import LearnerFactory
 
 pytestmark = pytest.mark.django_db
@@ -101,3 +103,38 @@ def test_an_unknown_api_path_answers_the_api_error_body(api):
 
     assert response.status_code == 404
     assert response.json() == {"errors": [{"index": None, "field": None, "reason": "Not found."}]}
+
+
+def test_a_filter_time_with_an_offset_postgresql_refuses_is_compared_in_utc(api):
+    """-18:59 is a valid ISO 8601 offset but beyond PostgreSQL's ±15:59: it was a 500."""
+    response = api.get("/api/v1/subscriptions/?renews_before=2030-07-15T19:04:37-18:59")
+    assert response.status_code == 200
+    assert response.json()["results"] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("a\x00b", "field"),  # PostgreSQL raised on NUL (a 500): now refused by field
+        ("\ud800", "body"),  # a lone surrogate: the JSON parser refuses the whole body
+    ],
+)
+def test_text_no_database_can_store_is_refused(api, text, where):
+    def post(path, items):  # JSON escapes (\\ud800), as a client's encoder writes them
+        return api.post(path, json.dumps({"items": items}), content_type="application/json")
+
+    learners = post("/api/v1/learners/bulk/", [{"external_id": "ann", "attributes": {"x": [text]}}])
+    event = {
+        "idempotency_key": "k1",
+        "learner": "ann",
+        "kind": "login",
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "properties": {"note": text},
+    }
+    events = post("/api/v1/events/bulk/", [event])
+
+    assert (learners.status_code, events.status_code) == (400, 400)
+    expected = {"field": ([(0, "attributes")], [(0, "properties")]), "body": ([(None, None)],) * 2}
+    assert [(e["index"], e["field"]) for e in learners.json()["errors"]] == expected[where][0]
+    assert [(e["index"], e["field"]) for e in events.json()["errors"]] == expected[where][1]
+    assert (Learner.objects.count(), Event.objects.count()) == (0, 0)

@@ -9,6 +9,8 @@ default page size for an unreadable ``page_size`` rather than refusing it.
 
 import pytest
 import schemathesis
+from django.core import signals
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
     content_type_conformance,
@@ -20,6 +22,17 @@ from schemathesis.checks import (
 from expansion.apikeys import api_key_issue
 from expansion.wsgi import application
 from tests.factories.learners import CourseFactory, LearnerFactory
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection():
+    """Called in-process, the WSGI app would close the test's database connection at the end
+    of each request (it is inside the test's transaction); Django's test client does this."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
