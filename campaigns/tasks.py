@@ -9,6 +9,8 @@ from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 
+from expansion.celery import queue_for
+
 from .dispatch import CHUNK, dispatch_chunk, due_count, sends_recover
 from .evaluate import campaigns_evaluate
 
@@ -25,7 +27,7 @@ def evaluation_kick(**kwargs: object) -> None:
         return
     try:
         evaluate_campaigns.apply_async(
-            countdown=EVALUATION_DELAY_SECONDS, queue=settings.CELERY_TASK_DEFAULT_QUEUE
+            countdown=EVALUATION_DELAY_SECONDS, queue=queue_for("campaigns")
         )
     except Exception:  # noqa: BLE001 - the broker being down must not fail ingestion
         logging.getLogger(__name__).warning("could not enqueue evaluation; beat will catch up")
@@ -44,7 +46,7 @@ def dispatch_fanout() -> int:
     """One dispatch task per chunk of due sends, up to ``DISPATCH_PARALLELISM`` at once."""
     chunks = min(-(-due_count() // CHUNK), settings.DISPATCH_PARALLELISM)
     for _ in range(chunks):
-        dispatch_due.apply_async(queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+        dispatch_due.apply_async(queue=queue_for("dispatch"))
     return chunks
 
 

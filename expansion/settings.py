@@ -217,6 +217,24 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TIMEZONE = "UTC"
+# Separate queues per kind of work, for workers on several machines (README, "Running in
+# production"): empty means the default queue. Routes apply to beat's entries too.
+CELERY_QUEUES_BY_KIND = {
+    "scoring": env("CELERY_QUEUE_SCORING", ""),
+    "campaigns": env("CELERY_QUEUE_CAMPAIGNS", ""),
+    "dispatch": env("CELERY_QUEUE_DISPATCH", ""),
+}
+_TASKS_BY_KIND = {
+    "scoring": ["learners.tasks.*", "expansion.tasks.*", "experiments.tasks.*"],
+    "campaigns": ["campaigns.tasks.evaluate_campaigns"],
+    "dispatch": ["campaigns.tasks.dispatch_due", "campaigns.tasks.recover_sends"],
+}
+CELERY_TASK_ROUTES = {
+    task: {"queue": queue}
+    for kind, queue in CELERY_QUEUES_BY_KIND.items()
+    if queue
+    for task in _TASKS_BY_KIND[kind]
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Defined in code, synced into django-celery-beat at beat start (pause them in the admin).
 CELERY_BEAT_SCHEDULE = {

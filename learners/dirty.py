@@ -70,12 +70,12 @@ def scoring_kick() -> None:
     """Enqueue an incremental scoring pass unless one was enqueued moments ago."""
     if not cache.add("learners:scoring-kick", 1, timeout=KICK_DEBOUNCE_SECONDS):
         return
-    from django.conf import settings
+    from expansion.celery import queue_for
 
     from .tasks import score_dirty
 
     try:
-        score_dirty.apply_async(queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+        score_dirty.apply_async(queue=queue_for("scoring"))
     except Exception:  # noqa: BLE001 - the broker being down must not fail ingestion
         import logging
 
