@@ -61,6 +61,7 @@ from learners.models import (
     Stage,
     available_time_zones,
 )
+from learners.scoring import StepTimer
 from templates.models import MessageTemplateVersion
 
 from .models import (
@@ -100,6 +101,7 @@ class Evaluation:
     queued: int = 0
     stopped: Counter = field(default_factory=Counter)
     sample: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def policy_for(campaign: Campaign, policy: GuardrailPolicy) -> dict[str, Any]:
@@ -131,21 +133,38 @@ def campaigns_evaluate(
         return result
     policy = GuardrailPolicy.load()
     run = uuid.uuid4()
+    timer = StepTimer()
+    result.timings = timer.timings
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EVALUATION_LOCK])
+                # The commit need not wait for its WAL flush (0.27 s for 10,000 sends,
+                # bench/dispatch.py). Nothing leaves on an evaluation's word alone: a send is
+                # delivered only after a dispatcher's own commit (synchronous) claims it, and
+                # a WAL flush is up to a position, so it makes this commit durable first. A
+                # crash that loses this commit loses only sends that nobody acted on; the
+                # next evaluation finds the same occurrences and writes them again.
+                cursor.execute("SET LOCAL synchronous_commit = off")
+                cursor.execute("SET LOCAL jit = off")
         candidates = Candidate.objects.filter(run=run)
         _zone_table(now, policy)
+        timer.lap("zones")
         for campaign in chosen:
             _collect(run, campaign, now)
         result.candidates = candidates.count()
+        timer.lap("collect")
         if result.candidates:
             _boost(run, policy)
+            timer.lap("boost")
             _guardrails(run, chosen, policy, now)
+            timer.lap("guardrails")
             _experiments(run, chosen, now)
+            timer.lap("experiments")
             _superseded(run)
+            timer.lap("superseded")
             _timing_and_caps(run, chosen, policy, now)
+            timer.lap("caps")
             result.stopped = Counter(
                 dict(
                     candidates.exclude(rule="")
@@ -157,13 +176,17 @@ def campaigns_evaluate(
             result.queued = candidates.filter(rule="").count()
             if sample:
                 result.sample = _sample(run, sample)
+            timer.lap("report")
             if not dry_run:
                 _write_sends(run, chosen, now)
+                timer.lap("sends")
         candidates.delete()
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {ZONE_TABLE}")
+        timer.lap("cleanup")
         if dry_run:
             transaction.set_rollback(True)
+    timer.lap("commit")
     return result
 
 

@@ -83,7 +83,9 @@ class PassResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-class _Timer:
+class StepTimer:
+    """Seconds per named step of a pass (``lap`` closes the step that just ended)."""
+
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
         self._last = time.perf_counter()
@@ -166,7 +168,7 @@ def score_learners(
     """
     as_of = as_of or timezone.now()
     model = scoring_model_active()
-    timer = _Timer()
+    timer = StepTimer()
     kind = "full" if full else "delta" if since is not None else "incremental"
     run = ScoringRun(
         kind=kind,
