@@ -7,16 +7,25 @@ Builds a scratch PostgreSQL database: learners (scored, reachable, in a time zon
 midday now, so quiet hours do not defer them), a course whose final module 10 % of them
 completed in the last three hours, and one active campaign on the final-module trigger with
 the starter "Course-completion cohort upsell" template and an offer, every guardrail on
-(default policy; the global holdout set to 0 % so that every triggered learner is mailed).
+(default policy; the global holdout set to 0 % so that every triggered learner is mailed),
+and a send history for the caps to read (a newsletter five weeks ago to every fifth learner).
 
 Then, with an SMTP sink (aiosmtpd, its own process) and two Celery worker processes on Redis:
 
-1. the product: from the start of the evaluation until the sink has accepted every email
-   (evaluation in this process, then the dispatch tasks fanned out to the two workers);
-2. the evaluation alone (timed inside 1) against one hand-written SQL query of the same
-   trigger (the learners with a final-module completion in the send window);
-3. a bare loop rendering the same template version for the same learners and sending over one
+1. a hand-written evaluation of the same campaign: one ``INSERT … SELECT`` applying the same
+   trigger, every guardrail, quiet hours and the three caps in the learner's zone, writing the
+   Send rows (best of three runs, each committed, then deleted);
+2. the product: from the start of the evaluation until the sink has accepted every email
+   (evaluation in this process, then the dispatch tasks fanned out to the two workers); its
+   Send rows must be the hand-written evaluation's, row for row (a fingerprint);
+3. the evaluation alone (timed inside 2) against the hand-written evaluation, and against
+   the bare trigger query (the learners with a final-module completion in the send window),
+   which only reads;
+4. a bare loop rendering the same template version for the same learners and sending over one
    reused SMTP connection (a sample of ``--bare`` emails; rates are compared).
+
+``--evaluation-only`` stops after the evaluations (last line ``evaluation_ratio=``);
+``--reuse DATABASE`` runs them again on a database kept with ``--keep``.
 
 Last line: ``ratio=<product emails/s / bare loop emails/s>``.
 """
@@ -331,11 +340,13 @@ FROM c
 ON CONFLICT DO NOTHING
 """
 
-# What both evaluations must agree on, row by row.
+# What both evaluations must agree on, row by row (queued or suppressed and why, whatever
+# delivery has done to the queued ones since).
 SENDS_FINGERPRINT = """
-SELECT COUNT(*), md5(string_agg(concat_ws('|', learner_id, occurrence_key, status, rule,
-  status_reason, reason, priority, scheduled_for, to_email, locale, offer_id,
-  template_version_id), ',' ORDER BY learner_id, occurrence_key))
+SELECT COUNT(*), md5(string_agg(concat_ws('|', learner_id, occurrence_key,
+  status = 'suppressed', rule, CASE WHEN status = 'suppressed' THEN status_reason END, reason,
+  priority, scheduled_for, to_email, locale, offer_id, template_version_id),
+  ',' ORDER BY learner_id, occurrence_key))
 FROM campaigns_send WHERE campaign_id = %s
 """
 
