@@ -195,7 +195,7 @@ SELECT l.id, NULL, 'newsletter', '', '', '', now() - interval '35 days', 'email'
   (SELECT MAX(id) FROM message_templates_messagetemplateversion), 'en', l.email,
   'November news', 'sent', '', 1, false, '<news-' || l.id || '@bench>', '',
   now() - interval '35 days', now() - interval '35 days', 0, ''
-FROM learners_learner l WHERE l.id %% 5 = 0
+FROM learners_learner l WHERE mod(l.id, 5) = 0
 """
 
 HAND_WRITTEN = """
@@ -358,7 +358,7 @@ from campaigns.dispatch import send_context
 from campaigns.models import Send
 from templates.mail import email_build
 from templates.messages import message_render
-sends = list(Send.objects.filter(status="sent").select_related(
+sends = list(Send.objects.filter(status="sent", campaign__isnull=False).select_related(
     "learner", "learner__score", "offer", "offer__product", "course", "template_version"
 ).order_by("id")[:COUNT])
 from django.utils import timezone

@@ -16,7 +16,9 @@ read from the kernel:
 3. an hour later: an hour's worth of new events (events / 120 days / 24 h) through the
    ingestion path, then the scheduled pass over everyone (``score_scheduled``: a delta pass)
    at the previous pass's time + 1 hour, so that every window has moved by an hour;
-4. 10,000 new events through the ingestion path, then an incremental pass.
+4. 10,000 new events through the ingestion path, then the incremental pass as the scoring
+   worker runs it (``score_dirty_learners``: on PostgreSQL, ``SCORING_PARALLELISM`` passes
+   at once over disjoint shards of the dirty learners).
 
 Prints the figures and, last, ``ratio=<scheduled hourly pass / the faster hand-written run>``;
 the ratio of the pass from scratch is printed just before it.
@@ -158,7 +160,7 @@ import json, random, time
 from datetime import timedelta
 from django.utils import timezone
 from learners.ingest import events_ingest
-from learners.scoring import score_learners
+from learners.scoring import score_dirty_learners
 rng = random.Random(11)
 now = timezone.now()
 items = [{"idempotency_key": f"incr-{n}", "learner": f"b-{rng.randrange(1, LEARNERS + 1)}",
@@ -174,9 +176,11 @@ for start in range(0, len(items), 1000):
     assert result.accepted == 1000, result.errors[:3]
 ingest_seconds = time.perf_counter() - started
 started = time.perf_counter()
-scored = score_learners(as_of=timezone.now())
+scored = score_dirty_learners(as_of=timezone.now())  # what the scoring worker runs
 print(json.dumps({"ingest_seconds": ingest_seconds, "seconds": time.perf_counter() - started,
-                  "learners": scored.learners, "timings": scored.timings}))
+                  "learners": scored.learners,
+                  "passes": [p.learners for p in scored.passes],
+                  "timings": [p.timings for p in scored.passes]}))
 """
 
 
@@ -465,7 +469,8 @@ def main() -> None:
         incr, incr_mb = run_worker(f"LEARNERS = {args.learners}\n" + WORKER_INCREMENTAL, env)
         print(
             f"incremental: 10,000 new events ingested in {incr['ingest_seconds']:.2f} s, then a "
-            f"pass over {incr['learners']:,} learners in {incr['seconds']:.2f} s; worker peak "
+            f"pass over {incr['learners']:,} learners in {incr['seconds']:.2f} s "
+            f"({len(incr['passes'])} at once: {incr['passes']} learners); worker peak "
             f"{incr_mb:.0f} MB; steps {incr['timings']}",
             flush=True,
         )

@@ -269,6 +269,11 @@ SCORING_FULL_EVERY_HOURS = env_float("SCORING_FULL_EVERY_HOURS", 24)
 SCORING_RANDOM_PAGE_COST = env_float("SCORING_RANDOM_PAGE_COST", 1.1)
 # PostgreSQL work_mem inside scoring passes (per sort or hash, per parallel worker).
 SCORING_WORK_MEM_MB = env_int("SCORING_WORK_MEM_MB", 64)
+# Incremental passes split the dirty learners over this many database connections at once
+# (PostgreSQL only), each claiming its own share of learners; about the database's cores.
+SCORING_PARALLELISM = env_int("SCORING_PARALLELISM", 2)
+# ...but only when each share would hold at least this many learners.
+SCORING_PARALLEL_MIN_LEARNERS = env_int("SCORING_PARALLEL_MIN_LEARNERS", 2000)
 
 # Memory for the affinity refresh's pair count (PostgreSQL, that statement only).
 AFFINITY_WORK_MEM_MB = env_int("AFFINITY_WORK_MEM_MB", 256)

@@ -512,6 +512,14 @@ def _segments_refresh_scoped(segments: list[Segment], as_of: datetime) -> dict[i
         entered = Counter(row[0] for row in cursor.fetchall())
         cursor.execute("DROP TABLE segment_flags")
         cursor.execute("DROP TABLE segment_now")
+    # Concurrent scoped passes (score_dirty_learners) meet only here, on the segment rows:
+    # each locks them all, in one order, before changing any, so they queue, never deadlock.
+    list(
+        Segment.objects.filter(pk__in=[s.pk for s in segments])
+        .order_by("pk")
+        .select_for_update()
+        .values_list("pk", flat=True)
+    )
     for segment in segments:
         delta = entered[segment.pk] - exited[segment.pk]
         if delta:

@@ -2,21 +2,13 @@
 
 from celery import shared_task
 
-from .scoring import INCREMENTAL_BATCH, score_learners, score_scheduled
-
-MAX_BATCHES_PER_TASK = 20
+from .scoring import score_dirty_learners, score_learners, score_scheduled
 
 
 @shared_task(acks_late=True)
 def score_dirty() -> int:
     """Score learners marked dirty, in batches, until none are left (bounded per run)."""
-    scored = 0
-    for _ in range(MAX_BATCHES_PER_TASK):
-        result = score_learners(full=False, limit=INCREMENTAL_BATCH)
-        scored += result.learners
-        if result.learners < INCREMENTAL_BATCH:
-            break
-    return scored
+    return score_dirty_learners().learners
 
 
 @shared_task(acks_late=True)
