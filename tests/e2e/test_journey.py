@@ -35,13 +35,20 @@ from campaigns.roles import COURSE_CREATOR, MARKETER
 from expansion.apikeys import api_key_issue
 from experiments.assignment import bucket
 from experiments.models import BUCKETS, Experiment
-from learners.models import Learner
+from learners.models import Event, Learner
 from templates.models import MessageTemplate
 from tests.campaigns.conftest import Sink, free_port
 from tests.factories.campaigns import CampaignFactory, SendFactory
-from tests.factories.expansion import ProductFactory
+from tests.factories.expansion import OfferFactory, ProductFactory
 from tests.factories.experiments import ExperimentSettingsFactory
-from tests.factories.learners import CourseFactory, ModuleFactory, UserFactory
+from tests.factories.learners import (
+    CourseFactory,
+    EnrollmentFactory,
+    LearnerFactory,
+    ModuleFactory,
+    UserFactory,
+)
+from tests.factories.templates import MessageTemplateFactory, MessageTemplateVersionFactory
 from tests.workers import worker_start
 
 CHROMIUM = "/usr/bin/chromium"
@@ -415,3 +422,89 @@ def _platform_and_inbox(page, carl, base, key, step, campaign, experiment, sink,
     assert len(rows) == 1  # not the other creator's send
     assert str(ann) in rows[0]
     step.shot(carl, "creator-sends")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_widget_in_a_browser_shows_the_card_path_and_takes_a_dismissal(
+    browser, live_server, settings
+):
+    """The embeddable widget on its demo page: the completion card with its countdown and
+    reason, the dashboard's next step, the learning-path bar; "Not now" removes the card and
+    records the dismissal with its reason (the decline guardrail then sees it)."""
+    settings.SITE_URL = live_server.url
+    ExperimentSettingsFactory(global_holdout_percent=0)
+    template = MessageTemplateFactory(channel="in_app", name="Next step card")
+    version = MessageTemplateVersionFactory(
+        template=template,
+        channel="in_app",
+        content={
+            "en": {
+                "subject": "Ready for {{ offer.name }}, {{ learner.first_name }}?",
+                "preheader": "",
+                "html": "<p>Your SQL Advanced seat is waiting.</p>",
+                "text": "",
+                "html_compiled": "<p>Your SQL Advanced seat is waiting.</p>",
+                "text_compiled": "Your SQL Advanced seat is waiting.\n",
+            }
+        },
+    )
+    offer = OfferFactory(
+        name="SQL Advanced",
+        product=ProductFactory(name="SQL Advanced", price=Decimal("99")),
+        cta_url="https://learn.example.org/sql-2",
+        valid_hours=48,
+    )
+    campaign = CampaignFactory(
+        name="Completion card", email_template=None, in_app_template=template, offer=offer
+    )
+    learner = LearnerFactory(external_id="ann", name="Ann Lee")
+    send = SendFactory(
+        learner=learner,
+        campaign=campaign,
+        channel="in_app",
+        template_version=version,
+        offer=offer,
+        moment=campaign.moment,
+        reason="completed the final module of SQL Basics; LPS 82",
+        priority=100,
+    )
+    for position, title in enumerate(["SQL 1", "SQL 2", "SQL 3"], start=1):
+        course = CourseFactory(title=title, learning_path="Data analyst", path_position=position)
+        EnrollmentFactory(
+            learner=learner,
+            course=course,
+            completed_at=timezone.now() - timedelta(days=3) if position == 1 else None,
+        )
+    UserFactory(username="sam", is_staff=True, is_superuser=True)
+    step = Step()
+    page = login(browser, live_server.url, "sam")
+    page.goto(f"{live_server.url}/w/demo/?learner=ann")
+    card = page.locator("#completion .xw-card")
+    card.wait_for()
+    assert card.locator(".xw-label").text_content() == "Well done — what's next"
+    assert card.locator(".xw-title").text_content() == "Ready for SQL Advanced, Ann?"
+    assert card.locator(".xw-body").text_content() == "Your SQL Advanced seat is waiting."
+    assert card.locator(".xw-why").text_content() == (
+        "Why you're seeing this: completed the final module of SQL Basics; LPS 82"
+    )
+    assert re.fullmatch(r"4[78] h \d\d min left", card.locator(".xw-countdown").text_content())
+    page.locator("#next-step .xw-card").wait_for()
+    assert page.locator("#next-step .xw-label").text_content() == "Your next step"
+    bar = page.locator("#path [role=progressbar]")
+    bar.wait_for()
+    assert bar.get_attribute("aria-valuenow") == "33"
+    assert page.locator("#path .xw-label").text_content() == "Data analyst: 1 of 3 courses"
+    assert page.locator("#path .xw-next-course").text_content() == "Next: SQL 2"
+    step.shot(page, "widget-demo")
+    wait_for(lambda: Send.objects.get(pk=send.pk).seen_at, 10, "the impression")
+
+    card.locator(".xw-dismiss").click()
+    assert page.locator("#completion .xw-card").count() == 0
+    dismissed = wait_for(
+        lambda: Send.objects.filter(pk=send.pk, status="dismissed").first(), 10, "the dismissal"
+    )
+    assert dismissed.dismiss_reason == "not_now"
+    assert list(Event.objects.filter(learner=learner).values_list("kind", flat=True)) == [
+        "offer_declined"
+    ]
+    step.shot(page, "widget-dismissed")
