@@ -69,6 +69,11 @@ def smtp(settings, db):
 @pytest.fixture
 def card_setup(settings):
     settings.SITE_URL = "https://expansion.example.org"
+    return card_campaign()
+
+
+def card_campaign():
+    """An in-app completion card campaign for Ann: (campaign, template version, learner)."""
     ExperimentSettingsFactory(global_holdout_percent=0)
     template = MessageTemplateFactory(channel="in_app", name="Next step card")
     version = MessageTemplateVersionFactory(

@@ -37,18 +37,16 @@ from experiments.assignment import bucket
 from experiments.models import BUCKETS, Experiment
 from learners.models import Event, Learner
 from templates.models import MessageTemplate
-from tests.campaigns.conftest import Sink, free_port
+from tests.campaigns.conftest import Sink, card_campaign, card_send, free_port
 from tests.factories.campaigns import CampaignFactory, SendFactory
-from tests.factories.expansion import OfferFactory, ProductFactory
+from tests.factories.expansion import ProductFactory
 from tests.factories.experiments import ExperimentSettingsFactory
 from tests.factories.learners import (
     CourseFactory,
     EnrollmentFactory,
-    LearnerFactory,
     ModuleFactory,
     UserFactory,
 )
-from tests.factories.templates import MessageTemplateFactory, MessageTemplateVersionFactory
 from tests.workers import worker_start
 
 CHROMIUM = "/usr/bin/chromium"
@@ -432,42 +430,8 @@ def test_the_widget_in_a_browser_shows_the_card_path_and_takes_a_dismissal(
     reason, the dashboard's next step, the learning-path bar; "Not now" removes the card and
     records the dismissal with its reason (the decline guardrail then sees it)."""
     settings.SITE_URL = live_server.url
-    ExperimentSettingsFactory(global_holdout_percent=0)
-    template = MessageTemplateFactory(channel="in_app", name="Next step card")
-    version = MessageTemplateVersionFactory(
-        template=template,
-        channel="in_app",
-        content={
-            "en": {
-                "subject": "Ready for {{ offer.name }}, {{ learner.first_name }}?",
-                "preheader": "",
-                "html": "<p>Your SQL Advanced seat is waiting.</p>",
-                "text": "",
-                "html_compiled": "<p>Your SQL Advanced seat is waiting.</p>",
-                "text_compiled": "Your SQL Advanced seat is waiting.\n",
-            }
-        },
-    )
-    offer = OfferFactory(
-        name="SQL Advanced",
-        product=ProductFactory(name="SQL Advanced", price=Decimal("99")),
-        cta_url="https://learn.example.org/sql-2",
-        valid_hours=48,
-    )
-    campaign = CampaignFactory(
-        name="Completion card", email_template=None, in_app_template=template, offer=offer
-    )
-    learner = LearnerFactory(external_id="ann", name="Ann Lee")
-    send = SendFactory(
-        learner=learner,
-        campaign=campaign,
-        channel="in_app",
-        template_version=version,
-        offer=offer,
-        moment=campaign.moment,
-        reason="completed the final module of SQL Basics; LPS 82",
-        priority=100,
-    )
+    campaign, version, learner = card_campaign()
+    send = card_send(campaign, version, learner)
     for position, title in enumerate(["SQL 1", "SQL 2", "SQL 3"], start=1):
         course = CourseFactory(title=title, learning_path="Data analyst", path_position=position)
         EnrollmentFactory(
@@ -483,7 +447,9 @@ def test_the_widget_in_a_browser_shows_the_card_path_and_takes_a_dismissal(
     card.wait_for()
     assert card.locator(".xw-label").text_content() == "Well done — what's next"
     assert card.locator(".xw-title").text_content() == "Ready for SQL Advanced, Ann?"
-    assert card.locator(".xw-body").text_content() == "Your SQL Advanced seat is waiting."
+    assert card.locator(".xw-body").text_content() == (
+        "completed the final module of SQL Basics; LPS 82"
+    )
     assert card.locator(".xw-why").text_content() == (
         "Why you're seeing this: completed the final module of SQL Basics; LPS 82"
     )
