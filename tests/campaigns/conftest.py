@@ -14,7 +14,7 @@ from aiosmtpd.controller import Controller
 from tests.factories.campaigns import CampaignFactory, SendFactory
 from tests.factories.expansion import OfferFactory, ProductFactory
 from tests.factories.experiments import ExperimentSettingsFactory
-from tests.factories.learners import LearnerFactory
+from tests.factories.learners import CourseFactory, EnrollmentFactory, LearnerFactory
 from tests.factories.templates import MessageTemplateFactory, MessageTemplateVersionFactory
 
 
@@ -104,6 +104,15 @@ def card_campaign():
     )
     learner = LearnerFactory(external_id="ann", name="Ann Lee")
     return campaign, version, learner
+
+
+def data_analyst_path(learner, *, completed_at="2026-01-10T00:00:00Z"):
+    """The learner on the "Data analyst" path of SQL 1–3, with SQL 1 completed."""
+    for position, title in enumerate(["SQL 1", "SQL 2", "SQL 3"], start=1):
+        course = CourseFactory(title=title, learning_path="Data analyst", path_position=position)
+        EnrollmentFactory(
+            learner=learner, course=course, completed_at=completed_at if position == 1 else None
+        )
 
 
 def card_send(campaign, version, learner, **kwargs):

@@ -9,8 +9,8 @@ from django.core import signing
 from campaigns.models import Send
 from campaigns.widget import WIDGET_SALT, widget_token
 from learners.models import Event
-from tests.campaigns.conftest import card_send
-from tests.factories.learners import CourseFactory, EnrollmentFactory, LearnerFactory
+from tests.campaigns.conftest import card_send, data_analyst_path
+from tests.factories.learners import LearnerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -18,13 +18,7 @@ pytestmark = pytest.mark.django_db
 def test_a_token_from_the_api_reads_the_card_and_the_path(api, client, card_setup):
     campaign, version, learner = card_setup
     send = card_send(campaign, version, learner)
-    for position, title in enumerate(["SQL 1", "SQL 2", "SQL 3"], start=1):
-        course = CourseFactory(title=title, learning_path="Data analyst", path_position=position)
-        EnrollmentFactory(
-            learner=learner,
-            course=course,
-            completed_at="2026-01-10T00:00:00Z" if position == 1 else None,
-        )
+    data_analyst_path(learner)
 
     issued = api.post("/api/v1/learners/ann/widget-token/", {}, format="json").json()
     assert issued["expires_in"] == 3600

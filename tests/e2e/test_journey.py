@@ -37,13 +37,18 @@ from experiments.assignment import bucket
 from experiments.models import BUCKETS, Experiment
 from learners.models import Event, Learner
 from templates.models import MessageTemplate
-from tests.campaigns.conftest import Sink, card_campaign, card_send, free_port
+from tests.campaigns.conftest import (
+    Sink,
+    card_campaign,
+    card_send,
+    data_analyst_path,
+    free_port,
+)
 from tests.factories.campaigns import CampaignFactory, SendFactory
 from tests.factories.expansion import ProductFactory
 from tests.factories.experiments import ExperimentSettingsFactory
 from tests.factories.learners import (
     CourseFactory,
-    EnrollmentFactory,
     ModuleFactory,
     UserFactory,
 )
@@ -432,13 +437,7 @@ def test_the_widget_in_a_browser_shows_the_card_path_and_takes_a_dismissal(
     settings.SITE_URL = live_server.url
     campaign, version, learner = card_campaign()
     send = card_send(campaign, version, learner)
-    for position, title in enumerate(["SQL 1", "SQL 2", "SQL 3"], start=1):
-        course = CourseFactory(title=title, learning_path="Data analyst", path_position=position)
-        EnrollmentFactory(
-            learner=learner,
-            course=course,
-            completed_at=timezone.now() - timedelta(days=3) if position == 1 else None,
-        )
+    data_analyst_path(learner, completed_at=timezone.now() - timedelta(days=3))
     UserFactory(username="sam", is_staff=True, is_superuser=True)
     step = Step()
     page = login(browser, live_server.url, "sam")
