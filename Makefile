@@ -28,7 +28,7 @@ run: install
 	$(MANAGE) seed_demo --if-empty
 	$(MANAGE) ensure_admin
 	@echo "Admin: http://$(HOST):$(PORT)/admin/   API docs: http://$(HOST):$(PORT)/api/docs/"
-	@trap 'kill 0' EXIT INT TERM; \
+	@trap 'trap - EXIT INT TERM; kill 0' EXIT INT TERM; \
 	$(BIN)/celery -A expansion worker --loglevel=INFO --concurrency=2 & \
 	$(BIN)/celery -A expansion beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler & \
 	$(MANAGE) runserver --noreload $(HOST):$(PORT)
