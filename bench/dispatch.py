@@ -165,8 +165,11 @@ print("{}")
 # The bench's campaign and policy, for the hand-written evaluation.
 CONFIG = """
 import json
+from campaigns.evaluate import COUNTED
 from campaigns.models import Campaign, GuardrailPolicy, Rule
 from experiments.assignment import global_holdout_bucket_limit
+from experiments.models import BUCKETS
+from learners.models import MARKETING_CATEGORIES
 campaign = Campaign.objects.get(name="Graduates: next course")
 template, offer = campaign.email_template, campaign.offer
 policy = GuardrailPolicy.load()
@@ -176,7 +179,9 @@ print(json.dumps({
     "offers_allowed": campaign.moment.offers_allowed, "category": campaign.category,
     "priority": campaign.priority, "window_hours": campaign.send_within_hours,
     "version": template.versions.order_by("-number").first().pk,
-    "salt": salt, "holdout_limit": limit, "labels": dict(Rule.choices),
+    "salt": salt, "holdout_limit": limit, "buckets": BUCKETS, "labels": dict(Rule.choices),
+    "counted": [str(status) for status in COUNTED],
+    "marketing": [str(category) for category in MARKETING_CATEGORIES],
     "policy": {name: str(getattr(policy, name)) for name in (
         "email_cap", "cap_window_days", "email_cap_day", "email_cap_week", "quiet_start",
         "quiet_end", "min_lps", "declined_days", "bought_days")},
@@ -426,7 +431,7 @@ def hand_params(config: dict, now: datetime) -> dict:
         "category": config["category"],
         "offers_allowed": config["offers_allowed"],
         "salt": config["salt"],
-        "buckets": 10_000,
+        "buckets": config["buckets"],
         "holdout_limit": config["holdout_limit"],
         "labels": json.dumps(config["labels"]),
         "min_lps": int(policy["min_lps"]),
@@ -438,17 +443,8 @@ def hand_params(config: dict, now: datetime) -> dict:
         "email_cap": int(policy["email_cap"]),
         "email_cap_day": int(policy["email_cap_day"]),
         "email_cap_week": int(policy["email_cap_week"]),
-        "counted": [
-            "queued",
-            "sending",
-            "sent",
-            "delivered",
-            "opened",
-            "clicked",
-            "converted",
-            "dismissed",
-        ],
-        "marketing": ["offers", "learning", "news"],
+        "counted": config["counted"],
+        "marketing": config["marketing"],
     }
 
 

@@ -146,6 +146,8 @@ def campaigns_evaluate(
                 # crash that loses this commit loses only sends that nobody acted on; the
                 # next evaluation finds the same occurrences and writes them again.
                 cursor.execute("SET LOCAL synchronous_commit = off")
+                # As in scoring passes: compiling these large statements costs more than it
+                # saves on this many rows.
                 cursor.execute("SET LOCAL jit = off")
         candidates = Candidate.objects.filter(run=run)
         _zone_table(now, policy)
@@ -181,9 +183,6 @@ def campaigns_evaluate(
             if not dry_run:
                 _write_sends(run, chosen, now)
                 timer.lap("sends")
-                if result.candidates >= ANALYZE_AFTER:
-                    _analyze_sends()
-                    timer.lap("analyze")
         candidates.delete()
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {ZONE_TABLE}")
@@ -701,20 +700,6 @@ def _sample(run: uuid.UUID, limit: int) -> list[dict[str, Any]]:
         }
         for row in rows
     ]
-
-
-# Fresh statistics on the send table after an evaluation wrote this many sends.
-ANALYZE_AFTER = 10_000
-
-
-def _analyze_sends() -> None:
-    """``ANALYZE`` the send table (PostgreSQL), as after any bulk load: with the statistics of
-    before, the planner takes the 100,000 sends just queued for a handful and plans
-    dispatch's claims and the next evaluation's cap probes for that (~0.2 s for 300,000 rows;
-    the new rows count, being this transaction's own, and others see the result at commit)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {Send._meta.db_table}")
 
 
 def _write_sends(run: uuid.UUID, campaigns: list[Campaign], now: datetime) -> None:
