@@ -143,6 +143,11 @@ class GuardrailPolicy(SingletonModel):
         default=10,
         help_text="Priority added for each further campaign a learner triggers at once.",
     )
+    pause_after_failures = models.PositiveSmallIntegerField(
+        default=10,
+        help_text="A campaign whose sends fail this many times in a row for the same reason "
+        "pauses itself and says why (0: never).",
+    )
     attribution_days = models.PositiveSmallIntegerField(
         default=7,
         help_text="An order is credited to the learner's last clicked (else opened, else "
@@ -271,6 +276,18 @@ class Campaign(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+    )
+    paused_reason = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Why it paused itself (its sends kept failing); empty when paused by hand.",
+    )
+    paused_at = models.DateTimeField(null=True, blank=True)
+    failure_streak = models.PositiveIntegerField(
+        default=0, help_text="Sends failed in a row for the same reason (a delivery resets it)."
+    )
+    failure_reason = models.CharField(
+        max_length=500, blank=True, help_text="The reason of the current failure streak."
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -424,6 +441,11 @@ class Send(models.Model):
     handoff_at = models.DateTimeField(
         null=True, blank=True, help_text="When it was handed to the mail server."
     )
+    lease = models.UUIDField(
+        null=True,
+        blank=True,
+        help_text="The dispatch lease it is claimed under (a DispatchLease, while sending).",
+    )
     channel = models.CharField(max_length=10, default="email")
     category = models.CharField(
         max_length=20, choices=MessageCategory.choices, default=MessageCategory.OFFERS
@@ -540,3 +562,46 @@ class SendEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class DispatchLease(models.Model):
+    """A dispatcher's claim on a chunk of sends: valid while ``expires_at`` is ahead, renewed
+    by its worker's heartbeat while it works (``campaigns.dispatch``).
+
+    Recovery takes the sends of expired leases only, and deletes the lease in the same
+    transaction; a worker renews (and checks) its lease in the transaction that marks each
+    message as handed over, so a worker that lost its lease stops before sending anything
+    else. Both are conditional updates of this one row, so they cannot both win.
+    """
+
+    id = models.UUIDField(primary_key=True)
+    worker = models.CharField(max_length=200, help_text="host:pid of the dispatcher.")
+    claimed_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"], name="dispatchlease_expiry_idx")]
+
+    def __str__(self) -> str:
+        return f"Lease {self.id} ({self.worker})"
+
+
+class MailCircuit(SingletonModel):
+    """The circuit breaker in front of the mail server, shared by every dispatcher.
+
+    Opened when the server cannot be reached (connect refused, timed out, disconnected): no
+    dispatcher claims anything until ``open_until``; then one chunk probes it. Each failure in
+    a row doubles the pause (5 s … ``MAX_OPEN``); a delivery closes it.
+    """
+
+    failures = models.PositiveIntegerField(default=0)
+    open_until = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = "mail server circuit"
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="mailcircuit_single")]
+
+    def __str__(self) -> str:
+        return "Mail server circuit"
