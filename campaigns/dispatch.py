@@ -21,9 +21,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from expansion.models import CommerceSettings
-from expansion.pricing import offer_terms
 from templates import engine
-from templates.context import message_context, offer_context
+from templates.context import ContextRequest, contexts_build
 
 from .delivery import (
     MAX_ATTEMPTS,
@@ -88,24 +87,29 @@ def sends_claim(*, limit: int = CHUNK, now: datetime | None = None) -> list[int]
         return sorted(row[0] for row in cursor.fetchall())
 
 
+def send_contexts(
+    sends: list[Send], now: datetime, policy: CommerceSettings | None = None
+) -> list[dict[str, Any]]:
+    """The personalisation context of each campaign send (its learner, score, course, offer
+    terms, usage, value receipt and reason) — the one builder previews and test sends use
+    too (``templates.context.contexts_build``)."""
+    return contexts_build(
+        requests=[
+            ContextRequest(
+                learner=send.learner, course_id=send.course_id, offer=send.offer, reason=send.reason
+            )
+            for send in sends
+        ],
+        now=now,
+        policy=policy,
+    )
+
+
 def send_context(
     send: Send, now: datetime, policy: CommerceSettings | None = None
 ) -> dict[str, Any]:
-    """The personalisation context of one campaign send (its learner, score, offer terms,
-    course and reason), from rows the caller loaded with ``select_related``; ``policy``: the
-    commerce settings, loaded once for a chunk."""
-    learner = send.learner
-    score = getattr(learner, "score", None)
-    offer = None
-    if send.offer is not None:
-        offer = offer_context(
-            offer=send.offer,
-            terms=offer_terms(offer=send.offer, learner_id=learner.pk, now=now, policy=policy),
-        )
-    course = {"title": send.course.title} if send.course is not None else None
-    return message_context(
-        learner=learner, score=score, course=course, offer=offer, reason=send.reason
-    )
+    """One send's context (``send_contexts`` for one)."""
+    return send_contexts([send], now, policy)[0]
 
 
 def _release(ids: list[int]) -> int:

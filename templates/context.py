@@ -196,6 +196,58 @@ def course_context(*, enrollment: Enrollment) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class ContextRequest:
+    """What one message is about: the learner (loaded), the course and offer it concerns (the
+    offer with its product loaded) and the reason it records."""
+
+    learner: Learner
+    course_id: int | None = None
+    offer: Any = None
+    reason: str = ""
+
+
+def contexts_build(
+    *, requests: list[ContextRequest], now: datetime, policy: Any = None
+) -> list[dict[str, Any]]:
+    """The context of each request, in order (without links: delivery adds those).
+
+    TODO(context builder): set-based — a fixed number of queries for any number of requests.
+    """
+    from expansion.pricing import offer_terms
+
+    out = []
+    for request in requests:
+        learner = request.learner
+        offer = None
+        if request.offer is not None:
+            offer = offer_context(
+                offer=request.offer,
+                terms=offer_terms(
+                    offer=request.offer, learner_id=learner.pk, now=now, policy=policy
+                ),
+            )
+        course = None
+        if request.course_id is not None:
+            enrollment = (
+                Enrollment.objects.filter(learner=learner, course_id=request.course_id)
+                .select_related("course")
+                .first()
+            )
+            course = course_context(enrollment=enrollment) if enrollment else None
+        out.append(
+            message_context(
+                learner=learner,
+                score=LearnerScore.objects.filter(learner=learner).first(),
+                course=course,
+                offer=offer,
+                reason=request.reason,
+                receipt=receipt_for(learner_id=learner.pk, now=now),
+            )
+        )
+    return out
+
+
 def preview_context(*, learner: Learner, now: datetime | None = None) -> dict[str, Any]:
     """Everything for one real learner: their latest enrollment, scores, the first active
     offer priced for them, their value receipt. For previews and test sends."""
