@@ -15,9 +15,9 @@ for the dispatcher to retry with backoff.
 from __future__ import annotations
 
 import html
+import random
 import re
 import smtplib
-import socket
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import make_msgid
@@ -153,26 +153,32 @@ def _finish(send: Send, status: str, reason: str, kind: str) -> Send:
     return send
 
 
-TRANSIENT = (
-    smtplib.SMTPServerDisconnected,
-    smtplib.SMTPConnectError,
-    ConnectionError,
-    socket.timeout,
-    TimeoutError,
-)
+def server_down(exc: BaseException) -> bool:
+    """The failure says the mail server is unreachable or unavailable (connection refused,
+    reset or timed out; 421 "closing the channel", RFC 5321; a provider's 5xx or 429), not
+    that it refused this one message: stop the chunk and open the circuit breaker."""
+    if isinstance(exc, smtplib.SMTPServerDisconnected | smtplib.SMTPConnectError):
+        return True
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code == 421
+    if isinstance(exc, smtplib.SMTPException):
+        return False
+    if isinstance(exc, OSError):  # refused, reset, unreachable, timed out
+        return True
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status is not None and (status >= 500 or status == 429)
 
 
-def _transient(exc: BaseException) -> bool:
+def transient(exc: BaseException) -> bool:
+    """Worth another try later: the server down, or a 4xx answer for this message."""
+    if server_down(exc):
+        return True
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
         return bool(codes) and all(400 <= code < 500 for code in codes)
     if isinstance(exc, smtplib.SMTPResponseException):
         return 400 <= exc.smtp_code < 500
-    if isinstance(exc, TRANSIENT):
-        return True
-    # django-anymail: a provider answering 5xx / 429 is worth another try; 4xx is not.
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    return status is not None and (status >= 500 or status == 429)
+    return False
 
 
 @dataclass(frozen=True)
@@ -282,7 +288,14 @@ MAX_ATTEMPTS = 8
 
 
 def retry_delay(attempts: int) -> timedelta:
+    """The base wait after ``attempts`` tried deliveries: 1, 2, 4 … minutes, at most 6 h."""
     return timedelta(minutes=min(2 ** max(attempts - 1, 0), 360))
+
+
+def retry_at(attempts: int, now: Any) -> Any:
+    """When to try again: the base wait plus up to 25 % jitter, so that sends refused
+    together do not all come back in the same second."""
+    return now + retry_delay(attempts) * (1 + random.uniform(0, 0.25))
 
 
 def email_send(
@@ -324,13 +337,13 @@ def email_send(
         message.send()
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is lost
         reason = f"{type(exc).__name__}: {exc}"
-        if _transient(exc) and send.attempts < MAX_ATTEMPTS:
+        if transient(exc) and send.attempts < MAX_ATTEMPTS:
             Send.objects.filter(pk=send.pk).update(
                 handoff_at=None, scheduled_for=timezone.now() + retry_delay(send.attempts)
             )
             _finish(send, SendStatus.QUEUED, f"deferred: {reason}", SendEventKind.DEFERRED)
             raise DeliveryDeferred(reason) from exc
-        if _transient(exc):
+        if transient(exc):
             reason = f"gave up after {send.attempts} attempts: {reason}"
         return Outcome(_finish(send, SendStatus.FAILED, reason, SendEventKind.FAILED), False)
     Send.objects.filter(pk=send.pk).update(**sent_fields(prepared, timezone.now()))

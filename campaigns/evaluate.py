@@ -27,7 +27,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -64,8 +64,8 @@ from learners.models import (
 from learners.scoring import StepTimer
 from templates.models import MessageTemplateVersion
 
+from .guardrails import policy_for
 from .models import (
-    OVERRIDABLE,
     Campaign,
     CampaignStatus,
     Candidate,
@@ -76,6 +76,7 @@ from .models import (
     SendStatus,
     TriggerKind,
 )
+from .quiet_hours import local_instant, quiet_until
 from .triggers import COLUMNS, trigger_rows
 
 EVALUATION_LOCK = 0x43414D50  # "CAMP"
@@ -102,12 +103,6 @@ class Evaluation:
     stopped: Counter = field(default_factory=Counter)
     sample: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def policy_for(campaign: Campaign, policy: GuardrailPolicy) -> dict[str, Any]:
-    values = {name: getattr(policy, name) for name in OVERRIDABLE}
-    values.update({k: v for k, v in (campaign.guardrails or {}).items() if k in OVERRIDABLE})
-    return values
 
 
 def campaigns_evaluate(
@@ -466,33 +461,27 @@ class ZoneClock:
 
 
 def zone_clock(zone: str, now: datetime, quiet_start: time, quiet_end: time) -> ZoneClock:
-    """Quiet hours hold in the learner's zone: a send due inside them waits for their end."""
+    """Quiet hours hold in the learner's zone: a send due inside them waits for their end
+    (the first valid local instant, daylight-saving transitions included:
+    ``campaigns.quiet_hours``)."""
     tz = ZoneInfo(zone)
-    local = now.astimezone(tz)
-    send_local = local
-    clock = local.time()
-    if quiet_start != quiet_end:
-        wraps = quiet_start > quiet_end  # e.g. 21:00 → 08:00
-        inside = (
-            (clock >= quiet_start or clock < quiet_end)
-            if wraps
-            else quiet_start <= clock < quiet_end
-        )
-        if inside:
-            day: date = local.date()
-            if wraps and clock >= quiet_start:
-                day = day + timedelta(days=1)
-            send_local = datetime.combine(day, quiet_end, tzinfo=tz)
-    day_start = datetime.combine(send_local.date(), time(0), tzinfo=tz)
-    day_end = datetime.combine(send_local.date() + timedelta(days=1), time(0), tzinfo=tz)
+    send_at = quiet_until(zone, now, quiet_start, quiet_end) or now
+    send_local = send_at.astimezone(tz)
+
+    def midnight(day: date) -> datetime:
+        return local_instant(tz, datetime.combine(day, time(0)), not_before=MIN_UTC)
+
     monday = send_local.date() - timedelta(days=send_local.weekday())
-    week_start = datetime.combine(monday, time(0), tzinfo=tz)
-    week_end = datetime.combine(monday + timedelta(days=7), time(0), tzinfo=tz)
-    utc = [
-        value.astimezone(ZoneInfo("UTC"))
-        for value in (send_local, day_start, day_end, week_start, week_end)
-    ]
-    return ZoneClock(*utc)
+    return ZoneClock(
+        send_at.astimezone(UTC),
+        midnight(send_local.date()),
+        midnight(send_local.date() + timedelta(days=1)),
+        midnight(monday),
+        midnight(monday + timedelta(days=7)),
+    )
+
+
+MIN_UTC = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 ZONE_TABLE = "evaluation_zone"
@@ -589,21 +578,24 @@ def _caps(run: uuid.UUID, channel: str, caps: dict[int, dict[str, int]]) -> None
     sends = f"""
         FROM campaigns_send s
         WHERE s.learner_id = c.learner_id AND s.channel = %s
-          AND s.status IN ({counted}) AND s.category IN ({marketing})
+          AND s.status IN ({counted}) AND s.category IN ({marketing}) AND NOT s.is_test
     """
-    # Each campaign's rolling window, as rows to join (its length may be overridden).
+    # Each campaign's rolling window, as rows to join (its length may be overridden). A send
+    # counts if it lies within the window's length on either side of the candidate's time:
+    # one queued for later (a retry, a send waiting for the end of quiet hours) shares a
+    # window with this one as surely as one sent before.
     windows = " UNION ALL ".join(
         f"SELECT {pk} AS campaign_id, {value['days']} AS days" for pk, value in caps.items()
     )
     if connection.vendor == "postgresql":
         rolling = (
             f"AND {when} > c.scheduled_for - make_interval(days => cw.days) "
-            f"AND {when} <= c.scheduled_for"
+            f"AND {when} < c.scheduled_for + make_interval(days => cw.days)"
         )
     else:
         rolling = (
             f"AND julianday({when}) > julianday(c.scheduled_for) - cw.days "
-            f"AND julianday({when}) <= julianday(c.scheduled_for)"
+            f"AND julianday({when}) < julianday(c.scheduled_for) + cw.days"
         )
     calendar = {
         period: f"AND {when} >= COALESCE(z.{period}_start, u.{period}_start) "

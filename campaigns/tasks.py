@@ -54,16 +54,17 @@ def dispatch_fanout() -> int:
 def dispatch_due() -> int:
     """Deliver chunks of due campaign emails until none are left or the budget is spent."""
     started = time.monotonic()
+    sends_recover()  # a dead dispatcher's sends go first (a cheap probe when there are none)
     sent = 0
     while time.monotonic() - started < settings.DISPATCH_BUDGET_SECONDS:
         done = dispatch_chunk()
         sent += done.sent
-        if done.claimed < CHUNK or done.released:
+        if done.circuit_open or done.claimed < CHUNK or done.released or done.lease_lost:
             break
     return sent
 
 
 @shared_task(acks_late=True)
 def recover_sends() -> dict[str, int]:
-    """Return a dead worker's unattempted sends to the queue (see ``sends_recover``)."""
+    """Return dead dispatchers' sends to the queue (see ``campaigns.leases.sends_recover``)."""
     return sends_recover()

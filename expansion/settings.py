@@ -252,7 +252,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("CAMPAIGN_EVALUATION_SECONDS", 60)),
     },
     "dispatch-sends": {"task": "campaigns.tasks.dispatch_due", "schedule": 30.0},
-    "recover-sends": {"task": "campaigns.tasks.recover_sends", "schedule": 300.0},
+    # Dead dispatchers' sends come back within a lease plus this (90 s by default).
+    "recover-sends": {"task": "campaigns.tasks.recover_sends", "schedule": 30.0},
     "analyse-experiments": {
         "task": "experiments.tasks.analyse_running",
         "schedule": float(env_int("EXPERIMENT_ANALYSIS_SECONDS", 3600)),
@@ -260,6 +261,10 @@ CELERY_BEAT_SCHEDULE = {
 }
 # Dispatch tasks the evaluation fans out at once (one per chunk of 200 due emails).
 DISPATCH_PARALLELISM = env_int("DISPATCH_PARALLELISM", 4)
+# A dispatcher's claim on its chunk lasts this long after its last renewal; its heartbeat
+# renews it every quarter of that while it sends (campaigns.leases). Longer than
+# EMAIL_TIMEOUT, so one slow answer cannot outlast it.
+DISPATCH_LEASE_SECONDS = env_int("DISPATCH_LEASE_SECONDS", 60)
 # A dispatch task stops taking new chunks after this many seconds (beat starts the next).
 DISPATCH_BUDGET_SECONDS = env_int("DISPATCH_BUDGET_SECONDS", 50)
 

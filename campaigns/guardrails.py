@@ -1,0 +1,201 @@
+"""Guardrails at the moment a message leaves.
+
+An evaluation decides who gets what (``campaigns.evaluate``), but an email queued at 23:00 for
+08:00 leaves into a morning in which the learner may have opened a support ticket, bought,
+had a payment fail, declined an offer or unsubscribed. So the dispatcher checks again, for a
+whole chunk in a fixed number of queries (``SendTimeChecks``), just before each message
+leaves: consent and suppression, the global holdout, the offer-free moments, every guardrail
+that can change overnight and the frequency caps — counting what has actually left since, in
+the learner's own day and week. A stop is stored on the send with its rule.
+
+A learner with new data since the send was decided, not scored yet, waits (``waiting``):
+their flags, stage and LPS must be read from fresh scores, as the evaluation does.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db.models import Max, Q
+
+from expansion.models import Order
+from learners.models import DirtyLearner, Event, EventKind, MessageCategory, Stage
+
+from .models import OVERRIDABLE, Campaign, GuardrailPolicy, Rule, Send, SendStatus, TriggerKind
+
+# Sends that have left (or are leaving) count towards the caps at the moment of sending; a
+# queued one does not — it has not left, and two queued sends must not block each other.
+LEFT = [
+    SendStatus.SENT,
+    SendStatus.DELIVERED,
+    SendStatus.OPENED,
+    SendStatus.CLICKED,
+    SendStatus.CONVERTED,
+]
+LABELS = dict(Rule.choices)
+
+
+def policy_for(campaign: Campaign, policy: GuardrailPolicy) -> dict[str, Any]:
+    """The campaign's effective guardrails: the policy with the campaign's overrides."""
+    values = {name: getattr(policy, name) for name in OVERRIDABLE}
+    values.update({k: v for k, v in (campaign.guardrails or {}).items() if k in OVERRIDABLE})
+    return values
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ValueError, KeyError, OSError):
+        return ZoneInfo("UTC")
+
+
+class SendTimeChecks:
+    """The guardrails for one chunk of campaign email sends, loaded at once.
+
+    ``unreachable(send)``, then ``waiting(send)``, then ``stop(send, now)``: the (rule,
+    reason) that stops it now, or None. ``left(send, at)``
+    records a message handed over in this chunk, so the caps count it for the next ones.
+    """
+
+    def __init__(self, *, sends: list[Send], policy: GuardrailPolicy, now: datetime) -> None:
+        from .delivery import send_blockers
+
+        self.policy = policy
+        self.values = {
+            send.campaign_id: policy_for(send.campaign, policy) for send in sends if send.campaign
+        }
+        self.reachability = send_blockers(sends)
+        learners = {send.learner_id for send in sends}
+        self.changed_at = dict(
+            DirtyLearner.objects.filter(learner_id__in=learners)
+            .values_list("learner_id")
+            .annotate(last=Max("marked_at"))
+            .values_list("learner_id", "last")
+        )
+        longest = (
+            max([v["declined_days"] for v in self.values.values()] + [0], default=0),
+            max([v["bought_days"] for v in self.values.values()] + [0], default=0),
+        )
+        self.declined_at = dict(
+            Event.objects.filter(
+                learner_id__in=learners,
+                kind=EventKind.OFFER_DECLINED,
+                occurred_at__gt=now - timedelta(days=longest[0]),
+            )
+            .values_list("learner_id")
+            .annotate(last=Max("occurred_at"))
+            .values_list("learner_id", "last")
+        )
+        self.bought_at = dict(
+            Order.objects.filter(
+                learner_id__in=learners, placed_at__gt=now - timedelta(days=longest[1])
+            )
+            .values_list("learner_id")
+            .annotate(last=Max("placed_at"))
+            .values_list("learner_id", "last")
+        )
+        window = max([v["cap_window_days"] for v in self.values.values()] + [7])
+        self.history: dict[int, list[datetime]] = defaultdict(list)
+        rows = (
+            Send.objects.filter(
+                learner_id__in=learners,
+                channel="email",
+                is_test=False,
+                category__in=[c for c in MessageCategory.values if c != "transactional"],
+            )
+            .filter(
+                Q(status__in=LEFT, sent_at__gt=now - timedelta(days=window + 1))
+                | Q(status=SendStatus.SENDING, handoff_at__isnull=False)
+            )
+            .exclude(pk__in=[send.pk for send in sends])
+            .values_list("learner_id", "sent_at", "handoff_at")
+        )
+        for learner_id, sent_at, handoff_at in rows:
+            self.history[learner_id].append(sent_at or handoff_at)
+
+    def unreachable(self, send: Send) -> tuple[str, str] | None:
+        """Consent, suppression, the global holdout: read directly, never waits."""
+        reason = self.reachability.get(send.pk)
+        if reason:
+            rule = Rule.GLOBAL_HOLDOUT if "holdout" in reason else Rule.NOT_REACHABLE
+            return rule, reason
+        return None
+
+    def waiting(self, send: Send) -> bool:
+        """The learner has new data since the send was decided, not scored yet: their flags,
+        stage and LPS are stale until the scoring pass (seconds) has run."""
+        changed = self.changed_at.get(send.learner_id)
+        return changed is not None and changed > send.created_at
+
+    def stop(self, send: Send, now: datetime) -> tuple[str, str] | None:
+        """The guardrail that stops this send now, once the learner's scores are fresh."""
+        campaign = send.campaign
+        if campaign is None or not campaign.is_marketing:
+            return None
+        if campaign.moment is not None and not campaign.moment.offers_allowed:
+            return Rule.OFFER_FREE_MOMENT, LABELS[Rule.OFFER_FREE_MOMENT]
+        values = self.values[campaign.pk]
+        score = getattr(send.learner, "score", None)
+        flags = (
+            ("suppress_at_risk", Rule.AT_RISK, score is not None and score.stage == Stage.AT_RISK),
+            ("min_lps", Rule.LOW_LPS, score is None or score.lps < values["min_lps"]),
+            ("suppress_open_ticket", Rule.OPEN_TICKET, bool(score and score.flag_open_ticket)),
+            (
+                "suppress_payment_failed",
+                Rule.PAYMENT_FAILED,
+                bool(score and score.flag_payment_failed),
+            ),
+            ("suppress_refund", Rule.REFUND, bool(score and score.flag_refund)),
+        )
+        for name, rule, holds in flags:
+            if values[name] and holds:
+                return rule, LABELS[rule]
+        declined = self.declined_at.get(send.learner_id)
+        if (
+            values["declined_days"]
+            and declined is not None
+            and now - timedelta(days=values["declined_days"]) < declined <= now
+        ):
+            return Rule.DECLINED, LABELS[Rule.DECLINED]
+        bought = self.bought_at.get(send.learner_id)
+        if (
+            values["bought_days"]
+            and bought is not None
+            and campaign.trigger != TriggerKind.AFTER_PURCHASE
+            and now - timedelta(days=values["bought_days"]) < bought <= now
+        ):
+            return Rule.BOUGHT, LABELS[Rule.BOUGHT]
+        if (
+            campaign.premium_upsell
+            and values["onboarding_days"]
+            and send.learner.created_at > now - timedelta(days=values["onboarding_days"])
+        ):
+            return Rule.ONBOARDING, LABELS[Rule.ONBOARDING]
+        return self._caps(send, values, now)
+
+    def _caps(self, send: Send, values: dict[str, Any], now: datetime) -> tuple[str, str] | None:
+        history = self.history.get(send.learner_id, [])
+        if not history:
+            return None
+        rolling = [at for at in history if at > now - timedelta(days=values["cap_window_days"])]
+        if values["email_cap"] and len(rolling) >= values["email_cap"]:
+            return Rule.CAP_ROLLING, LABELS[Rule.CAP_ROLLING]
+        tz = _zone(send.learner.time_zone)
+        today = now.astimezone(tz).date()
+        if values["email_cap_day"]:
+            same_day = [at for at in history if at.astimezone(tz).date() == today]
+            if len(same_day) >= values["email_cap_day"]:
+                return Rule.CAP_DAY, LABELS[Rule.CAP_DAY]
+        if values["email_cap_week"]:
+            week = today.isocalendar()[:2]
+            same_week = [at for at in history if at.astimezone(tz).date().isocalendar()[:2] == week]
+            if len(same_week) >= values["email_cap_week"]:
+                return Rule.CAP_WEEK, LABELS[Rule.CAP_WEEK]
+        return None
+
+    def left(self, send: Send, at: datetime) -> None:
+        if send.campaign is not None and send.campaign.is_marketing:
+            self.history[send.learner_id].append(at)
