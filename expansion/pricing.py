@@ -3,6 +3,7 @@ pass before it is saved, and the figures the admin shows beside it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -190,36 +191,59 @@ class OfferTerms:
     guard_applied: bool
 
 
+def discount_guarded(
+    *, learner_ids: Iterable[int], now: datetime, policy: CommerceSettings
+) -> set[int]:
+    """Those of ``learner_ids`` the habitual-discounting guard holds at ``now``: they bought
+    anything below its list price within ``discount_cooldown_days``. One query for any number
+    of learners (an index probe per learner on the order's learner)."""
+    ids = set(learner_ids)
+    if not ids:
+        return set()
+    since = now - timedelta(days=policy.discount_cooldown_days)
+    return set(
+        OrderLine.objects.filter(
+            order__learner_id__in=ids,
+            order__placed_at__gte=since,
+            order__placed_at__lte=now,
+            unit_price__lt=F("product__price"),
+        )
+        .order_by()  # not the lines' default order: it would join the order's time into DISTINCT
+        .values_list("order__learner_id", flat=True)
+        .distinct()
+    )
+
+
 def offer_terms(
     *,
     offer: Offer,
     learner_id: int,
     now: datetime | None = None,
     policy: CommerceSettings | None = None,
+    guard: bool | None = None,
 ) -> OfferTerms:
     """The offer's terms for one learner, with the habitual-discounting guard applied.
 
     A learner who bought anything below its list price within ``discount_cooldown_days``
     gets the offer's bonus (or full price if it has none) instead of another discount.
     ``policy``: the commerce settings, when the caller prices many offers at once.
+    ``guard``: whether the guard holds this learner, when the caller already knows
+    (``discount_guarded`` for many learners at once); None looks it up (one query, and only
+    for a discount).
     """
     now = now or timezone.now()
-    policy = policy or CommerceSettings.load()
     list_price = offer.product.price
     percent = (offer.discount_percent or 0) if offer.incentive == Incentive.DISCOUNT else 0
-    guard = False
+    held = False
     if percent:
-        since = now - timedelta(days=policy.discount_cooldown_days)
-        guard = OrderLine.objects.filter(
-            order__learner_id=learner_id,
-            order__placed_at__gte=since,
-            order__placed_at__lte=now,
-            unit_price__lt=F("product__price"),
-        ).exists()
-        if guard:
+        if guard is None:
+            policy = policy or CommerceSettings.load()
+            guard = learner_id in discount_guarded(learner_ids=[learner_id], now=now, policy=policy)
+        held = guard
+        if held:
             percent = 0
     price = (list_price * (100 - percent) / 100).quantize(CENT, ROUND_HALF_UP)
-    bonus = offer.bonus if (offer.incentive == Incentive.BONUS or guard) else ""
+    bonus = offer.bonus if (offer.incentive == Incentive.BONUS or held) else ""
     return OfferTerms(
         price=price,
         list_price=list_price,
@@ -227,5 +251,31 @@ def offer_terms(
         saving=list_price - price,
         bonus=bonus,
         expires_at=now + timedelta(hours=offer.valid_hours),
-        guard_applied=guard,
+        guard_applied=held,
     )
+
+
+def offers_terms(
+    *,
+    pairs: Sequence[tuple[Offer, int]],
+    now: datetime,
+    policy: CommerceSettings | None = None,
+) -> list[OfferTerms]:
+    """``offer_terms`` for each (offer, learner id), in order: at most two queries for any
+    number of pairs (the commerce settings unless given, and the guard when any offer is a
+    discount)."""
+    discounted = [
+        learner_id
+        for offer, learner_id in pairs
+        if offer.incentive == Incentive.DISCOUNT and offer.discount_percent
+    ]
+    held: set[int] = set()
+    if discounted:
+        policy = policy or CommerceSettings.load()
+        held = discount_guarded(learner_ids=discounted, now=now, policy=policy)
+    return [
+        offer_terms(
+            offer=offer, learner_id=learner_id, now=now, policy=policy, guard=learner_id in held
+        )
+        for offer, learner_id in pairs
+    ]

@@ -1,9 +1,11 @@
-"""The personalisation context every message renders with — documented, and the same shape
-for a preview, a test send and a real send.
+"""The personalisation context every message renders with — documented, and built by one
+function for a preview, a test send and a real send ("preview is send").
 
-``message_context`` is a pure function of loaded objects (no queries), so a dispatcher can load
-a chunk of learners in a few queries and render them all; ``preview_context`` loads everything
-for one real learner, for the admin.
+``contexts_build`` loads what a list of messages needs in a fixed number of queries, whatever
+the number of messages (scores, courses and their modules, the modules each learner completed,
+quota usage, the 30-day value receipt, offer terms), and shapes each with ``message_context``,
+a pure function of loaded objects. ``preview_context`` is ``contexts_build`` for one learner,
+with the example links an admin preview shows.
 """
 
 from __future__ import annotations
@@ -16,7 +18,17 @@ from django.conf import settings
 from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
-from learners.models import Enrollment, Event, EventKind, Learner, LearnerScore, Module
+from expansion.models import Offer, Subscription
+from expansion.pricing import offers_terms
+from learners.models import (
+    Course,
+    Enrollment,
+    Event,
+    EventKind,
+    Learner,
+    LearnerScore,
+    Module,
+)
 
 # name → what it holds (the admin shows this beside the editor).
 VARIABLES: dict[str, dict[str, str]] = {
@@ -157,49 +169,11 @@ def offer_context(*, offer: Any, terms: Any, cta_url: str | None = None) -> dict
     }
 
 
-def receipt_for(*, learner_id: int, now: datetime) -> Receipt:
-    since = now - timedelta(days=30)
-    row = Event.objects.filter(
-        learner_id=learner_id, occurred_at__gte=since, occurred_at__lte=now
-    ).aggregate(
-        modules=Count("id", filter=Q(kind=EventKind.MODULE_COMPLETED)),
-        assessments=Count("id", filter=Q(kind=EventKind.ASSESSMENT_SUBMITTED)),
-        average=Avg("value", filter=Q(kind=EventKind.ASSESSMENT_SUBMITTED)),
-        logins=Count("id", filter=Q(kind=EventKind.LOGIN)),
-    )
-    average = row["average"]
-    return Receipt(
-        row["modules"],
-        row["assessments"],
-        None if average is None else round(float(average), 1),
-        row["logins"],
-    )
-
-
-def course_context(*, enrollment: Enrollment) -> dict[str, Any]:
-    modules = list(Module.objects.filter(course_id=enrollment.course_id).order_by("position"))
-    done_ids = set(
-        Event.objects.filter(
-            learner_id=enrollment.learner_id,
-            course_id=enrollment.course_id,
-            kind=EventKind.MODULE_COMPLETED,
-        ).values_list("module_id", flat=True)
-    )
-    following = next((m.title for m in modules if m.pk not in done_ids), "")
-    return {
-        "title": enrollment.course.title,
-        "progress": float(enrollment.progress) / 100,
-        "modules_completed": len(done_ids & {m.pk for m in modules}),
-        "modules_total": len(modules),
-        "next_module": following,
-        "url": "",
-    }
-
-
 @dataclass(frozen=True)
 class ContextRequest:
     """What one message is about: the learner (loaded), the course and offer it concerns (the
-    offer with its product loaded) and the reason it records."""
+    offer with its product loaded) and the reason it records. Without a course, the message is
+    about the learner's latest enrollment (if any)."""
 
     learner: Learner
     course_id: int | None = None
@@ -207,80 +181,233 @@ class ContextRequest:
     reason: str = ""
 
 
+PREVIEW_REASON = "A preview: the reason a real send records goes here."
+PREVIEW_LINKS = {
+    "unsubscribe_url": "https://example.invalid/unsubscribe",
+    "preferences_url": "https://example.invalid/preferences",
+}
+# Subscription statuses whose quota is current (campaigns.triggers.LIVE: the usage trigger).
+LIVE_SUBSCRIPTIONS = ("active", "trialing", "past_due")
+
+
 def contexts_build(
     *, requests: list[ContextRequest], now: datetime, policy: Any = None
 ) -> list[dict[str, Any]]:
     """The context of each request, in order (without links: delivery adds those).
 
-    TODO(context builder): set-based — a fixed number of queries for any number of requests.
+    Set-based: at most ten queries for any number of requests — scores (none when every
+    learner came with ``select_related("score")``), the latest enrollments of the learners
+    without a course, the enrollments of the (learner, course) pairs, courses nobody is
+    enrolled in, their modules, the modules completed, quota usage, the value receipts (one
+    GROUP BY), and the commerce settings and habitual-discount guard for discount offers.
+    ``policy``: the commerce settings, loaded once by a caller that builds many chunks.
     """
-    from expansion.pricing import offer_terms
+    if not requests:
+        return []
+    learners = {request.learner.pk: request.learner for request in requests}
+    scores = _scores(list(learners.values()))
+    courses = _courses(requests)
+    usage = _usage(list(learners.values()))
+    receipts = _receipts(learner_ids=set(learners), now=now)
+    priced = [index for index, request in enumerate(requests) if request.offer is not None]
+    terms = offers_terms(
+        pairs=[(requests[index].offer, requests[index].learner.pk) for index in priced],
+        now=now,
+        policy=policy,
+    )
+    offers = {
+        index: offer_context(offer=requests[index].offer, terms=found)
+        for index, found in zip(priced, terms, strict=True)
+    }
+    return [
+        message_context(
+            learner=request.learner,
+            score=scores.get(request.learner.pk),
+            course=courses[index],
+            offer=offers.get(index),
+            usage=usage.get(request.learner.pk),
+            receipt=receipts.get(request.learner.pk),
+            reason=request.reason,
+        )
+        for index, request in enumerate(requests)
+    ]
 
-    out = []
+
+def _scores(learners: list[Learner]) -> dict[int, LearnerScore]:
+    """Each learner's score: from ``select_related`` when every learner has it, else one query."""
+    descriptor = Learner.score  # type: ignore[attr-defined]
+    if all(descriptor.is_cached(learner) for learner in learners):
+        found = {learner.pk: getattr(learner, "score", None) for learner in learners}
+        return {pk: score for pk, score in found.items() if score is not None}
+    rows = LearnerScore.objects.filter(learner_id__in=[learner.pk for learner in learners])
+    return {score.learner_id: score for score in rows}
+
+
+def _courses(requests: list[ContextRequest]) -> list[dict[str, Any] | None]:
+    """``course`` for each request (None: no course and no enrollment), in order.
+
+    A request's course is its own, else its learner's latest enrollment (preview's choice, so
+    preview and send agree). Progress comes from the enrollment (0 if the learner is not
+    enrolled in a course a message is about); modules completed and the next module from the
+    learner's module_completed events in that course.
+    """
+    without = {r.learner.pk for r in requests if r.course_id is None}
+    latest: dict[int, Enrollment] = {}
+    if without:
+        # DISTINCT ON: the newest enrollment per learner, in one pass over their enrollments.
+        for enrollment in (
+            Enrollment.objects.filter(learner_id__in=without)
+            .select_related("course")
+            .order_by("learner_id", "-enrolled_at", "-id")
+            .distinct("learner_id")
+        ):
+            latest[enrollment.learner_id] = enrollment
+    wanted = {(r.learner.pk, r.course_id) for r in requests if r.course_id is not None}
+    enrolled: dict[tuple[int, int], Enrollment] = {}
+    if wanted:
+        pairs = Q()
+        for learner_id, course_id in sorted(wanted):
+            pairs |= Q(learner_id=learner_id, course_id=course_id)
+        for enrollment in Enrollment.objects.filter(pairs).select_related("course"):
+            enrolled[(enrollment.learner_id, enrollment.course_id)] = enrollment
+    # (learner, course) → its enrollment, or None for a course the learner is not enrolled in.
+    resolved: list[tuple[int, int, Enrollment | None] | None] = []
     for request in requests:
-        learner = request.learner
-        offer = None
-        if request.offer is not None:
-            offer = offer_context(
-                offer=request.offer,
-                terms=offer_terms(
-                    offer=request.offer, learner_id=learner.pk, now=now, policy=policy
-                ),
-            )
-        course = None
-        if request.course_id is not None:
-            enrollment = (
-                Enrollment.objects.filter(learner=learner, course_id=request.course_id)
-                .select_related("course")
-                .first()
-            )
-            course = course_context(enrollment=enrollment) if enrollment else None
+        learner_id = request.learner.pk
+        if request.course_id is None:
+            found = latest.get(learner_id)
+            resolved.append((learner_id, found.course_id, found) if found else None)
+        else:
+            key = (learner_id, request.course_id)
+            resolved.append((learner_id, request.course_id, enrolled.get(key)))
+    titles = {e.course_id: e.course.title for e in [*latest.values(), *enrolled.values()]}
+    unknown = {item[1] for item in resolved if item and item[1] not in titles}
+    if unknown:
+        titles.update(Course.objects.filter(pk__in=unknown).order_by().values_list("id", "title"))
+    course_ids = {item[1] for item in resolved if item and item[1] in titles}
+    if not course_ids:
+        return [None] * len(requests)
+    modules: dict[int, list[tuple[int, str]]] = {}
+    for module_id, course_id, title in (
+        Module.objects.filter(course_id__in=course_ids)
+        .order_by("course_id", "position")
+        .values_list("id", "course_id", "title")
+    ):
+        modules.setdefault(course_id, []).append((module_id, title))
+    learner_ids = {item[0] for item in resolved if item and item[1] in titles}
+    done: dict[tuple[int, int], set[int]] = {}
+    # Read from event_learner_kind_time_idx alone (course and module are included columns).
+    for learner_id, course_id, module_id in (
+        Event.objects.filter(
+            learner_id__in=learner_ids,
+            kind=EventKind.MODULE_COMPLETED,
+            course_id__in=course_ids,
+            module_id__isnull=False,
+        )
+        .order_by()
+        .values_list("learner_id", "course_id", "module_id")
+        .distinct()
+    ):
+        done.setdefault((learner_id, course_id), set()).add(module_id)
+    out: list[dict[str, Any] | None] = []
+    for item in resolved:
+        if item is None or item[1] not in titles:
+            out.append(None)
+            continue
+        learner_id, course_id, joined = item
+        course_modules = modules.get(course_id, [])
+        completed = done.get((learner_id, course_id), set())
         out.append(
-            message_context(
-                learner=learner,
-                score=LearnerScore.objects.filter(learner=learner).first(),
-                course=course,
-                offer=offer,
-                reason=request.reason,
-                receipt=receipt_for(learner_id=learner.pk, now=now),
-            )
+            {
+                "title": titles[course_id],
+                "progress": float(joined.progress) / 100 if joined else 0.0,
+                "modules_completed": sum(1 for pk, _ in course_modules if pk in completed),
+                "modules_total": len(course_modules),
+                "next_module": next((t for pk, t in course_modules if pk not in completed), ""),
+                "url": "",
+            }
         )
     return out
 
 
-def preview_context(*, learner: Learner, now: datetime | None = None) -> dict[str, Any]:
-    """Everything for one real learner: their latest enrollment, scores, the first active
-    offer priced for them, their value receipt. For previews and test sends."""
-    from expansion.models import Offer
-    from expansion.pricing import offer_terms
-
-    now = now or timezone.now()
-    enrollment = (
-        Enrollment.objects.filter(learner=learner)
-        .select_related("course")
-        .order_by("-enrolled_at")
-        .first()
-    )
-    offer = Offer.objects.filter(is_active=True).select_related("product").first()
-    sub = learner.subscriptions.filter(quota_limit__gt=0).select_related("plan").first()
-    usage = None
-    if sub is not None and sub.quota_limit:
-        usage = {
-            "percent": round((sub.quota_used or 0) / sub.quota_limit, 4),
-            "used": sub.quota_used or 0,
+def _usage(learners: list[Learner]) -> dict[int, dict[str, Any]]:
+    """``usage`` per learner, in one query: the quota of the subscription they hold, else of
+    their account's (a team plan's members share its quota, as the usage trigger does); a
+    live subscription before an ended one, then the latest started."""
+    learner_ids = {learner.pk for learner in learners}
+    account_ids = {learner.account_id for learner in learners if learner.account_id}
+    holders = Q(learner_id__in=learner_ids)
+    if account_ids:
+        holders |= Q(account_id__in=account_ids)
+    best: dict[tuple[str, int | None], Any] = {}
+    for sub in Subscription.objects.filter(holders, quota_limit__gt=0).select_related("plan"):
+        key = ("learner", sub.learner_id) if sub.learner_id else ("account", sub.account_id)
+        rank = (sub.status in LIVE_SUBSCRIPTIONS, sub.started_at, sub.pk)
+        current = best.get(key)
+        if current is None or rank > current[0]:
+            best[key] = (rank, sub)
+    out = {}
+    for learner in learners:
+        chosen = best.get(("learner", learner.pk)) or best.get(("account", learner.account_id))
+        if chosen is None:
+            continue
+        sub = chosen[1]
+        used = sub.quota_used or 0
+        out[learner.pk] = {
+            "percent": round(used / sub.quota_limit, 4),
+            "used": used,
             "quota": sub.quota_limit,
             "plan": sub.plan.name,
         }
-    return message_context(
-        learner=learner,
-        score=LearnerScore.objects.filter(learner=learner).first(),
-        course=course_context(enrollment=enrollment) if enrollment else None,
-        offer=offer_context(offer=offer, terms=offer_terms(offer=offer, learner_id=learner.pk))
-        if offer
-        else None,
-        usage=usage,
-        receipt=receipt_for(learner_id=learner.pk, now=now),
-        reason="A preview: the reason a real send records goes here.",
-        unsubscribe_url="https://example.invalid/unsubscribe",
-        preferences_url="https://example.invalid/preferences",
+    return out
+
+
+def _receipts(*, learner_ids: set[int], now: datetime) -> dict[int, Receipt]:
+    """The 30-day value receipt of each learner with activity in the window (others get the
+    empty ``Receipt()``): one GROUP BY over their events."""
+    since = now - timedelta(days=30)
+    rows = (
+        Event.objects.filter(
+            learner_id__in=learner_ids,
+            kind__in=[EventKind.MODULE_COMPLETED, EventKind.ASSESSMENT_SUBMITTED, EventKind.LOGIN],
+            occurred_at__gte=since,
+            occurred_at__lte=now,
+        )
+        .order_by()
+        .values("learner_id")
+        .annotate(
+            modules=Count("id", filter=Q(kind=EventKind.MODULE_COMPLETED)),
+            assessments=Count("id", filter=Q(kind=EventKind.ASSESSMENT_SUBMITTED)),
+            average=Avg("value", filter=Q(kind=EventKind.ASSESSMENT_SUBMITTED)),
+            logins=Count("id", filter=Q(kind=EventKind.LOGIN)),
+        )
     )
+    return {
+        row["learner_id"]: Receipt(
+            row["modules"],
+            row["assessments"],
+            None if row["average"] is None else round(float(row["average"]), 1),
+            row["logins"],
+        )
+        for row in rows
+    }
+
+
+def preview_context(
+    *,
+    learner: Learner,
+    now: datetime | None = None,
+    course_id: int | None = None,
+    offer: Any = None,
+    reason: str = PREVIEW_REASON,
+) -> dict[str, Any]:
+    """What a send to this real learner would render with (``contexts_build``: one code path
+    for previews, test sends and real sends), about ``course_id`` (default: their latest
+    enrollment) and ``offer`` (default: the first active offer, by name), with example links
+    (a test send replaces them with its own signed ones)."""
+    now = now or timezone.now()
+    if offer is None:
+        offer = Offer.objects.filter(is_active=True).select_related("product").first()
+    request = ContextRequest(learner=learner, course_id=course_id, offer=offer, reason=reason)
+    (context,) = contexts_build(requests=[request], now=now)
+    return {**context, **PREVIEW_LINKS}

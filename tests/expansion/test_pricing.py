@@ -18,10 +18,12 @@ from expansion.pricing import (
     BundleLine,
     TierDraft,
     bundle_figures,
+    discount_guarded,
     features_clean,
     ladder_check,
     offer_check,
     offer_terms,
+    offers_terms,
 )
 from tests.factories.expansion import (
     BundleFactory,
@@ -171,6 +173,45 @@ def test_offer_terms_apply_the_habitual_discount_guard(db):
     # 91 days later the discount is back.
     later = offer_terms(offer=offer, learner_id=learner.pk, now=now + timedelta(days=2))
     assert (later.price, later.guard_applied) == (D("150.00"), False)
+
+
+def test_offers_terms_price_many_learners_with_one_guard_query(db, django_assert_num_queries):
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    policy = CommerceSettings.load()
+    discount = OfferFactory(
+        product=ProductFactory(price=D("200.00")),
+        incentive="discount",
+        discount_percent=25,
+        bonus="A review call",
+    )
+    plain = OfferFactory(product=ProductFactory(price=D("49.00")))
+    learners = LearnerFactory.create_batch(30)
+    for learner in learners[::3]:  # every third bought at a discount 10 days ago
+        order = OrderFactory(learner=learner, placed_at=now - timedelta(days=10))
+        OrderLineFactory(order=order, unit_price=D("1.00"))
+    pairs = [(discount if i % 2 == 0 else plain, p.pk) for i, p in enumerate(learners)]
+
+    with django_assert_num_queries(1):
+        batched = offers_terms(pairs=pairs, now=now, policy=policy)
+    with django_assert_num_queries(2):  # the settings too
+        assert offers_terms(pairs=pairs[:3], now=now) == batched[:3]
+
+    assert batched == [offer_terms(offer=o, learner_id=pk, now=now) for o, pk in pairs]
+    assert [(t.price, t.guard_applied) for t in batched[:4]] == [
+        (D("200.00"), True),
+        (D("49.00"), False),
+        (D("150.00"), False),
+        (D("49.00"), False),  # guarded, but nothing to hold back
+    ]
+    assert discount_guarded(learner_ids=[p.pk for p in learners], now=now, policy=policy) == {
+        p.pk for p in learners[::3]
+    }
+    with django_assert_num_queries(0):  # no discount among them: no guard query
+        offers_terms(pairs=[(plain, learners[0].pk)], now=now)
+    # The caller who knows the guard's answer costs no query.
+    with django_assert_num_queries(0):
+        known = offer_terms(offer=discount, learner_id=learners[1].pk, now=now, guard=True)
+    assert (known.price, known.bonus, known.guard_applied) == (D("200.00"), "A review call", True)
 
 
 @pytest.fixture
