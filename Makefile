@@ -7,6 +7,11 @@ MANAGE := $(BIN)/python manage.py
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The base of the links in messages (unsubscribe, preferences, click tracking) follows the
+# server's address, `make run PORT=8111` included, unless SITE_URL is set in the environment
+# (a public address behind a proxy). Exported: the web server, the worker and beat agree.
+SITE_URL ?= http://$(HOST):$(PORT)
+export SITE_URL
 # With no mail server configured, `make run` writes each email to var/mail/ instead.
 export EMAIL_BACKEND ?= django.core.mail.backends.filebased.EmailBackend
 
@@ -27,7 +32,7 @@ run: install
 	$(MANAGE) migrate --noinput
 	$(MANAGE) seed_demo --if-empty
 	$(MANAGE) ensure_admin
-	@echo "Admin: http://$(HOST):$(PORT)/admin/   API docs: http://$(HOST):$(PORT)/api/docs/"
+	@echo "Admin: http://$(HOST):$(PORT)/admin/   API docs: http://$(HOST):$(PORT)/api/docs/   Links in messages: $(SITE_URL)"
 	@trap 'trap - EXIT INT TERM; kill 0' EXIT INT TERM; \
 	$(BIN)/celery -A expansion worker --loglevel=INFO --concurrency=2 & \
 	$(BIN)/celery -A expansion beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler & \

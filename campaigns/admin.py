@@ -1,20 +1,28 @@
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import admin, messages
-from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.defaultfilters import truncatechars
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.views.decorators.http import require_POST
 
 from expansion.singleton import SingletonAdmin
 
 from .evaluate import campaigns_evaluate
+from .failures import OUTCOME_UNKNOWN, campaign_resume, retryable_failed, sends_retry_failed
 from .funnel import (
+    ACCOUNTED,
     CHART_HEIGHT,
     DIMENSIONS,
-    STAGES,
+    SENT_ONWARDS,
+    campaign_status_counts,
     dismiss_reasons,
     funnel,
     funnel_chart,
@@ -29,9 +37,22 @@ from .lifecycle import (
     campaign_pause,
     campaign_submit,
 )
-from .models import Campaign, CampaignStatus, GuardrailPolicy, JourneyMoment, Rule, Send, SendEvent
+from .models import (
+    Campaign,
+    CampaignStatus,
+    GuardrailPolicy,
+    JourneyMoment,
+    Rule,
+    Send,
+    SendEvent,
+    SendStatus,
+)
 from .roles import is_creator_only
 from .triggers import PARAMS
+
+# The home page opens with what needs a person: campaigns paused by failures, the mail server
+# when unreachable (campaigns/templatetags/campaigns_attention.py).
+admin.site.index_template = "campaigns/admin_index.html"
 
 
 @admin.register(JourneyMoment)
@@ -72,6 +93,35 @@ class GuardrailPolicyAdmin(SingletonAdmin):
     ]
 
 
+# The Send list filtered to one campaign's sends in one column's statuses.
+COUNT_STATUSES: dict[str, tuple[str, ...]] = {
+    "sent": tuple(SENT_ONWARDS),
+    "failed": (SendStatus.FAILED,),
+    "queued": (SendStatus.QUEUED,),
+    "sending": (SendStatus.SENDING,),
+    "suppressed": (SendStatus.SUPPRESSED,),
+}
+
+
+def sends_url(campaign_id: int, statuses: tuple[str, ...] = ()) -> str:
+    """The Send list filtered by campaign and (one or several) statuses."""
+    query: dict[str, str | int] = {"campaign__id__exact": campaign_id}
+    if len(statuses) == 1:
+        query["status__exact"] = statuses[0]
+    elif statuses:
+        query["status__in"] = ",".join(statuses)
+    return f"{reverse('admin:campaigns_send_changelist')}?{urlencode(query)}"
+
+
+def _count_link(obj: Campaign, column: str) -> str:
+    n = getattr(obj, f"n_{column}", None)
+    if n is None:  # not annotated (a new campaign)
+        return "—"
+    if not n:
+        return "0"
+    return format_html('<a href="{}">{}</a>', sends_url(obj.pk, COUNT_STATUSES[column]), n)
+
+
 def _trigger_reference() -> str:
     lines = []
     for kind, spec in PARAMS.items():
@@ -88,25 +138,35 @@ class CampaignAdmin(admin.ModelAdmin):
     """Moment + trigger + audience + offer + templates + guardrails + priority + experiment.
     Before activating, "Who would get it now" evaluates it without sending anything."""
 
+    # The counts next to the name and status: on a laptop's width the columns after them
+    # scroll out of sight.
     list_display = [
         "name",
-        "status",
+        "state",
+        "sent",
+        "failed",
+        "queued",
+        "suppressed",
         "moment",
         "trigger",
         "priority",
         "offer",
-        "queued",
-        "sent",
-        "suppressed",
         "preview",
     ]
     list_filter = ["status", "moment", "trigger", "category"]
     search_fields = ["name", "description"]
     autocomplete_fields = ["offer", "segment", "course", "experiment"]
     raw_id_fields = ["email_template", "in_app_template"]
-    readonly_fields = ["status", "approved_by", "approved_at", "problems", "trigger_reference"]
+    readonly_fields = [
+        "status",
+        "sends_by_status",
+        "approved_by",
+        "approved_at",
+        "problems",
+        "trigger_reference",
+    ]
     fieldsets = [
-        (None, {"fields": ["name", "description", "status", "problems"]}),
+        (None, {"fields": ["name", "description", "status", "sends_by_status", "problems"]}),
         (
             "When",
             {
@@ -136,32 +196,71 @@ class CampaignAdmin(admin.ModelAdmin):
         ("Guardrails", {"fields": ["priority", "reentry", "reentry_days", "guardrails"]}),
         ("Review", {"fields": ["requires_creator_approval", "approved_by", "approved_at"]}),
     ]
-    actions = ["activate", "submit_for_review", "approve", "pause", "archive"]
+    actions = [
+        "activate",
+        "submit_for_review",
+        "approve",
+        "pause",
+        "retry_failed",
+        "resume",
+        "archive",
+    ]
+    change_form_template = "campaigns/campaign_change_form.html"
 
     def get_queryset(self, request: HttpRequest):
+        """A creator's campaigns only (their courses'); each with its sends counted by status
+        in the same query (``n_sent``, ``n_failed`` …, ``funnel.campaign_status_counts``: one
+        query for the whole page, not a query per row; tests/campaigns/test_failures.py)."""
         qs = super().get_queryset(request)
         if is_creator_only(request.user):
             qs = qs.filter(course__creator=request.user)
+        counts = campaign_status_counts()
         return qs.select_related("moment", "offer").annotate(
-            n_queued=Count("sends", filter=Q(sends__status="queued")),
-            n_sent=Count(
-                "sends",
-                filter=~Q(sends__status__in=["queued", "suppressed", "failed", "sending"]),
-            ),
-            n_suppressed=Count("sends", filter=Q(sends__status="suppressed")),
+            **{f"n_{name}": counts[name] for name in ACCOUNTED}
         )
 
-    @admin.display(ordering="n_queued")
-    def queued(self, obj: Campaign) -> int:
-        return obj.n_queued  # type: ignore[attr-defined]
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None):
+        """Loaded once a request (``change_view`` reads it before the form does)."""
+        cache = request.__dict__.setdefault("_campaign_objects", {})
+        key = (object_id, from_field)
+        if key not in cache:
+            cache[key] = super().get_object(request, object_id, from_field)
+        return cache[key]
 
-    @admin.display(ordering="n_sent")
-    def sent(self, obj: Campaign) -> int:
-        return obj.n_sent  # type: ignore[attr-defined]
+    @admin.display(description="Status", ordering="status")
+    def state(self, obj: Campaign) -> str:
+        if obj.status == CampaignStatus.PAUSED and obj.paused_reason:
+            return format_html(
+                '<strong style="color: var(--error-fg, #ba2121); display: inline-block; '
+                'min-width: 16em" title="{}">Paused: {}</strong>',
+                obj.paused_reason,
+                truncatechars(obj.paused_reason, 80),
+            )
+        return obj.get_status_display()
 
-    @admin.display(ordering="n_suppressed")
-    def suppressed(self, obj: Campaign) -> int:
-        return obj.n_suppressed  # type: ignore[attr-defined]
+    @admin.display(description="Sent", ordering="n_sent")
+    def sent(self, obj: Campaign) -> str:
+        return _count_link(obj, "sent")
+
+    @admin.display(description="Failed", ordering="n_failed")
+    def failed(self, obj: Campaign) -> str:
+        return _count_link(obj, "failed")
+
+    @admin.display(description="Queued", ordering="n_queued")
+    def queued(self, obj: Campaign) -> str:
+        return _count_link(obj, "queued")
+
+    @admin.display(description="Suppressed", ordering="n_suppressed")
+    def suppressed(self, obj: Campaign) -> str:
+        return _count_link(obj, "suppressed")
+
+    @admin.display(description="Sends")
+    def sends_by_status(self, obj: Campaign) -> str:
+        if obj.pk is None or not hasattr(obj, "n_sent"):
+            return "—"
+        return format_html_join(
+            " · ", "{}: {}", ((name, _count_link(obj, name)) for name in COUNT_STATUSES)
+        )
 
     @admin.display(description="Who would get it now")
     def preview(self, obj: Campaign) -> str:
@@ -194,6 +293,16 @@ class CampaignAdmin(admin.ModelAdmin):
                 name="campaigns_campaign_funnel",
             ),
             path(
+                "<int:pk>/retry-failed/",
+                self.admin_site.admin_view(require_POST(self.retry_failed_view)),
+                name="campaigns_campaign_retry_failed",
+            ),
+            path(
+                "<int:pk>/resume/",
+                self.admin_site.admin_view(require_POST(self.resume_view)),
+                name="campaigns_campaign_resume",
+            ),
+            path(
                 "<int:pk>/preview/",
                 self.admin_site.admin_view(self.preview_view),
                 name="campaigns_campaign_preview",
@@ -201,11 +310,80 @@ class CampaignAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        campaign = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if campaign is not None:
+            failed = getattr(campaign, "n_failed", 0)
+            retryable = retryable_failed(campaign).count() if failed else 0
+            extra.update(
+                can_recover=self.has_change_permission(request, campaign),
+                paused_by_failures=campaign.status == CampaignStatus.PAUSED
+                and bool(campaign.paused_reason),
+                is_paused=campaign.status == CampaignStatus.PAUSED,
+                n_failed=failed,
+                n_retryable=retryable,
+                n_not_retried=failed - retryable,
+                failed_url=sends_url(campaign.pk, (SendStatus.FAILED,)),
+                retry_url=reverse("admin:campaigns_campaign_retry_failed", args=[campaign.pk]),
+                resume_url=reverse("admin:campaigns_campaign_resume", args=[campaign.pk]),
+            )
+        return super().change_view(request, object_id, form_url, extra)
+
+    def _recoverable(self, request: HttpRequest, pk: int) -> Campaign:
+        """The campaign, if this user may see it (a creator: their own courses') and change it;
+        else 404 / 403 — nothing is touched."""
+        campaign = get_object_or_404(self.get_queryset(request), pk=pk)
+        if not self.has_change_permission(request, campaign):
+            raise PermissionDenied
+        return campaign
+
+    def retry_failed_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        campaign = self._recoverable(request, pk)
+        self._retry(request, [campaign])
+        return HttpResponseRedirect(reverse("admin:campaigns_campaign_change", args=[pk]))
+
+    def resume_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        campaign = self._recoverable(request, pk)
+        self._each(request, [campaign], lambda c: campaign_resume(campaign=c), "resumed")
+        return HttpResponseRedirect(reverse("admin:campaigns_campaign_change", args=[pk]))
+
+    def _retry(self, request: HttpRequest, campaigns) -> None:
+        total = 0
+        for campaign in campaigns:
+            moved = sends_retry_failed(campaign=campaign)
+            total += moved
+            if moved:
+                self.log_change(request, campaign, f"Retried {moved} failed send(s)")
+        unknown = (
+            Send.objects.filter(
+                campaign__in=[c.pk for c in campaigns],
+                status=SendStatus.FAILED,
+                status_reason__istartswith=OUTCOME_UNKNOWN,
+            ).count()
+            if campaigns
+            else 0
+        )
+        level = messages.SUCCESS if total else messages.WARNING
+        text = f"{total} failed send(s) queued again."
+        if unknown:
+            text += (
+                f" {unknown} of unknown outcome left as they are: the mail server may have "
+                "taken them, and a message never leaves twice."
+            )
+        self.message_user(request, text, level)
+
+    @admin.action(description="Retry failed sends", permissions=["change"])
+    def retry_failed(self, request, queryset) -> None:
+        self._retry(request, list(queryset))
+
+    @admin.action(description="Resume (paused campaigns)", permissions=["change"])
+    def resume(self, request, queryset) -> None:
+        self._each(request, queryset, lambda c: campaign_resume(campaign=c), "resumed")
+
     def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         campaign = get_object_or_404(self.get_queryset(request), pk=pk)
         if not self.has_view_permission(request, campaign):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
         result = campaigns_evaluate(campaigns=[campaign], dry_run=True, sample=25)
         labels = dict(Rule.choices)
@@ -222,13 +400,13 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def funnel_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
         by = request.GET.get("by", "campaign")
         if by not in DIMENSIONS:
             by = "campaign"
-        rows = funnel(by=by)
+        # A creator sees the funnel of their own courses' campaigns only.
+        mine = request.user.pk if is_creator_only(request.user) else None
+        rows = funnel(by=by, creator_id=mine)
         context = {
             **self.admin_site.each_context(request),
             "title": "Campaign funnel",
@@ -236,11 +414,12 @@ class CampaignAdmin(admin.ModelAdmin):
             "by": by,
             "dimensions": [(key, label) for key, (_, label) in DIMENSIONS.items()],
             "rows": [{**row, "bars": funnel_chart(row)} for row in rows],
-            "stages": STAGES,
             "chart_height": CHART_HEIGHT,
-            "rules": suppressed_by_rule(),
-            "dismissals": dismiss_reasons(),
-            "incremental": incremental_revenue(window_days=GuardrailPolicy.load().attribution_days),
+            "rules": suppressed_by_rule(creator_id=mine),
+            "dismissals": dismiss_reasons(creator_id=mine),
+            "incremental": incremental_revenue(
+                window_days=GuardrailPolicy.load().attribution_days, creator_id=mine
+            ),
         }
         return TemplateResponse(request, "campaigns/funnel.html", context)
 
@@ -310,11 +489,11 @@ class SendAdmin(admin.ModelAdmin):
         "id",
         "learner",
         "campaign",
+        "status",
+        "why",
         "rule",
         "category",
         "template_version",
-        "status",
-        "status_reason",
         "created_at",
         "sent_at",
         "clicks",
@@ -328,6 +507,92 @@ class SendAdmin(admin.ModelAdmin):
     raw_id_fields = ("learner", "template_version", "campaign", "arm", "offer", "course")
     inlines = [SendEventInline]
     readonly_fields = [f.name for f in Send._meta.fields]
+    # What became of it first, its reason in full; any field not named here goes under "Other".
+    FIELDSETS = [
+        (
+            "Outcome",
+            [
+                "status",
+                "status_reason",
+                "attempts",
+                "rule",
+                "scheduled_for",
+                "claimed_at",
+                "handoff_at",
+                "lease",
+            ],
+        ),
+        (
+            "Who and why",
+            [
+                "learner",
+                "campaign",
+                "course",
+                "offer",
+                "arm",
+                "trigger",
+                "moment",
+                "occurrence_key",
+                "reason",
+                "priority",
+            ],
+        ),
+        (
+            "Message",
+            [
+                "channel",
+                "category",
+                "template_version",
+                "locale",
+                "to_email",
+                "subject",
+                "is_test",
+                "message_id",
+                "provider_message_id",
+            ],
+        ),
+        (
+            "Tracking",
+            [
+                "created_at",
+                "sent_at",
+                "delivered_at",
+                "opened_at",
+                "clicked_at",
+                "clicks",
+                "seen_at",
+                "dismissed_at",
+                "dismiss_reason",
+                "converted_order",
+                "converted_at",
+                "revenue",
+            ],
+        ),
+    ]
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        fields = [f.name for f in Send._meta.fields if f.name != "id"]
+        named = [(title, [f for f in names if f in fields]) for title, names in self.FIELDSETS]
+        placed = {f for _, names in named for f in names}
+        rest = [f for f in fields if f not in placed]
+        if rest:
+            named.append(("Other", rest))
+        return [(title, {"fields": names}) for title, names in named]
+
+    @admin.display(description="Status reason", ordering="status_reason")
+    def why(self, obj: Send) -> str:
+        """The reason, cut to fit the list; the whole of it on hover and on the send's page."""
+        if not obj.status_reason:
+            return ""
+        short = truncatechars(obj.status_reason, 60)
+        if short == obj.status_reason:
+            return obj.status_reason
+        # At least a few words a line: squeezed by the other columns, it stood a word a line.
+        return format_html(
+            '<span title="{}" style="display: inline-block; min-width: 18em">{}</span>',
+            obj.status_reason,
+            short,
+        )
 
     def get_queryset(self, request: HttpRequest):
         qs = super().get_queryset(request)

@@ -1,6 +1,9 @@
 """Funnel analytics: eligible → suppressed (by rule) → sent → delivered → opened/seen → clicked
 → converted, and revenue, by campaign, trigger, moment, segment, LPS band or channel; and the
 revenue a campaign earned beyond its holdout. Each figure is one grouped query over the sends.
+
+Every eligible send is accounted for by its status: eligible = suppressed + queued + sending +
+failed + sent (sent or any later status), exactly (``status_counts``).
 """
 
 from __future__ import annotations
@@ -11,10 +14,24 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, DecimalField, F, Q, QuerySet, Sum, Value
+from django.db.models import (
+    Count,
+    DecimalField,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce
 
-from .models import Rule, Send
+from learners.models import Course
+
+from .models import Rule, Send, SendStatus
 
 DIMENSIONS = {
     "campaign": ("campaign__name", "Campaign"),
@@ -25,10 +42,69 @@ DIMENSIONS = {
     "channel": ("channel", "Channel"),
 }
 STAGES = ("eligible", "suppressed", "sent", "delivered", "opened", "clicked", "converted")
+# Where each eligible send is now, by status; these add up to the eligible.
+ACCOUNTED = ("suppressed", "queued", "sending", "failed", "sent")
+# The bars of a funnel chart: the accounting first, then the stages a sent message reaches.
+BARS = ("eligible", *ACCOUNTED, "delivered", "opened", "clicked", "converted")
+# "Sent": it left, and nothing since says it failed (a bounce or complaint moves it to failed).
+SENT_ONWARDS = (
+    SendStatus.SENT,
+    SendStatus.DELIVERED,
+    SendStatus.OPENED,
+    SendStatus.CLICKED,
+    SendStatus.CONVERTED,
+    SendStatus.DISMISSED,
+)
 
 
-def _sends(since: datetime | None, until: datetime | None) -> QuerySet:
+# Each status column of ``ACCOUNTED`` as a condition on a send.
+STATUS_IS = {
+    "suppressed": Q(status=SendStatus.SUPPRESSED),
+    "queued": Q(status=SendStatus.QUEUED),
+    "sending": Q(status=SendStatus.SENDING),
+    "failed": Q(status=SendStatus.FAILED),
+    "sent": Q(status__in=SENT_ONWARDS),
+}
+
+
+def status_counts() -> dict[str, Count]:
+    """``Count`` annotations of grouped sends in each status of ``ACCOUNTED``: one grouped
+    query however many groups (``COUNT(*) FILTER (WHERE …)`` on PostgreSQL)."""
+    return {name: Count("id", filter=condition) for name, condition in STATUS_IS.items()}
+
+
+def campaign_status_counts() -> dict[str, Coalesce]:
+    """Annotations of a campaign queryset: its sends in each status of ``ACCOUNTED``, each a
+    ``COUNT(*)`` over the (campaign, status) index in the same query, so a page of campaigns
+    costs one query however many rows it has.
+
+    Not ``Count("sends", filter=…)`` over a join: that drags each campaign's whole row (and its
+    moment's and offer's) through a sort of all its sends, and the page's result counts keep
+    the join. With 200,000 sends on one campaign (analysed): 131 ms for the rows and 24 ms for
+    each of the two counts that way, 10 ms and 0.5 ms this way (before ANALYZE the join sorted
+    110 MB on disk: 650 ms).
+    """
+    sends = Send.objects.filter(campaign=OuterRef("pk")).order_by()
+    # COUNT(*) with no GROUP BY: one row per campaign, read from the index alone.
+    count = Func(function="COUNT", template="COUNT(*)", output_field=IntegerField())
+    return {
+        name: Coalesce(
+            Subquery(sends.filter(condition).annotate(n=count).values("n")),
+            Value(0),
+            output_field=IntegerField(),
+        )
+        for name, condition in STATUS_IS.items()
+    }
+
+
+def _sends(
+    since: datetime | None, until: datetime | None, creator_id: int | None = None
+) -> QuerySet:
+    """Campaign sends, not test sends; with ``creator_id``, only those of the campaigns about
+    that creator's courses (what a course creator may see)."""
     qs = Send.objects.filter(campaign__isnull=False, is_test=False)
+    if creator_id is not None:
+        qs = qs.filter(campaign__course__creator_id=creator_id)
     if since is not None:
         qs = qs.filter(created_at__gte=since)
     if until is not None:
@@ -37,17 +113,25 @@ def _sends(since: datetime | None, until: datetime | None) -> QuerySet:
 
 
 def funnel(
-    *, by: str = "campaign", since: datetime | None = None, until: datetime | None = None
+    *,
+    by: str = "campaign",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    creator_id: int | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per value of the dimension ``by`` (see ``DIMENSIONS``), largest first."""
+    """One row per value of the dimension ``by`` (see ``DIMENSIONS``), largest first.
+
+    ``suppressed``, ``queued``, ``sending``, ``failed`` and ``sent`` count the sends by their
+    status now and add up to ``eligible``; ``delivered`` … ``dismissed`` count the sends that
+    ever reached that stage (a message opened and then complained about is failed, and still
+    counts as opened)."""
     field, _ = DIMENSIONS[by]
     rows = (
-        _sends(since, until)
+        _sends(since, until, creator_id)
         .values(key=Coalesce(F(field), Value("—")))
         .annotate(
             eligible=Count("id"),
-            suppressed=Count("id", filter=Q(status="suppressed")),
-            sent=Count("id", filter=Q(sent_at__isnull=False) | Q(seen_at__isnull=False)),
+            **status_counts(),
             delivered=Count("id", filter=Q(delivered_at__isnull=False)),
             opened=Count("id", filter=Q(opened_at__isnull=False) | Q(seen_at__isnull=False)),
             clicked=Count("id", filter=Q(clicked_at__isnull=False)),
@@ -63,11 +147,11 @@ def funnel(
 
 
 def suppressed_by_rule(
-    *, since: datetime | None = None, until: datetime | None = None
+    *, since: datetime | None = None, until: datetime | None = None, creator_id: int | None = None
 ) -> list[tuple[str, int]]:
     labels = dict(Rule.choices)
     rows = (
-        _sends(since, until)
+        _sends(since, until, creator_id)
         .filter(status="suppressed")
         .values_list("rule")
         .annotate(n=Count("id"))
@@ -77,14 +161,14 @@ def suppressed_by_rule(
 
 
 def dismiss_reasons(
-    *, since: datetime | None = None, until: datetime | None = None
+    *, since: datetime | None = None, until: datetime | None = None, creator_id: int | None = None
 ) -> list[tuple[str, int]]:
     """In-app dismissals by reason code ("not now" and the rest), most frequent first."""
     from .models import DismissReason
 
     labels = dict(DismissReason.choices)
     rows = (
-        _sends(since, until)
+        _sends(since, until, creator_id)
         .filter(dismissed_at__isnull=False)
         .values_list("dismiss_reason")
         .annotate(n=Count("id"))
@@ -103,9 +187,12 @@ class Incremental:
     incremental_revenue: Decimal
 
 
-def incremental_revenue(*, window_days: int = 7) -> list[Incremental]:
+def incremental_revenue(
+    *, window_days: int = 7, creator_id: int | None = None
+) -> list[Incremental]:
     """Per campaign with a holdout: net revenue per learner within ``window_days`` of the
-    decision, treated (queued or sent) against held out, and the difference × treated.
+    decision, treated (queued or sent) against held out, and the difference × treated; with
+    ``creator_id``, only the campaigns about that creator's courses.
 
     Intent to treat: every treated learner counts, whether the email converted or not; any
     order counts, attributed or not — what the holdout shows is what would have happened
@@ -120,6 +207,11 @@ def incremental_revenue(*, window_days: int = 7) -> list[Incremental]:
             "datetime(o.placed_at) >= datetime(s.created_at) "
             "AND datetime(o.placed_at) < datetime(s.created_at, '+' || %s || ' days')"
         )
+    mine = (
+        f"AND c.course_id IN (SELECT id FROM {Course._meta.db_table} WHERE creator_id = %s)"
+        if creator_id is not None
+        else ""
+    )
     sql = f"""
         SELECT c.name,
           SUM(CASE WHEN s.rule = '' THEN 1 ELSE 0 END) AS treated,
@@ -137,12 +229,16 @@ def incremental_revenue(*, window_days: int = 7) -> list[Incremental]:
           WHERE s.campaign_id IS NOT NULL AND s.is_test = %s AND (s.rule = '' OR s.rule = %s)
           GROUP BY s.id
         ) r ON r.send_id = s.id
+        WHERE TRUE {mine}
         GROUP BY c.name
         HAVING SUM(CASE WHEN s.rule = %s THEN 1 ELSE 0 END) > 0
         ORDER BY c.name
     """
     holdout = str(Rule.HOLDOUT)
-    params: list[Any] = [holdout, holdout, window_days, False, holdout, holdout]
+    params: list[Any] = [holdout, holdout, window_days, False, holdout]
+    if creator_id is not None:
+        params.append(creator_id)
+    params.append(holdout)
     out = []
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -165,11 +261,12 @@ def incremental_revenue(*, window_days: int = 7) -> list[Incremental]:
 
 
 def funnel_chart(row: dict[str, Any], width: int = 520) -> list[dict[str, Any]]:
-    """Bars for one funnel row, each as wide as its share of the eligible."""
+    """Bars for one funnel row (``BARS``), each as wide as its share of the eligible."""
     top = row["eligible"] or 1
     return [
         {
             "stage": stage,
+            "colour": BAR_COLOURS.get(stage, "#417690"),
             "n": row[stage],
             "width": round(width * row[stage] / top),
             "share": row[stage] / top,
@@ -177,9 +274,15 @@ def funnel_chart(row: dict[str, Any], width: int = 520) -> list[dict[str, Any]]:
             "text_y": index * BAR_STEP + 9,
             "label_x": 86 + round(width * row[stage] / top),
         }
-        for index, stage in enumerate(STAGES)
+        for index, stage in enumerate(BARS)
     ]
 
 
 BAR_STEP = 14
-CHART_HEIGHT = BAR_STEP * len(STAGES)
+CHART_HEIGHT = BAR_STEP * len(BARS)
+BAR_COLOURS = {
+    "suppressed": "#c9a227",
+    "queued": "#999999",
+    "sending": "#999999",
+    "failed": "#ba2121",
+}

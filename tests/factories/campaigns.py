@@ -1,4 +1,5 @@
 import uuid
+from datetime import timedelta
 
 import factory
 from django.utils import timezone
@@ -6,8 +7,10 @@ from django.utils import timezone
 from campaigns.models import (
     Campaign,
     Candidate,
+    DispatchLease,
     GuardrailPolicy,
     JourneyMoment,
+    MailCircuit,
     Send,
     SendEvent,
 )
@@ -88,3 +91,23 @@ class CandidateFactory(factory.django.DjangoModelFactory):
     moment = factory.LazyAttribute(lambda o: o.campaign.moment)
     channel = "email"
     priority = 100
+
+
+class DispatchLeaseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DispatchLease
+
+    id = factory.LazyFunction(uuid.uuid4)
+    worker = factory.Sequence(lambda n: f"worker-{n}:{1000 + n}")
+    claimed_at = factory.LazyFunction(timezone.now)
+    expires_at = factory.LazyAttribute(lambda o: o.claimed_at + timedelta(seconds=60))
+
+
+class MailCircuitFactory(factory.django.DjangoModelFactory):
+    """The one circuit row; closed unless told otherwise."""
+
+    class Meta:
+        model = MailCircuit
+        django_get_or_create = ("id",)
+
+    id = 1
