@@ -297,7 +297,8 @@ WITH t AS (
     SELECT
       COUNT(*) FILTER (WHERE COALESCE(p.scheduled_for, p.created_at)
           > s.scheduled_for - make_interval(days => %(cap_window_days)s)
-        AND COALESCE(p.scheduled_for, p.created_at) <= s.scheduled_for) AS already_rolling,
+        AND COALESCE(p.scheduled_for, p.created_at)
+          < s.scheduled_for + make_interval(days => %(cap_window_days)s)) AS already_rolling,
       COUNT(*) FILTER (WHERE COALESCE(p.scheduled_for, p.created_at)
           >= s.local_day AT TIME ZONE s.time_zone
         AND COALESCE(p.scheduled_for, p.created_at)
@@ -307,7 +308,7 @@ WITH t AS (
         AND COALESCE(p.scheduled_for, p.created_at)
           < (s.local_week + interval '7 days') AT TIME ZONE s.time_zone) AS already_week
     FROM campaigns_send p WHERE p.learner_id = s.learner_id AND p.channel = 'email'
-      AND p.status = ANY(%(counted)s) AND p.category = ANY(%(marketing)s)
+      AND p.status = ANY(%(counted)s) AND p.category = ANY(%(marketing)s) AND NOT p.is_test
   ) a
   WINDOW w AS (PARTITION BY learner_id ORDER BY occurrence_key)
 ), k1 AS (

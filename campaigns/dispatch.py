@@ -254,10 +254,12 @@ def _streaks(
         Campaign.objects.filter(pk__in=delivered, failure_streak__gt=0).update(
             failure_streak=0, failure_reason=""
         )
-    paused = []
+    paused: list[int] = []
     for send, reason in failures:
         key = reason[:500]
-        Campaign.objects.filter(pk=send.campaign_id).update(
+        campaign_id = send.campaign_id
+        assert campaign_id is not None  # the dispatcher claims campaign sends only
+        Campaign.objects.filter(pk=campaign_id).update(
             failure_streak=Case(
                 When(failure_reason=key, then=F("failure_streak") + 1), default=Value(1)
             ),
@@ -265,14 +267,14 @@ def _streaks(
         )
         limit = policy.pause_after_failures
         if limit and Campaign.objects.filter(
-            pk=send.campaign_id, failure_streak__gte=limit, status=CampaignStatus.ACTIVE
+            pk=campaign_id, failure_streak__gte=limit, status=CampaignStatus.ACTIVE
         ).update(
             status=CampaignStatus.PAUSED,
             paused_at=now,
             paused_reason=f"paused after {limit} sends in a row failed: {key}"[:500],
         ):
-            log.warning("campaign %s paused: its sends keep failing", send.campaign_id)
-            paused.append(send.campaign_id)
+            log.warning("campaign %s paused: its sends keep failing", campaign_id)
+            paused.append(campaign_id)
     return paused
 
 
@@ -401,13 +403,16 @@ def _deliver(ids, lease, mail, done: Dispatched, clock, heartbeat, on_handoff) -
                     text = str(exc) if kind == "template" else f"{type(exc).__name__}: {exc}"
                     fail(send, f"{kind}: {text}")
                 else:
-                    if not _hand_over(prepared, lease, ledger, clock, done):
+                    handed = _hand_over(prepared, lease, ledger, clock, done)
+                    if handed == "lost":
                         break
+                    if handed == "gone":
+                        continue
                     checks.left(send, clock())
                     if on_handoff is not None:
                         on_handoff(send)
                     outcome = _send_one(prepared, mail, ledger, done, clock, policy, fail)
-                    if outcome == "sent":
+                    if outcome == "sent" and send.campaign_id is not None:
                         delivered.add(send.campaign_id)
                     elif outcome == "server_down":
                         break
@@ -431,22 +436,23 @@ def _deliver(ids, lease, mail, done: Dispatched, clock, heartbeat, on_handoff) -
             lease_end(lease=lease)
 
 
-def _hand_over(prepared: Prepared, lease, ledger: _Ledger, clock, done: Dispatched) -> bool:
+def _hand_over(prepared: Prepared, lease, ledger: _Ledger, clock, done: Dispatched) -> str:
     """Renew and check the lease, write what is pending, mark this message as handed over —
-    one commit. False (and nothing marked) if the lease was lost: stop before sending."""
+    one commit. "lost": the lease was lost (nothing marked; stop before sending); "gone": the
+    row is no longer ours to send (changed meanwhile, e.g. in the admin; not sent); "ok"."""
     send = prepared.send
     with transaction.atomic():
         if not lease_renew(lease=lease, now=clock()):
             done.lease_lost = True
-            return False
+            return "lost"
         ledger.flush()
         marked = Send.objects.filter(pk=send.pk, lease=lease, status=SendStatus.SENDING).update(
             handoff_at=clock(), message_id=prepared.message_id, attempts=F("attempts") + 1
         )
-    if not marked:  # no longer ours (cannot happen while the lease holds; never sent)
-        return True
+    if not marked:
+        return "gone"
     send.attempts += 1
-    return True
+    return "ok"
 
 
 def _send_one(prepared, mail, ledger: _Ledger, done, clock, policy, fail) -> str:

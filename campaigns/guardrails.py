@@ -114,7 +114,9 @@ class SendTimeChecks:
             .values_list("learner_id", "sent_at", "handoff_at")
         )
         for learner_id, sent_at, handoff_at in rows:
-            self.history[learner_id].append(sent_at or handoff_at)
+            at = sent_at or handoff_at
+            if at is not None:
+                self.history[learner_id].append(at)
 
     def unreachable(self, send: Send) -> tuple[str, str] | None:
         """Consent, suppression, the global holdout: read directly, never waits."""

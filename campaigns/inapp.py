@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from learners.dirty import learners_mark_dirty, scoring_kick_on_commit
 from learners.models import Event, EventKind, Learner
+from templates.engine import RenderError
 from templates.messages import message_render
 
 from .delivery import click_url
@@ -77,9 +78,20 @@ def offer_card(*, learner: Learner, moment: str = "", now: datetime | None = Non
         expires_at = _expires(send)
         if expires_at <= now:
             continue
-        rendered = message_render(
-            version=send.template_version, context=send_context(send, now), locale=send.locale
-        )
+        try:
+            rendered = message_render(
+                version=send.template_version, context=send_context(send, now), locale=send.locale
+            )
+        except Exception as exc:  # noqa: BLE001 - one card that cannot render fails alone
+            reason = f"template: {exc}" if isinstance(exc, RenderError) else f"card: {exc!r}"
+            with transaction.atomic():
+                if Send.objects.filter(pk=send.pk, status__in=LIVE).update(
+                    status=SendStatus.FAILED, status_reason=reason[:500]
+                ):
+                    SendEvent.objects.create(
+                        send=send, kind=SendEventKind.FAILED, at=now, detail=reason[:1000]
+                    )
+            continue  # the next live card, if any
         target = send.offer.cta_url if send.offer is not None else ""
         with transaction.atomic():
             served = Send.objects.filter(pk=send.pk, status=SendStatus.QUEUED).update(

@@ -519,3 +519,52 @@ def test_a_card_dismissed_today_counts_against_the_in_app_cap(course):
     evaluate(now=NOW)
 
     assert Send.objects.exclude(status="dismissed").get().rule == Rule.CAP_DAY
+
+
+@pytest.mark.parametrize(
+    ("later", "test_send", "expected"),
+    [
+        # cap 2 in 7 days: one sent 3 days ago; a retry queued for 2 h from now shares the
+        # window with a send now (issue 16: all three passed) → the new one is stopped.
+        (timedelta(hours=2), False, "suppressed"),
+        (timedelta(days=7), False, "queued"),  # exactly 7 days on has left the window
+        (None, True, "queued"),  # a test send to the marketer never counts
+    ],
+)
+def test_the_rolling_cap_counts_sends_scheduled_later_and_never_test_sends(
+    course, later, test_send, expected
+):
+    GuardrailPolicy.objects.filter(pk=GuardrailPolicy.load().pk).update(
+        email_cap=2, email_cap_day=0, email_cap_week=0
+    )
+    campaign = CampaignFactory(name="Next course")
+    learner = finisher(course, external_id="ann")
+    SendFactory(learner=learner, status="sent", created_at=NOW - timedelta(days=3))
+    if later is not None:
+        SendFactory(
+            learner=learner,
+            status="queued",
+            created_at=NOW - timedelta(hours=1),
+            scheduled_for=NOW + later,
+        )
+    if test_send:
+        SendFactory(learner=learner, status="sent", is_test=True, created_at=NOW)
+
+    evaluate(now=NOW)
+
+    assert Send.objects.get(campaign=campaign).status == expected
+
+
+def test_a_test_send_does_not_use_up_the_learners_day_cap(course):
+    GuardrailPolicy.objects.filter(pk=GuardrailPolicy.load().pk).update(
+        email_cap=10, email_cap_day=1, email_cap_week=0
+    )
+    campaign = CampaignFactory(name="Next course")
+    learner = finisher(course, external_id="ann")
+    SendFactory(learner=learner, status="sent", is_test=True, created_at=NOW - timedelta(hours=1))
+    evaluate(now=NOW)
+    assert Send.objects.get(campaign=campaign).status == "queued"
+    SendFactory(learner=learner, status="sent", created_at=NOW - timedelta(hours=1))
+    other = CampaignFactory(name="Another", moment__slug="milestone")
+    evaluate(now=NOW)
+    assert (Send.objects.get(campaign=other).rule) == Rule.CAP_DAY

@@ -118,3 +118,36 @@ def test_feedback_errors_and_scopes(api, read_api, card_setup):
     assert api.get("/api/v1/learners/nobody/offers/").status_code == 404
     send.refresh_from_db()
     assert send.clicks == 0
+
+
+def test_a_card_that_cannot_render_fails_alone_and_the_next_one_is_served(api, card_setup):
+    from tests.factories.templates import MessageTemplateFactory, MessageTemplateVersionFactory
+
+    campaign, version, learner = card_setup
+    fine = card_send(campaign, version, learner)
+    broken_version = MessageTemplateVersionFactory(
+        template=MessageTemplateFactory(channel="in_app"),
+        channel="in_app",
+        content={
+            "en": {
+                "subject": "{{ usage.plan }}",  # Ann has no plan: undefined
+                "preheader": "",
+                "html": "<p>x</p>",
+                "text": "",
+                "html_compiled": "<p>x</p>",
+                "text_compiled": "x\n",
+            }
+        },
+    )
+    broken = card_send(campaign, broken_version, learner, occurrence_key="other")
+    Send.objects.filter(pk=broken.pk).update(priority=200)
+
+    response = api.get("/api/v1/learners/ann/offers/")
+
+    assert response.status_code == 200
+    assert response.json()["offer"]["send"] == fine.pk
+    broken.refresh_from_db()
+    assert broken.status == "failed"
+    assert broken.status_reason.startswith("template: ")
+    assert "usage" in broken.status_reason
+    assert SendEvent.objects.filter(send=broken, kind="failed").count() == 1

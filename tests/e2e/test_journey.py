@@ -329,6 +329,12 @@ def test_marketer_creator_and_platform_through_the_whole_journey(browser, live_s
         worker.wait(timeout=30)
 
 
+def midday_zone() -> str:
+    """An IANA zone (Etc/GMT±N) where it is between 12:00 and 13:00 now."""
+    offset = (12 - timezone.now().hour + 12) % 24 - 12  # hours east of UTC, −12 … +11
+    return "UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"  # POSIX sign: Etc/GMT-5 is UTC+5
+
+
 def _platform_and_inbox(page, carl, base, key, step, campaign, experiment, sink, queue, cta):
     from django.conf import settings
 
@@ -348,6 +354,9 @@ def _platform_and_inbox(page, carl, base, key, step, campaign, experiment, sink,
                         "email": f"{external_id}@example.org",
                         "name": "Ann Lee",
                         "marketing_opt_in": True,
+                        # Midday where she lives, whatever the hour the suite runs at: the
+                        # journey is not about quiet hours (tests/campaigns has those).
+                        "time_zone": midday_zone(),
                     }
                 ]
             },
