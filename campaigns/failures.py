@@ -49,7 +49,7 @@ def retryable_failed(campaign: Campaign) -> QuerySet[Send]:
 
 def sends_retry_failed(*, campaign: Campaign, now: datetime | None = None) -> int:
     """Move the campaign's retryable failed emails (``retryable_failed``) back to the queue,
-    due ``now``, with their attempts, hand-off and lease cleared, each with a *deferred*
+    due ``now``, with their attempts, hand-off and lease cleared, each with a *retried*
     event naming the failure it is retried from. Returns how many moved.
 
     Idempotent (a second call finds nothing failed) and safe against a concurrent dispatcher:
@@ -78,7 +78,7 @@ def sends_retry_failed(*, campaign: Campaign, now: datetime | None = None) -> in
             [
                 SendEvent(
                     send_id=pk,
-                    kind=SendEventKind.DEFERRED,
+                    kind=SendEventKind.RETRIED,
                     at=now,
                     detail=f"retried by hand after: {reason}"[:1000],
                 )

@@ -544,6 +544,7 @@ class SendEventKind(models.TextChoices):
     UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
     FAILED = "failed", "Failed"
     DEFERRED = "deferred", "Deferred (will retry)"
+    RETRIED = "retried", "Queued again by hand (after a fix)"
     SERVED = "served", "Served to the app"
     SEEN = "seen", "Seen (in-app impression)"
     ACCEPTED = "accepted", "Accepted"

@@ -368,13 +368,13 @@ def test_retry_moves_exactly_the_retryable_failed_emails_back_to_the_queue(failu
     assert [(e.send_id, e.kind, e.at, e.detail) for e in events] == [
         (
             retry[0].pk,
-            "deferred",
+            "retried",
             NOW,
             "retried by hand after: template: unknown variable 'offer.nmae'",
         ),
         (
             retry[1].pk,
-            "deferred",
+            "retried",
             NOW,
             "retried by hand after: gave up after 8 attempts: SMTPServerDisconnected: gone",
         ),
