@@ -248,7 +248,7 @@ def _subscription_rows(subs: QuerySet, key: Callable[[], Any], detail: Any) -> l
         occurred_at=F("updated_at"),
         course_id=_no_course(),
         detail=detail,
-    ).filter(account__learners__isnull=False)
+    ).filter(t_learner_id__isnull=False)  # on the annotation's join: one row per member
     return [own, team]
 
 

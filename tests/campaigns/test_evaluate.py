@@ -568,3 +568,18 @@ def test_a_test_send_does_not_use_up_the_learners_day_cap(course):
     other = CampaignFactory(name="Another", moment__slug="milestone")
     evaluate(now=NOW)
     assert (Send.objects.get(campaign=other).rule) == Rule.CAP_DAY
+
+
+def test_a_team_plan_yields_one_trigger_row_per_member():
+    """Three members, one team plan at 95 %: three rows (a second join on the members made it
+    nine, one per member per member)."""
+    from campaigns.triggers import trigger_rows
+    from tests.factories.expansion import SubscriptionFactory
+    from tests.factories.learners import AccountFactory
+
+    account = AccountFactory()
+    members = [LearnerFactory(account=account) for _ in range(3)]
+    SubscriptionFactory(account=account, learner=None, quota_used=95, quota_limit=100)
+    campaign = CampaignFactory(trigger="usage_threshold", trigger_params={})
+    rows = [row for query in trigger_rows(campaign, now=NOW) for row in query]
+    assert sorted(row["t_learner_id"] for row in rows) == sorted(m.pk for m in members)
