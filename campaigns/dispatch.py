@@ -300,27 +300,44 @@ def dispatch_chunk(
     if not circuit_pass(now=clock()):
         done.circuit_open = True
         return done
+    started = clock()
+    with transaction.atomic():  # the lease commits with its claim, or not at all
+        lease = lease_create(now=started)
+        ids = sends_claim(limit=limit, now=started, lease=lease)
+    done.claimed = len(ids)
+    if not ids:
+        return done  # nothing due: no connection to the mail server (and no empty mail file)
     mail = get_connection()
     try:
         mail.open()
-    except Exception as exc:  # noqa: BLE001 - the server is down: claim nothing
+    except Exception as exc:  # noqa: BLE001 - the server is down: the chunk goes back as it was
+        with transaction.atomic():
+            done.released = _release(lease)
         until = circuit_trip(error=f"{type(exc).__name__}: {exc}", now=clock())
-        log.warning("mail server unreachable (%s); dispatch paused until %s", exc, until)
+        log.warning(
+            "mail server unreachable (%s); %d sends back in the queue, dispatch paused until %s",
+            type(exc).__name__,
+            done.released,
+            until,
+        )
         done.circuit_open = True
         return done
     try:
         circuit_close()
-        started = clock()
-        with transaction.atomic():  # the lease commits with its claim, or not at all
-            lease = lease_create(now=started)
-            ids = sends_claim(limit=limit, now=started, lease=lease)
-        done.claimed = len(ids)
-        if ids:
-            with Heartbeat(lease=lease, clock=clock) as heartbeat:
-                _deliver(ids, lease, mail, done, clock, heartbeat, on_handoff)
+        with Heartbeat(lease=lease, clock=clock) as heartbeat:
+            _deliver(ids, lease, mail, done, clock, heartbeat, on_handoff)
     finally:
         mail.close()
     return done
+
+
+def _release(lease: uuid.UUID) -> int:
+    """The lease's sends never handed over go back to the queue as they were; the lease ends."""
+    released = Send.objects.filter(lease=lease, status=SendStatus.SENDING, handoff_at=None).update(
+        status=SendStatus.QUEUED, lease=None
+    )
+    lease_end(lease=lease)
+    return released
 
 
 def _deliver(ids, lease, mail, done: Dispatched, clock, heartbeat, on_handoff) -> None:
@@ -352,6 +369,10 @@ def _deliver(ids, lease, mail, done: Dispatched, clock, heartbeat, on_handoff) -
             (send.pk, SendStatus.FAILED, "", reason, SendEventKind.FAILED, message_id)
         )
         done.failed += 1
+        # The reason's kind only: the rest may name the recipient (no personal data in logs).
+        log.warning(
+            "send %s of campaign %s failed (%s)", send.pk, send.campaign_id, reason.split(":")[0]
+        )
         if _campaign_fault(reason):
             failures.append((send, reason))
 
@@ -430,10 +451,7 @@ def _deliver(ids, lease, mail, done: Dispatched, clock, heartbeat, on_handoff) -
         with transaction.atomic():
             ledger.flush()
             _streaks(failures=failures, delivered=delivered, policy=policy, now=clock())
-            done.released = Send.objects.filter(
-                lease=lease, status=SendStatus.SENDING, handoff_at=None
-            ).update(status=SendStatus.QUEUED, lease=None)
-            lease_end(lease=lease)
+            done.released = _release(lease)
 
 
 def _hand_over(prepared: Prepared, lease, ledger: _Ledger, clock, done: Dispatched) -> str:

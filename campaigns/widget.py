@@ -22,7 +22,7 @@ from django.views.decorators.http import require_http_methods
 
 from learners.models import Course, Enrollment, Learner
 
-from .inapp import OfferFeedbackError, card_payload, offer_card, offer_feedback
+from .inapp import LIVE, OfferFeedbackError, card_payload, offer_card, offer_feedback
 from .models import Send
 
 WIDGET_SALT = "expansion.campaigns.widget"
@@ -144,7 +144,15 @@ def demo(request: HttpRequest) -> HttpResponse:
     learner = (
         Learner.objects.filter(external_id=external_id).first()
         if external_id
-        else Learner.objects.filter(sends__channel="in_app").first() or Learner.objects.first()
+        # A learner with a live card to show (the page was blank for one whose cards were all
+        # suppressed), else anyone with an in-app decision, else anyone.
+        else Learner.objects.filter(
+            sends__channel="in_app", sends__status__in=LIVE, sends__campaign__isnull=False
+        )
+        .order_by("-sends__created_at")
+        .first()
+        or Learner.objects.filter(sends__channel="in_app").first()
+        or Learner.objects.first()
     )
     context = {
         "learner": learner,

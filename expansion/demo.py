@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 import factory.random
 from django.db import transaction
@@ -142,7 +142,7 @@ def demo_seed(*, learners: int = 3000, seed: int = 42, anchor: date | None = Non
     now = datetime.combine(anchor, time(9, 0), tzinfo=UTC)
 
     with transaction.atomic():
-        creators = [UserFactory(username=f"creator_{n}") for n in ("ana", "ben")]
+        creators = [_demo_creator(f"creator_{n}") for n in ("ana", "ben")]
         courses, modules = [], {}
         for path_index, (path, titles) in enumerate(PATHS.items()):
             for position, title in enumerate(titles, start=1):
@@ -408,6 +408,21 @@ def demo_seed(*, learners: int = 3000, seed: int = 42, anchor: date | None = Non
     )
 
 
+def _demo_creator(username: str) -> Any:
+    """A course creator who can sign in to review their courses' campaigns: staff, in the
+    Course creator role, with no password until ``ensure_admin`` gives one (printed once)."""
+    from django.contrib.auth.models import Group
+
+    from campaigns.roles import COURSE_CREATOR
+
+    user: Any = UserFactory(username=username, is_staff=True)
+    user.set_unusable_password()
+    user.save()
+    group, _ = Group.objects.get_or_create(name=COURSE_CREATOR)
+    user.groups.add(group)
+    return user
+
+
 def _demo_experiment(*, seed: int, now: datetime) -> None:
     """A running experiment card on the next-course offer: 30 % off against the bonus only,
     with a 10 % holdout; every demo learner assigned three weeks ago."""
@@ -477,8 +492,12 @@ def _demo_campaigns() -> None:
     )
     template_snapshot(template=card)
     offer = Offer.objects.get(name="Next course in the path")
+    # The offer is SQL Intermediate: its campaigns are about SQL Basics (the course's creator
+    # reviews them), so a Copywriting graduate is not offered the SQL path.
+    sql_basics = Course.objects.get(title="SQL Basics")
     Campaign.objects.create(
         name="Graduates: the next course",
+        course=sql_basics,
         description="Seed 000: cross-sell the next course 2–4 weeks after a completion.",
         moment=moment["course_completion"],
         trigger="cross_sell",
@@ -491,6 +510,7 @@ def _demo_campaigns() -> None:
     )
     Campaign.objects.create(
         name="Strong assessment: next step card",
+        course=sql_basics,
         moment=moment["milestone"],
         trigger="assessment_high",
         trigger_params={"min_score": 85},

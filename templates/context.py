@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Avg, Count, Q
+from django.db.models import Avg, Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from expansion.models import Offer, Subscription
@@ -254,13 +254,16 @@ def _courses(requests: list[ContextRequest]) -> list[dict[str, Any] | None]:
     without = {r.learner.pk for r in requests if r.course_id is None}
     latest: dict[int, Enrollment] = {}
     if without:
-        # DISTINCT ON: the newest enrollment per learner, in one pass over their enrollments.
-        for enrollment in (
-            Enrollment.objects.filter(learner_id__in=without)
-            .select_related("course")
-            .order_by("learner_id", "-enrolled_at", "-id")
-            .distinct("learner_id")
-        ):
+        # The newest enrollment per learner, in one query on any database (DISTINCT ON is
+        # PostgreSQL's only, and the embedded mode runs SQLite: every preview failed there).
+        newest = (
+            Enrollment.objects.filter(learner_id=OuterRef("learner_id"))
+            .order_by("-enrolled_at", "-id")
+            .values("pk")[:1]
+        )
+        for enrollment in Enrollment.objects.filter(
+            learner_id__in=without, pk=Subquery(newest)
+        ).select_related("course"):
             latest[enrollment.learner_id] = enrollment
     wanted = {(r.learner.pk, r.course_id) for r in requests if r.course_id is not None}
     enrolled: dict[tuple[int, int], Enrollment] = {}

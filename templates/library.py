@@ -67,6 +67,8 @@ your progress, you might be ready for the next step.</p>
 {% if offer.discount_percent > 0 %}<p>As a {{ course.title }} learner, get
 {{ offer.discount_percent }}% off: {{ offer.price | money }} instead of
 {{ offer.list_price | money }} until {{ offer.expires_at | local_date }}.</p>{% endif %}
+{% if offer.bonus != "" %}<p>As a {{ course.title }} learner, {{ offer.product }} comes with
+{{ offer.bonus }} (until {{ offer.expires_at | local_date }}).</p>{% endif %}
 <p><a class="cta" href="{{ offer.cta_url }}">Learn more</a></p>"""
         ),
     },

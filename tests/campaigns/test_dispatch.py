@@ -130,17 +130,19 @@ def test_server_down_claims_nothing_opens_the_circuit_then_everything_goes_once(
 
     done = dispatch_chunk()
 
-    assert (done.claimed, done.sent, done.circuit_open) == (0, 0, True)
+    assert (done.claimed, done.released, done.sent, done.circuit_open) == (4, 4, 0, True)
     assert list(Send.objects.order_by().values_list("status", "attempts").distinct()) == [
         ("queued", 0)
     ]
+    assert DispatchLease.objects.count() == 0
     circuit = MailCircuit.load()
     assert circuit.failures == 1
     assert "ConnectionRefusedError" in circuit.last_error
     assert 4 <= (circuit.open_until - circuit.opened_at).total_seconds() <= 6
     # While it is open, dispatchers return at once without claiming or connecting.
     settings.EMAIL_PORT = port
-    assert dispatch_chunk().circuit_open
+    done = dispatch_chunk()
+    assert (done.circuit_open, done.claimed) == (True, 0)
     assert smtp.messages == []
     # Once the pause is over one probe goes, delivers, and closes the circuit.
     done = dispatch_chunk(now=circuit.open_until + timedelta(seconds=1))
@@ -420,7 +422,7 @@ def test_guardrails_are_checked_again_when_a_deferred_offer_leaves(smtp, overnig
 def test_a_learner_whose_new_data_is_not_scored_yet_waits(smtp):
     campaign = CampaignFactory()
     send = queued(campaign, 1)[0]
-    DirtyLearnerFactory(learner=send.learner)
+    DirtyLearnerFactory(learner=send.learner, marked_at=send.created_at + timedelta(seconds=1))
     done = dispatch_chunk(now=MORNING)
     assert (done.deferred, done.sent) == (1, 0)
     send.refresh_from_db()
@@ -523,3 +525,27 @@ def test_two_workers_racing_deliver_each_send_exactly_once(slow_sink):
 
 def test_policy_defaults_pause_after_ten():
     assert GuardrailPolicy._meta.get_field("pause_after_failures").default == 10
+
+
+@pytest.mark.django_db
+def test_nothing_due_opens_no_connection_and_writes_no_mail_file(settings, tmp_path):
+    """``make run`` writes mail to files: a dispatch tick with nothing due used to leave an
+    empty file every 30 s."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path)
+    queued(CampaignFactory(), 1, scheduled_for=timezone.now() + timedelta(hours=1))
+    assert dispatch_chunk().claimed == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.django_db
+def test_a_failure_is_logged_by_kind_without_the_recipient(smtp, caplog):
+    campaign = CampaignFactory()
+    send = queued(campaign, 1)[0]
+    smtp.refuse[send.learner.email] = "550 No such user here"
+    with caplog.at_level("WARNING", logger="campaigns.dispatch"):
+        assert dispatch_chunk().failed == 1
+    assert [r.getMessage() for r in caplog.records if r.name == "campaigns.dispatch"] == [
+        f"send {send.pk} of campaign {campaign.pk} failed (SMTPRecipientsRefused)"
+    ]
+    assert not [r for r in caplog.records if send.learner.email in r.getMessage()]

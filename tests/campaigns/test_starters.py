@@ -246,6 +246,7 @@ def cross_sell_case(o):
                     "4 March 2026, 12:00.",
                 ],
                 course=course,
+                absent=["comes with"],  # a discount arm: no bonus line
             )
         ],
     )
@@ -508,4 +509,24 @@ def test_every_starter_in_one_chunk(smtp):
 
     assert (claimed, sent, failed) == (10, 10, 0)
     assert Send.objects.exclude(status=SendStatus.SENT).count() == 0
+    assert_arrived(smtp, queued)
+
+
+def test_the_cross_sell_bonus_arm_says_what_the_bonus_is(smtp):
+    """The demo's experiment tests 30 % off against a bonus: the bonus arm's email must carry
+    its offer (it said nothing at all)."""
+    o = offers()
+    bonus = o["next"]
+    bonus.incentive, bonus.discount_percent = Incentive.BONUS, None
+    bonus.save()
+    queued = queue("Cross-sell: the next step", o)
+    queued[0][1].fragments[:] = [
+        "You've completed 8 of 8 modules of SQL Basics.",
+        "As a SQL Basics learner, SQL Intermediate comes with The SQL cheat-sheet pack "
+        "(until 4 March 2026, 12:00).",
+    ]
+    queued[0][1].absent[:] = ["% off"]
+
+    assert dispatch_all() == (1, 1, 0)
+
     assert_arrived(smtp, queued)

@@ -1,4 +1,5 @@
-"""Create the first admin login and print its password once; later runs say it exists."""
+"""Create the first admin login and print its password once; later runs say it exists. Course
+creators without a password yet (the demo's) get one too, printed once."""
 
 import secrets
 
@@ -14,6 +15,28 @@ class Command(BaseCommand):
         parser.add_argument("--email", default="admin@localhost")
 
     def handle(self, *args, username: str, email: str, **options) -> None:
+        self._admin(username, email)
+        self._creators()
+
+    def _creators(self) -> None:
+        from campaigns.roles import COURSE_CREATOR
+
+        users = get_user_model()
+        waiting = users.objects.filter(
+            groups__name=COURSE_CREATOR, is_active=True, password__startswith="!"
+        ).order_by("username")
+        for user in waiting:
+            password = secrets.token_urlsafe(12)
+            user.set_password(password)
+            user.save(update_fields=["password"])
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Course creator login: {user.username} / {password} "
+                    "(reviews the campaigns of their own courses only)"
+                )
+            )
+
+    def _admin(self, username: str, email: str) -> None:
         users = get_user_model()
         if users.objects.filter(username=username).exists():
             self.stdout.write(
