@@ -68,6 +68,16 @@ class CampaignStatus(models.TextChoices):
     ARCHIVED = "archived", "Archived"
 
 
+class Purpose(models.TextChoices):
+    """What a campaign is for; the guardrails apply by purpose (seed 000: "Low LPS: focus on
+    re-engagement, not expansion"; seed 003: "At-risk: never upsell — focus on
+    re-engagement")."""
+
+    UPSELL = "upsell", "Upsell / cross-sell (an offer)"
+    REENGAGEMENT = "reengagement", "Re-engagement (bring them back; no upsell rules)"
+    TRANSACTIONAL = "transactional", "Transactional (receipts, account)"
+
+
 class Reentry(models.TextChoices):
     EVERY = "every", "Every occurrence of the trigger"
     ONCE = "once", "Once per learner, ever"
@@ -94,6 +104,12 @@ class Rule(models.TextChoices):
     CAP_DAY = "cap_day", "Frequency cap (calendar day, learner's time zone)"
     CAP_WEEK = "cap_week", "Frequency cap (calendar week, learner's time zone)"
     HOLDOUT = "holdout", "Experiment holdout"
+    RFM_CHURNED = "rfm_churned", "Recently churned (RFM 1-1-x): no offers"
+    RFM_AT_RISK = "rfm_at_risk", "At-risk previously valuable (RFM 1-4-5): action before any offer"
+    OFFER_INACTIVE = "offer_inactive", "The offer is inactive (retired)"
+    OWNS_PRODUCT = "owns_product", "Already has the offered product"
+    ROLE = "role", "Not a role the campaign addresses"
+    ONE_PER_ACCOUNT = "one_per_account", "Another member of the account got it"
 
 
 class GuardrailPolicy(SingletonModel):
@@ -232,6 +248,24 @@ class Campaign(models.Model):
     category = models.CharField(
         max_length=20, choices=MessageCategory.choices, default=MessageCategory.OFFERS
     )
+    purpose = models.CharField(
+        max_length=20,
+        choices=Purpose.choices,
+        default=Purpose.UPSELL,
+        help_text="Upsell guardrails (at risk, low LPS, RFM do-not-pitch, onboarding) stop "
+        "upsell and cross-sell campaigns, never re-engagement.",
+    )
+    target_roles = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Account-level triggers reach these roles of the account "
+        '(e.g. ["admin", "billing_owner"]; empty: every member).',
+    )
+    one_per_account = models.BooleanField(
+        default=True,
+        help_text="Account-level triggers: one send per account (its first addressed member "
+        "by role), not one per member.",
+    )
     priority = models.SmallIntegerField(
         default=100, help_text="Higher wins when several offers meet at one moment."
     )
@@ -270,6 +304,28 @@ class Campaign(models.Model):
         related_name="+",
     )
     approved_at = models.DateTimeField(null=True, blank=True)
+    approved_email_version = models.ForeignKey(
+        "message_templates.MessageTemplateVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The email template version the creator approved (what is sent).",
+    )
+    approved_in_app_version = models.ForeignKey(
+        "message_templates.MessageTemplateVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The in-app template version the creator approved (what is shown).",
+    )
+    approved_fingerprint = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="What was approved (the campaign's reviewable fields and its offer's terms); "
+        "a change sends the campaign back to review.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

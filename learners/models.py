@@ -59,6 +59,16 @@ class MessageCategory(models.TextChoices):
 MARKETING_CATEGORIES = (MessageCategory.OFFERS, MessageCategory.LEARNING, MessageCategory.NEWS)
 
 
+class AccountRole(models.TextChoices):
+    """A learner's role in their account (synced): account-level offers reach the roles a
+    campaign names (seed 004: "role-aware targeting so end-users aren't spammed with admin
+    offers")."""
+
+    ADMIN = "admin", "Admin"
+    BILLING_OWNER = "billing_owner", "Billing owner"
+    MEMBER = "member", "Member"
+
+
 class Learner(models.Model):
     external_id = models.CharField(max_length=255, unique=True)
     email = models.EmailField(blank=True)
@@ -75,6 +85,18 @@ class Learner(models.Model):
         null=True, blank=True, help_text="Set when the learner unsubscribes from all marketing."
     )
     attributes = models.JSONField(default=dict, blank=True)
+    role = models.CharField(
+        max_length=20,
+        choices=AccountRole.choices,
+        default=AccountRole.MEMBER,
+        help_text="Their role in their account (synced).",
+    )
+    signed_up_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When they signed up on the platform (synced); onboarding counts from it, "
+        "else from their first enrolment.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
