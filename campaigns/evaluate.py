@@ -38,25 +38,30 @@ from django.db.models import (
     CharField,
     Count,
     Exists,
+    Min,
     OuterRef,
     Q,
+    Subquery,
     Value,
     When,
 )
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from expansion.models import Order
+from expansion.models import Order, OrderLine
 from experiments.assignment import assign, bucket_sql, global_holdout_bucket_limit
 from experiments.models import Assignment, Status
 from learners.consent import reachable_q
 from learners.models import (
     MARKETING_CATEGORIES,
     DirtyLearner,
+    Enrollment,
     Event,
     EventKind,
     Learner,
     LearnerScore,
+    RfmSegment,
     SegmentMembership,
     Stage,
     available_time_zones,
@@ -269,14 +274,30 @@ def _stop(qs: Any, rule: str) -> None:
 
 
 def _by_setting(
-    campaigns: list[Campaign], policy: GuardrailPolicy, name: str
+    campaigns: list[Campaign], policy: GuardrailPolicy, name: str, *, upsell_only: bool = False
 ) -> dict[Any, list[int]]:
-    """Marketing campaigns of this run grouped by their effective value of one guardrail."""
+    """Marketing campaigns of this run grouped by their effective value of one guardrail;
+    ``upsell_only``: only the upsell and cross-sell ones (the rules that keep offers away
+    from learners who need re-engagement instead never stop a re-engagement campaign)."""
     groups: dict[Any, list[int]] = {}
     for campaign in campaigns:
-        if campaign.is_marketing:
+        if campaign.is_marketing and (not upsell_only or campaign.is_upsell):
             groups.setdefault(policy_for(campaign, policy)[name], []).append(campaign.pk)
     return groups
+
+
+def onboarding_start() -> Any:
+    """When a learner's onboarding began: their synced sign-up, else their first enrolment,
+    else when Expansion first stored them — as the lifecycle stage reads it (an import of a
+    two-year-old learner is not onboarding)."""
+    first = (
+        Enrollment.objects.filter(learner_id=OuterRef("pk"))
+        .order_by()
+        .values("learner_id")
+        .annotate(first=Min("enrolled_at"))
+        .values("first")
+    )
+    return Coalesce("signed_up_at", Subquery(first), "created_at")
 
 
 def guardrail_checks(
@@ -312,15 +333,17 @@ def guardrail_checks(
         checks.append((Rule.REENTRY, Q(campaign_id=campaign.pk) & Q(Exists(earlier))))
 
     score = LearnerScore.objects.filter(learner_id=OuterRef("learner_id"))
+    # (setting, rule, condition, upsell only): at risk and low LPS stop offers, never the
+    # re-engagement those learners need (seeds 000 and 003).
     flags = (
-        ("suppress_at_risk", Rule.AT_RISK, Q(stage=Stage.AT_RISK)),
-        ("min_lps", Rule.LOW_LPS, None),
-        ("suppress_open_ticket", Rule.OPEN_TICKET, Q(flag_open_ticket=True)),
-        ("suppress_payment_failed", Rule.PAYMENT_FAILED, Q(flag_payment_failed=True)),
-        ("suppress_refund", Rule.REFUND, Q(flag_refund=True)),
+        ("suppress_at_risk", Rule.AT_RISK, Q(stage=Stage.AT_RISK), True),
+        ("min_lps", Rule.LOW_LPS, None, True),
+        ("suppress_open_ticket", Rule.OPEN_TICKET, Q(flag_open_ticket=True), False),
+        ("suppress_payment_failed", Rule.PAYMENT_FAILED, Q(flag_payment_failed=True), False),
+        ("suppress_refund", Rule.REFUND, Q(flag_refund=True), False),
     )
-    for name, rule, condition in flags:
-        for value, ids in _by_setting(campaigns, policy, name).items():
+    for name, rule, condition, upsell_only in flags:
+        for value, ids in _by_setting(campaigns, policy, name, upsell_only=upsell_only).items():
             if not value:
                 continue
             if condition is None:  # LPS: below the minimum, or never scored
@@ -328,7 +351,24 @@ def guardrail_checks(
             else:
                 stopped = Q(Exists(score.filter(condition)))
             checks.append((rule, Q(campaign_id__in=ids) & stopped))
-    for days, ids in _by_setting(campaigns, policy, "declined_days").items():
+    upsells = [c.pk for c in campaigns if c.is_marketing and c.is_upsell]
+    if upsells:
+        # Seed 001: recently churned (1-1-x) and at-risk previously valuable (1-4-5) cells get
+        # no offer — whatever cells the marketer marks do-not-pitch (RFM segments admin).
+        silenced = RfmSegment.objects.filter(do_not_pitch=True).values("name")
+        checks.append(
+            (
+                Rule.RFM_DO_NOT_PITCH,
+                Q(campaign_id__in=upsells) & Q(Exists(score.filter(rfm_segment__in=silenced))),
+            )
+        )
+        # An offer of a product the learner already has.
+        owned = OrderLine.objects.filter(
+            order__learner_id=OuterRef("learner_id"),
+            product_id=OuterRef("campaign__offer__product_id"),
+        )
+        checks.append((Rule.OWNS_PRODUCT, Q(campaign_id__in=upsells) & Q(Exists(owned))))
+    for days, ids in _by_setting(campaigns, policy, "declined_days", upsell_only=True).items():
         if days:
             declined = Event.objects.filter(
                 learner_id=OuterRef("learner_id"),
@@ -337,7 +377,7 @@ def guardrail_checks(
                 occurred_at__lte=now,
             )
             checks.append((Rule.DECLINED, Q(campaign_id__in=ids) & Q(Exists(declined))))
-    for days, ids in _by_setting(campaigns, policy, "bought_days").items():
+    for days, ids in _by_setting(campaigns, policy, "bought_days", upsell_only=True).items():
         if days:
             bought = Order.objects.filter(
                 learner_id=OuterRef("learner_id"),
@@ -353,10 +393,10 @@ def guardrail_checks(
                     & Q(Exists(bought)),
                 )
             )
-    for days, ids in _by_setting(campaigns, policy, "onboarding_days").items():
+    for days, ids in _by_setting(campaigns, policy, "onboarding_days", upsell_only=True).items():
         if days:
-            new = Learner.objects.filter(
-                pk=OuterRef("learner_id"), created_at__gt=now - timedelta(days=days)
+            new = Learner.objects.annotate(started=onboarding_start()).filter(
+                pk=OuterRef("learner_id"), started__gt=now - timedelta(days=days)
             )
             checks.append(
                 (

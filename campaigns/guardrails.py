@@ -19,10 +19,18 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Max, Q
+from django.db.models import Max, Min, Q
 
-from expansion.models import Order
-from learners.models import DirtyLearner, Event, EventKind, MessageCategory, Stage
+from expansion.models import Order, OrderLine
+from learners.models import (
+    DirtyLearner,
+    Enrollment,
+    Event,
+    EventKind,
+    MessageCategory,
+    RfmSegment,
+    Stage,
+)
 
 from .models import OVERRIDABLE, Campaign, GuardrailPolicy, Rule, Send, SendStatus, TriggerKind
 
@@ -97,6 +105,21 @@ class SendTimeChecks:
             .annotate(last=Max("placed_at"))
             .values_list("learner_id", "last")
         )
+        self.first_enrolled = dict(
+            Enrollment.objects.filter(learner_id__in=learners)
+            .values_list("learner_id")
+            .annotate(first=Min("enrolled_at"))
+            .values_list("learner_id", "first")
+        )
+        self.silenced = set(
+            RfmSegment.objects.filter(do_not_pitch=True).values_list("name", flat=True)
+        )
+        products = {send.offer.product_id for send in sends if send.offer is not None}
+        self.owned = set(
+            OrderLine.objects.filter(order__learner_id__in=learners, product_id__in=products)
+            .values_list("order__learner_id", "product_id")
+            .distinct()
+        )
         window = max([v["cap_window_days"] for v in self.values.values()] + [7])
         self.history: dict[int, list[datetime]] = defaultdict(list)
         rows = (
@@ -141,20 +164,39 @@ class SendTimeChecks:
             return Rule.OFFER_FREE_MOMENT, LABELS[Rule.OFFER_FREE_MOMENT]
         values = self.values[campaign.pk]
         score = getattr(send.learner, "score", None)
+        upsell = campaign.is_upsell
+        # (setting, rule, holds, upsell only): as the evaluation applies them.
         flags = (
-            ("suppress_at_risk", Rule.AT_RISK, score is not None and score.stage == Stage.AT_RISK),
-            ("min_lps", Rule.LOW_LPS, score is None or score.lps < values["min_lps"]),
-            ("suppress_open_ticket", Rule.OPEN_TICKET, bool(score and score.flag_open_ticket)),
+            (
+                "suppress_at_risk",
+                Rule.AT_RISK,
+                score is not None and score.stage == Stage.AT_RISK,
+                True,
+            ),
+            ("min_lps", Rule.LOW_LPS, score is None or score.lps < values["min_lps"], True),
+            (
+                "suppress_open_ticket",
+                Rule.OPEN_TICKET,
+                bool(score and score.flag_open_ticket),
+                False,
+            ),
             (
                 "suppress_payment_failed",
                 Rule.PAYMENT_FAILED,
                 bool(score and score.flag_payment_failed),
+                False,
             ),
-            ("suppress_refund", Rule.REFUND, bool(score and score.flag_refund)),
+            ("suppress_refund", Rule.REFUND, bool(score and score.flag_refund), False),
         )
-        for name, rule, holds in flags:
-            if values[name] and holds:
+        for name, rule, holds, upsell_only in flags:
+            if values[name] and holds and (upsell or not upsell_only):
                 return rule, LABELS[rule]
+        if not upsell:
+            return self._caps(send, values, now)
+        if score is not None and score.rfm_segment in self.silenced:
+            return Rule.RFM_DO_NOT_PITCH, f"{LABELS[Rule.RFM_DO_NOT_PITCH]}: {score.rfm_segment}"
+        if send.offer is not None and (send.learner_id, send.offer.product_id) in self.owned:
+            return Rule.OWNS_PRODUCT, LABELS[Rule.OWNS_PRODUCT]
         declined = self.declined_at.get(send.learner_id)
         if (
             values["declined_days"]
@@ -170,10 +212,15 @@ class SendTimeChecks:
             and now - timedelta(days=values["bought_days"]) < bought <= now
         ):
             return Rule.BOUGHT, LABELS[Rule.BOUGHT]
+        started = (
+            send.learner.signed_up_at
+            or self.first_enrolled.get(send.learner_id)
+            or send.learner.created_at
+        )
         if (
             campaign.premium_upsell
             and values["onboarding_days"]
-            and send.learner.created_at > now - timedelta(days=values["onboarding_days"])
+            and started > now - timedelta(days=values["onboarding_days"])
         ):
             return Rule.ONBOARDING, LABELS[Rule.ONBOARDING]
         return self._caps(send, values, now)

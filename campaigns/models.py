@@ -104,8 +104,10 @@ class Rule(models.TextChoices):
     CAP_DAY = "cap_day", "Frequency cap (calendar day, learner's time zone)"
     CAP_WEEK = "cap_week", "Frequency cap (calendar week, learner's time zone)"
     HOLDOUT = "holdout", "Experiment holdout"
-    RFM_CHURNED = "rfm_churned", "Recently churned (RFM 1-1-x): no offers"
-    RFM_AT_RISK = "rfm_at_risk", "At-risk previously valuable (RFM 1-4-5): action before any offer"
+    RFM_DO_NOT_PITCH = (
+        "rfm_do_not_pitch",
+        "RFM cell marked do-not-pitch (recently churned; at-risk previously valuable)",
+    )
     OFFER_INACTIVE = "offer_inactive", "The offer is inactive (retired)"
     OWNS_PRODUCT = "owns_product", "Already has the offered product"
     ROLE = "role", "Not a role the campaign addresses"
@@ -373,7 +375,15 @@ class Campaign(models.Model):
 
     @property
     def is_marketing(self) -> bool:
-        return self.category != MessageCategory.TRANSACTIONAL
+        return (
+            self.category != MessageCategory.TRANSACTIONAL and self.purpose != Purpose.TRANSACTIONAL
+        )
+
+    @property
+    def is_upsell(self) -> bool:
+        """Upsell or cross-sell: the offer guardrails (at risk, low LPS, RFM do-not-pitch,
+        declined, bought, onboarding, owns it) apply; a re-engagement campaign skips them."""
+        return self.purpose == Purpose.UPSELL
 
 
 class Candidate(models.Model):

@@ -266,7 +266,7 @@ def score_learners(
                 return PassResult(run=run, learners=0, timings=timer.timings)
         _events_table(model, as_of, scoped)
         timer.lap("events_scan")
-        _learner_rollup()
+        _learner_rollup(model)
         timer.lap("rollup")
         _enrollment_scores(model, as_of, scoped)
         timer.lap("enrollment_scores")
@@ -401,7 +401,7 @@ def _delta_scope(model: ScoringModel, since: datetime, as_of: datetime) -> int:
         model.login_recent_days,
         model.login_lapsed_days,
         model.stall_silent_days,
-        model.stall_silent_days + 7 * model.stall_active_weeks,
+        *(model.stall_silent_days + 7 * week for week in range(1, model.stall_active_weeks + 1)),
         model.payment_failed_days,
         model.offer_declined_days,
         30,
@@ -429,6 +429,7 @@ def _delta_scope(model: ScoringModel, since: datetime, as_of: datetime) -> int:
         back = timedelta(days=days)
         crossing("learners_enrollment", "enrolled_at", since - back, as_of - back)
         crossing("learners_learner", "created_at", since - back, as_of - back)
+        crossing("learners_learner", "signed_up_at", since - back, as_of - back)
     crossing("learners_enrollment", "enrolled_at", since, as_of, upper_closed=True)
     crossing("learners_enrollment", "completed_at", since, as_of, upper_closed=True)
     commerce_sql, commerce_params = commerce().edges_sql(
@@ -457,6 +458,32 @@ def _scope_filter(column: str, scoped: bool) -> str:
     return f" AND {column} IN (SELECT learner_id FROM scoring_scope)" if scoped else ""
 
 
+# What breaks a stall's silence: logging in or learning (seed 000: "a previously active
+# learner (3+ logins/week) goes 10 days without logging in"; a module completed during a
+# login gap is not silence). Using a feature, paying, a ticket: neither activity nor silence.
+STALL_ACTIVITY = (
+    EventKind.LOGIN,
+    EventKind.MODULE_COMPLETED,
+    EventKind.ASSESSMENT_SUBMITTED,
+    EventKind.RESOURCE_DOWNLOADED,
+    EventKind.LESSON_BOOKMARKED,
+    EventKind.COMMUNITY_POST,
+    EventKind.COMMUNITY_QUESTION,
+)
+STALL_ACTIVITY_SQL = ", ".join(f"'{kind}'" for kind in STALL_ACTIVITY)
+
+
+def _stall_weeks_sql(model: ScoringModel) -> str:
+    """One login count per week of the active stretch before the silence: (lo, hi] each,
+    week 1 the one just before it (the stall needs ``stall_logins_per_week`` in *each*)."""
+    return "".join(
+        f"COUNT(*) FILTER (WHERE e.kind = '{EventKind.LOGIN}' "
+        f"AND e.occurred_at > %(stall_w{week}_lo)s AND e.occurred_at <= %(stall_w{week}_hi)s) "
+        f"AS stall_w{week},\n          "
+        for week in range(1, model.stall_active_weeks + 1)
+    )
+
+
 def _events_table(model: ScoringModel, as_of: datetime, scoped: bool) -> None:
     """The one scan of the events: per (learner, course), everything a pass needs.
 
@@ -466,13 +493,19 @@ def _events_table(model: ScoringModel, as_of: datetime, scoped: bool) -> None:
     """
     window = as_of - timedelta(days=model.activity_window_days)
     silent = as_of - timedelta(days=model.stall_silent_days)
-    stall_start = silent - timedelta(weeks=model.stall_active_weeks)
+    stall_weeks = {
+        f"stall_w{week}_lo": _ts(silent - timedelta(weeks=week))
+        for week in range(1, model.stall_active_weeks + 1)
+    } | {
+        f"stall_w{week}_hi": _ts(silent - timedelta(weeks=week - 1))
+        for week in range(1, model.stall_active_weeks + 1)
+    }
     params = {
         "as_of": _ts(as_of),
         "window": _ts(window),
         "recent": _ts(as_of - timedelta(days=model.login_recent_days)),
         "lapsed": _ts(as_of - timedelta(days=model.login_lapsed_days)),
-        "stall_start": _ts(stall_start),
+        **stall_weeks,
         "silent": _ts(silent),
         "paid": _ts(as_of - timedelta(days=model.payment_failed_days)),
         "declined": _ts(as_of - timedelta(days=model.offer_declined_days)),
@@ -497,9 +530,8 @@ def _events_table(model: ScoringModel, as_of: datetime, scoped: bool) -> None:
             AS logins_recent_n,
           COUNT(*) FILTER (WHERE e.kind = '{k.LOGIN}' AND e.occurred_at >= %(lapsed)s)
             AS logins_lapsed_n,
-          COUNT(*) FILTER (WHERE e.kind = '{k.LOGIN}' AND e.occurred_at >= %(stall_start)s
-                           AND e.occurred_at < %(silent)s) AS stall_prior_n,
-          COUNT(*) FILTER (WHERE e.kind = '{k.LOGIN}' AND e.occurred_at >= %(silent)s)
+          {_stall_weeks_sql(model)}
+          COUNT(*) FILTER (WHERE e.kind IN ({STALL_ACTIVITY_SQL}) AND e.occurred_at > %(silent)s)
             AS stall_silent_n,
           MAX(e.occurred_at) FILTER (WHERE e.kind = '{k.SUPPORT_TICKET_OPENED}')
             AS ticket_opened_at,
@@ -523,15 +555,18 @@ def _events_table(model: ScoringModel, as_of: datetime, scoped: bool) -> None:
             cursor.execute("ANALYZE scoring_ev (learner_id, course_id)")
 
 
-def _learner_rollup() -> None:
+def _learner_rollup(model: ScoringModel) -> None:
+    stall_sums = "".join(
+        f"SUM(stall_w{week}) AS stall_w{week}, " for week in range(1, model.stall_active_weeks + 1)
+    )
     _exec(
-        """
+        f"""
         CREATE TEMPORARY TABLE scoring_lv AS
         SELECT learner_id,
           SUM(assess_sum) AS assess_sum, SUM(assess_n) AS assess_n,
           SUM(community_n) AS community_n, SUM(downloads_n) AS downloads_n,
           SUM(logins_n) AS logins_n, SUM(logins_recent_n) AS logins_recent_n,
-          SUM(logins_lapsed_n) AS logins_lapsed_n, SUM(stall_prior_n) AS stall_prior_n,
+          SUM(logins_lapsed_n) AS logins_lapsed_n, {stall_sums}
           SUM(stall_silent_n) AS stall_silent_n, MAX(ticket_opened_at) AS ticket_opened_at,
           MAX(ticket_resolved_at) AS ticket_resolved_at, SUM(payment_failed_n) AS payment_failed_n,
           SUM(declined_n) AS declined_n, SUM(activity_recent) AS activity_recent,
@@ -778,10 +813,13 @@ def _learner_scores(
     refunded_sql, refunded_params = facts.refunded_sql(
         since=as_of - timedelta(days=model.refund_days), scope=scope
     )
-    stall_need = model.stall_logins_per_week * model.stall_active_weeks
+    every_week = " AND ".join(
+        f"COALESCE(lv.stall_w{week}, 0) >= {model.stall_logins_per_week}"
+        for week in range(1, model.stall_active_weeks + 1)
+    )
     inner_params: list[Any] = [*renewing_params, *refunded_params]
     inner = f"""
-        SELECT l.id AS learner_id, l.created_at AS created_at,
+        SELECT l.id AS learner_id, l.created_at AS created_at, l.signed_up_at AS signed_up_at,
           COALESCE(es.completion, 0.0) AS completion,
           CASE WHEN COALESCE(lv.assess_n, 0) > 0
                THEN CAST(lv.assess_sum * 1.0 / lv.assess_n / 100.0 AS DOUBLE PRECISION)
@@ -789,7 +827,7 @@ def _learner_scores(
           {_capped("COALESCE(lv.community_n, 0)", model.community_cap)} AS community,
           {_capped("COALESCE(lv.downloads_n, 0)", model.downloads_cap)} AS downloads,
           {_login_sql(model, "lv")} AS login,
-          CASE WHEN COALESCE(lv.stall_prior_n, 0) >= {stall_need}
+          CASE WHEN {every_week or "1 = 1"}
                 AND COALESCE(lv.stall_silent_n, 0) = 0 THEN 1 ELSE 0 END AS stall,
           CASE WHEN lv.ticket_opened_at IS NOT NULL AND (lv.ticket_resolved_at IS NULL
                 OR lv.ticket_resolved_at < lv.ticket_opened_at) THEN 1 ELSE 0 END AS open_ticket,
@@ -827,8 +865,9 @@ def _learner_scores(
     stage_params = [_ts(onboarding), _ts(growth)]
     stage = """(CASE WHEN f.declining = 1 OR f.stall = 1 THEN 'at_risk'
                      WHEN f.renewing = 1 THEN 'renewal'
-                     WHEN COALESCE(f.since, f.created_at) >= %s THEN 'onboarding'
-                     WHEN COALESCE(f.since, f.created_at) >= %s THEN 'growth'
+                     WHEN COALESCE(f.signed_up_at, f.since, f.created_at) >= %s
+                       THEN 'onboarding'
+                     WHEN COALESCE(f.signed_up_at, f.since, f.created_at) >= %s THEN 'growth'
                      ELSE 'maturity' END)"""
     lps = _lps_sql(model)
     middle = f"""

@@ -188,13 +188,18 @@ def test_guardrail_overrides_and_transactional_exemption(course):
 def test_offer_free_moment_and_onboarding_premium_upsell(course):
     CampaignFactory(name="Mid-ticket", moment__slug="support_open", moment__offers_allowed=False)
     CampaignFactory(name="Premium", premium_upsell=True, moment__slug="milestone")
-    finisher(course, external_id="new", created_at=NOW - timedelta(days=10))
+    # Signed up on the platform 10 days ago: onboarding. Stored by Expansion 10 days ago (an
+    # import) but enrolled for 60 days: not onboarding (the guardrail read the row's creation).
+    finisher(course, external_id="new", signed_up_at=NOW - timedelta(days=10))
+    finisher(course, external_id="imported", created_at=NOW - timedelta(days=10))
 
     evaluate(now=NOW)
 
     assert sends() == [
         ("new", "Mid-ticket", "suppressed", Rule.OFFER_FREE_MOMENT),
         ("new", "Premium", "suppressed", Rule.ONBOARDING),
+        ("imported", "Mid-ticket", "suppressed", Rule.OFFER_FREE_MOMENT),
+        ("imported", "Premium", "queued", ""),
     ]
 
 

@@ -176,24 +176,55 @@ def test_time_zone_of_the_source_does_not_move_the_window(api):
     assert LearnerScore.objects.get(learner__external_id="gus").downloads == 0.2
 
 
-@pytest.mark.parametrize(("logins", "stalled"), [(12, True), (11, False)])
-def test_stall_flag(logins, stalled):
+def weekly_logins(learner, per_week: list[int], *, silent_days: float = 11) -> None:
+    """``per_week[0]`` logins in the week just before a silence of ``silent_days``, then the
+    weeks before it; spread inside each week."""
+    for week, count in enumerate(per_week):
+        for n in range(count):
+            event(learner, "login", ago(days=silent_days + 7 * week + n * 6 / max(count, 1)))
+
+
+@pytest.mark.parametrize(
+    ("per_week", "stalled"),
+    [
+        ([3, 3, 3, 3], True),  # seed 000: 3+ logins a week, four weeks running
+        ([12, 0, 0, 0], False),  # twelve in one week is not "weekly" (it counted)
+        ([3, 3, 3, 2], False),
+        ([5, 4, 3, 3], True),
+    ],
+)
+def test_stall_needs_three_logins_in_each_of_four_weeks(per_week, stalled):
     hal = LearnerFactory()
-    for n in range(logins):
-        event(hal, "login", ago(days=11, hours=n * 12))
+    weekly_logins(hal, per_week)
     score_learners(as_of=AS_OF, full=True)
     score = LearnerScore.objects.get(learner=hal)
     assert score.flag_stall is stalled
-    assert score.stage == ("at_risk" if stalled else "onboarding")
+    assert (score.stage == "at_risk") is stalled
 
 
-def test_stall_needs_silence():
+@pytest.mark.parametrize(("silent_days", "stalled"), [(10, True), (9.99, False), (10.5, True)])
+def test_exactly_ten_days_of_silence_is_a_stall(silent_days, stalled):
     ivy = LearnerFactory()
-    for n in range(12):
-        event(ivy, "login", ago(days=11, hours=n * 12))
-    event(ivy, "login", ago(days=9))
+    weekly_logins(ivy, [3, 3, 3, 3], silent_days=silent_days)
     score_learners(as_of=AS_OF, full=True)
-    assert LearnerScore.objects.get(learner=ivy).flag_stall is False
+    assert LearnerScore.objects.get(learner=ivy).flag_stall is stalled
+
+
+@pytest.mark.parametrize(
+    ("during", "stalled"),
+    [
+        ("login", False),
+        ("module_completed", False),  # learning during a login gap is not silence
+        ("feature_used", True),  # neither activity nor silence
+        ("support_ticket_opened", True),
+    ],
+)
+def test_what_breaks_the_silence(during, stalled):
+    jo = LearnerFactory()
+    weekly_logins(jo, [3, 3, 3, 3], silent_days=12)
+    event(jo, during, ago(days=5))
+    score_learners(as_of=AS_OF, full=True)
+    assert LearnerScore.objects.get(learner=jo).flag_stall is stalled
 
 
 def test_risk_flags_and_their_windows():

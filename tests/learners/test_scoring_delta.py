@@ -329,11 +329,28 @@ EDGE_SCENARIOS = {
     ),
     "payment failure ages out": lambda who, c: _events(who, "payment_failed", T0 - 14 * D + H),
     "decline ages out": lambda who, c: _events(who, "offer_declined", T0 - 30 * D + H),
+    # The stall: 3+ logins in each of the 4 weeks before 10 days of silence (weeks end at
+    # 10, 17, 24 and 31 days ago; the oldest starts at 38).
     "last login falls silent (stall)": lambda who, c: _events(
-        who, "login", *[T0 - 37 * D + n * 2 * D for n in range(11)], T0 - 10 * D + H
+        who,
+        "login",
+        T0 - 10 * D + H,
+        *[T0 - d * D for d in (12, 14, 18, 20, 22, 25, 27, 29)],
+        *[T0 - d * D for d in (32, 34, 36)],
+    ),
+    "a login moves from week 1 to week 2 (stall)": lambda who, c: _events(
+        who,
+        "login",
+        T0 - 17 * D + H,
+        *[T0 - d * D for d in (11, 13, 18, 20, 22, 25, 27, 29)],
+        *[T0 - d * D for d in (32, 34, 36)],
     ),
     "oldest login leaves the stall window": lambda who, c: _events(
-        who, "login", T0 - 38 * D + H, *[T0 - 36 * D + n * 2 * D for n in range(11)]
+        who,
+        "login",
+        T0 - 38 * D + H,
+        *[T0 - d * D for d in (11, 13, 15, 18, 20, 22, 25)],
+        *[T0 - d * D for d in (27, 29, 33, 35)],
     ),
     "activity leaves the 120-day window": lambda who, c: _events(
         who, "feature_used", T0 - 120 * D + H, *[T0 - 100 * D] * 5
