@@ -17,19 +17,24 @@ from typing import Any
 
 from django.db.models import (
     BigIntegerField,
+    Case,
     CharField,
     Count,
     DateTimeField,
     Exists,
     F,
+    FloatField,
     IntegerField,
     Max,
     OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Value,
+    When,
 )
-from django.db.models.functions import Cast, Coalesce, Concat
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce, Concat, Lower, Replace, TruncMonth
 
 from expansion.models import Order, Subscription, SubscriptionStatus
 from learners.models import Enrollment, Event, EventKind, Learner, SegmentMembership
@@ -47,6 +52,7 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     help: str = ""
+    item: type = str  # for lists: the type of their items
 
 
 DEFAULT_PHRASES = [
@@ -69,7 +75,17 @@ PARAMS: dict[str, dict[str, Param]] = {
         "phrases": Param(list, DEFAULT_PHRASES, help="case-insensitive phrases in the question"),
     },
     TriggerKind.USAGE_THRESHOLD: {
-        "percent": Param(int, 80, 1, 1000, "share of the quota used (70, 80, 90, 100 …)"),
+        "percent": Param(int, 80, 1, 1000, "share of the quota used, at least (70, 80 …)"),
+        "upto": Param(
+            int, 0, 0, 1000, "…and at most (seed 004: 70–85 %: percent 70, upto 85; 0: no limit)"
+        ),
+        "thresholds": Param(
+            list,
+            [],
+            help="fire once at each of these shares as it is crossed, e.g. [80, 90, 100] "
+            "(seed 002); empty: once at percent",
+            item=int,
+        ),
     },
     TriggerKind.SEAT_SATURATION: {},
     TriggerKind.RATE_LIMITED: {
@@ -129,10 +145,18 @@ def trigger_params_errors(kind: str, params: Any) -> list[str]:
             errors.append(f"{name}: must be ≥ {param.minimum:g}")
         if param.maximum is not None and value > param.maximum:
             errors.append(f"{name}: must be ≤ {param.maximum:g}")
-        if param.kind is list and not all(isinstance(v, str) and v.strip() for v in value):
-            errors.append(f"{name}: must be a list of non-empty strings")
+        if param.kind is list and param.item is str:
+            if not all(isinstance(v, str) and v.strip() for v in value):
+                errors.append(f"{name}: must be a list of non-empty strings")
+        elif param.kind is list and not all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1000 for v in value
+        ):
+            errors.append(f"{name}: must be a list of whole percentages 1–1000")
     if kind == TriggerKind.CUSTOM_EVENT and not str(params.get("kind", "")).startswith("custom."):
         errors.append("kind: must start with 'custom.'")
+    lower, upper = params.get("percent"), params.get("upto")
+    if isinstance(lower, int) and isinstance(upper, int) and upper and upper < lower:
+        errors.append("upto must not be below percent")
     low, high = params.get("min_days"), params.get("max_days")
     if isinstance(low, int) and isinstance(high, int) and low > high:
         errors.append("min_days must not exceed max_days")
@@ -167,7 +191,9 @@ def _rows(qs: QuerySet, **columns: Any) -> QuerySet:
 
 
 def _events(campaign: Campaign, since: datetime, now: datetime, kind: str) -> QuerySet:
-    qs = Event.objects.filter(kind=kind, occurred_at__gt=since, occurred_at__lte=now)
+    # An occurrence exactly as old as the send window is still in it ("older than this is no
+    # longer acted on").
+    qs = Event.objects.filter(kind=kind, occurred_at__gte=since, occurred_at__lte=now)
     if campaign.course_id:
         qs = qs.filter(course_id=campaign.course_id)
     return qs
@@ -208,25 +234,65 @@ def _assessment_high(c: Campaign, p: dict, since: datetime, now: datetime) -> li
 
 
 def _stall(c: Campaign, p: dict, since: datetime, now: datetime) -> list[QuerySet]:
-    qs = Learner.objects.filter(score__flag_stall=True, score__last_event_at__isnull=False)
+    from learners.scoring import STALL_ACTIVITY
+
+    last_active = (
+        Event.objects.filter(
+            learner_id=OuterRef("pk"), kind__in=STALL_ACTIVITY, occurred_at__lte=now
+        )
+        .order_by()
+        .values("learner_id")
+        .annotate(last=Max("occurred_at"))
+        .values("last")
+    )
+    qs = Learner.objects.filter(score__flag_stall=True).annotate(silent_since=Subquery(last_active))
+    qs = qs.filter(silent_since__isnull=False)
     return [
         _rows(
             qs,
             learner_id=F("id"),
-            # One occurrence per silence: keyed by the last activity before it.
-            occurrence_key=_key("stall", F("score__last_event_at")),
-            occurred_at=F("score__last_event_at"),
+            # One occurrence per silence: keyed by the last login or learning before it (an
+            # event of another kind during the silence made it a new occurrence: a second
+            # email).
+            occurrence_key=_key("stall", F("silent_since")),
+            occurred_at=F("silent_since"),
             course_id=_no_course(),
             detail=Value("was active weekly, silent since their last visit"),
         )
     ]
 
 
+QUOTES = {"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " "}
+
+
+def phrase_normal(text: str) -> str:
+    """How phrases and questions are compared: straight quotes, lower case, single spaces."""
+    for curly, straight in QUOTES.items():
+        text = text.replace(curly, straight)
+    return " ".join(text.lower().split())
+
+
+def _normal_sql(expression: Any) -> Any:
+    """``phrase_normal`` in SQL, portably: quotes straightened, lower case, tabs and line
+    breaks as spaces, runs of up to eight spaces made one."""
+    for curly, straight in QUOTES.items():
+        expression = Replace(expression, Value(curly), Value(straight))
+    for blank in ("\n", "\r", "\t"):
+        expression = Replace(expression, Value(blank), Value(" "))
+    for _ in range(3):
+        expression = Replace(expression, Value("  "), Value(" "))
+    return Lower(expression)
+
+
 def _curriculum_exhausted(c: Campaign, p: dict, since: datetime, now: datetime) -> list[QuerySet]:
     said = Q()
     for phrase in p["phrases"]:
-        said |= Q(properties__text__icontains=phrase.strip())
-    qs = _events(c, since, now, EventKind.COMMUNITY_QUESTION).filter(said)
+        said |= Q(question__contains=phrase_normal(phrase))
+    qs = (
+        _events(c, since, now, EventKind.COMMUNITY_QUESTION)
+        .annotate(question=_normal_sql(Cast(KT("properties__text"), CharField())))
+        .filter(said)
+    )
     detail = Value("asked in the community what to learn next")
     return [_event_rows(qs, detail)]
 
@@ -252,22 +318,68 @@ def _subscription_rows(subs: QuerySet, key: Callable[[], Any], detail: Any) -> l
     return [own, team]
 
 
+def _usage_threshold(p: dict) -> Any:
+    """The threshold a share (in percent) has crossed: the highest of ``thresholds`` it
+    reaches, else ``percent``; NULL outside the band (below percent, above upto)."""
+    steps = sorted(p["thresholds"] or [p["percent"]], reverse=True)
+    inside = Q(share__gte=p["percent"])
+    if p["upto"]:
+        inside &= Q(share__lte=p["upto"])
+    whens = [When(inside & Q(share__gte=step), then=Value(step)) for step in steps]
+    return Case(*whens, default=None, output_field=IntegerField())
+
+
 def _usage(c: Campaign, p: dict, since: datetime, now: datetime) -> list[QuerySet]:
-    subs = Subscription.objects.filter(
-        status__in=LIVE,
-        quota_limit__gt=0,
-        updated_at__gt=since,
-        quota_used__gte=F("quota_limit") * p["percent"] / 100.0,
+    """Usage at a share of the quota, from both sources: the subscription's quota fields and
+    the platform's ``usage_reported`` events (properties ``used`` and ``limit``, and
+    ``metric``). One occurrence per threshold crossed per billing period (subscriptions) or
+    per metric and month (events)."""
+    band = f"{p['percent']}–{p['upto']}%" if p["upto"] else f"{p['percent']}% or more"
+    subs = (
+        Subscription.objects.filter(status__in=LIVE, quota_limit__gt=0, updated_at__gte=since)
+        .annotate(share=F("quota_used") * 100.0 / F("quota_limit"))
+        .annotate(crossed=_usage_threshold(p))
+        .filter(crossed__isnull=False)
     )
-    detail = Value(f"used {p['percent']}% or more of the plan's quota")
+    detail = Concat(
+        Value("used "), _text(F("crossed")), Value(f"% of the plan's quota (band {band})")
+    )
     # One occurrence per threshold per billing period.
     period = Coalesce(_text(F("renews_at")), Value(""))
-    return _subscription_rows(subs, lambda: _key("usage", F("id"), p["percent"], period), detail)
+    rows = _subscription_rows(subs, lambda: _key("usage", F("id"), F("crossed"), period), detail)
+    used = Cast(KT("properties__used"), FloatField())
+    limit = Cast(KT("properties__limit"), FloatField())
+    events = (
+        _events(c, since, now, EventKind.USAGE_REPORTED)
+        .annotate(used_n=used, limit_n=limit)
+        .filter(limit_n__gt=0, used_n__isnull=False)
+        .annotate(share=F("used_n") * 100.0 / F("limit_n"))
+        .annotate(crossed=_usage_threshold(p))
+        .filter(crossed__isnull=False)
+    )
+    metric = Coalesce(Cast(KT("properties__metric"), CharField()), Value(""))
+    rows.append(
+        _rows(
+            events,
+            learner_id=F("learner_id"),
+            occurrence_key=_key("usage-reported", metric, F("crossed"), TruncMonth("occurred_at")),
+            occurred_at=F("occurred_at"),
+            course_id=_no_course(),
+            detail=Concat(
+                Value("reported "),
+                _text(F("crossed")),
+                Value("% of their "),
+                metric,
+                Value(f" limit used (band {band})"),
+            ),
+        )
+    )
+    return rows
 
 
 def _seats(c: Campaign, p: dict, since: datetime, now: datetime) -> list[QuerySet]:
     subs = Subscription.objects.filter(
-        status__in=LIVE, seats_limit__gt=0, updated_at__gt=since, seats_used__gte=F("seats_limit")
+        status__in=LIVE, seats_limit__gt=0, updated_at__gte=since, seats_used__gte=F("seats_limit")
     )
     detail = Concat(Value("every seat in use ("), _text(F("seats_limit")), Value(")"))
     return _subscription_rows(subs, lambda: _key("seats", F("id"), F("seats_limit")), detail)
@@ -348,7 +460,7 @@ def _renewal(c: Campaign, p: dict, since: datetime, now: datetime) -> list[Query
 
 
 def _after_purchase(c: Campaign, p: dict, since: datetime, now: datetime) -> list[QuerySet]:
-    qs = Order.objects.filter(placed_at__gt=since, placed_at__lte=now)
+    qs = Order.objects.filter(placed_at__gte=since, placed_at__lte=now)
     if p["sku"]:
         qs = qs.filter(lines__product__sku=p["sku"]).distinct()
     return [
@@ -384,7 +496,7 @@ def _cross_sell(c: Campaign, p: dict, since: datetime, now: datetime) -> list[Qu
 
 def _segment_entry(c: Campaign, p: dict, since: datetime, now: datetime) -> list[QuerySet]:
     qs = SegmentMembership.objects.filter(
-        segment_id=p["segment"], exited_at__isnull=True, entered_at__gt=since
+        segment_id=p["segment"], exited_at__isnull=True, entered_at__gte=since
     )
     return [
         _rows(

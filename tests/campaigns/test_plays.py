@@ -1,0 +1,213 @@
+"""Issue 17: the seeds' plays fire as the seeds say — purposes, RFM do-not-pitch, usage bands
+and sources, the stall's key and the boundaries — through the real evaluation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from campaigns.models import Purpose, Rule, Send
+from learners.models import Stage
+from tests.campaigns.test_evaluate import NOW, course, evaluate, finisher, sends  # noqa: F401
+from tests.factories.campaigns import CampaignFactory
+from tests.factories.expansion import (
+    OfferFactory,
+    OrderFactory,
+    OrderLineFactory,
+    ProductFactory,
+    SubscriptionFactory,
+)
+from tests.factories.experiments import ExperimentSettingsFactory
+from tests.factories.learners import EventFactory, LearnerFactory, LearnerScoreFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def no_global_holdout():
+    ExperimentSettingsFactory(global_holdout_percent=0)
+
+
+def stalled(external_id: str, *, lps: float = 20.0) -> object:
+    learner = LearnerFactory(external_id=external_id)
+    LearnerScoreFactory(learner=learner, lps=lps, stage=Stage.AT_RISK, flag_stall=True)
+    EventFactory(learner=learner, kind="login", occurred_at=NOW - timedelta(days=11))
+    return learner
+
+
+def test_stall_recovery_is_re_engagement_and_sends_to_the_at_risk_low_lps_learner():
+    """Seed 000's stall play was always stopped as "at risk": re-engagement is exempt from the
+    upsell rules (at risk, low LPS), an upsell on the same trigger is not."""
+    CampaignFactory(name="Pick up", trigger="stall", purpose=Purpose.REENGAGEMENT)
+    CampaignFactory(name="Upsell", trigger="stall", moment__slug="milestone")
+    stalled("sam")
+
+    evaluate(now=NOW)
+
+    assert sends() == [
+        ("sam", "Pick up", "queued", ""),
+        ("sam", "Upsell", "suppressed", Rule.AT_RISK),
+    ]
+
+
+def test_an_event_of_another_kind_during_the_silence_is_not_a_second_stall():
+    campaign = CampaignFactory(name="Pick up", trigger="stall", purpose=Purpose.REENGAGEMENT)
+    sam = stalled("sam")
+    evaluate(now=NOW)
+    EventFactory(learner=sam, kind="feature_used", occurred_at=NOW - timedelta(days=2))
+    evaluate(now=NOW + timedelta(hours=1))
+    keys = list(Send.objects.filter(campaign=campaign).values_list("occurrence_key", flat=True))
+    assert len(keys) == 1
+    assert keys[0].startswith("stall:")
+
+
+def test_rfm_do_not_pitch_cells_stop_offers_with_their_rule(course):  # noqa: F811
+    no_caps = {"email_cap_day": 0, "email_cap": 0, "email_cap_week": 0}
+    CampaignFactory(name="Next course", guardrails=no_caps)
+    CampaignFactory(
+        name="Come back",
+        trigger="final_module",
+        purpose=Purpose.REENGAGEMENT,
+        moment__slug="x",
+        guardrails=no_caps,
+    )
+    churned = finisher(course, external_id="churned")
+    churned.score.rfm_segment = "Recently churned"
+    churned.score.save()
+    valuable = finisher(course, external_id="valuable")
+    valuable.score.rfm_segment = "At-risk previously valuable"
+    valuable.score.save()
+    champion = finisher(course, external_id="champion")
+    champion.score.rfm_segment = "Champions"
+    champion.score.save()
+
+    evaluate(now=NOW)
+
+    assert sorted(sends()) == [
+        ("champion", "Come back", "queued", ""),
+        ("champion", "Next course", "queued", ""),
+        ("churned", "Come back", "queued", ""),
+        ("churned", "Next course", "suppressed", Rule.RFM_DO_NOT_PITCH),
+        ("valuable", "Come back", "queued", ""),
+        ("valuable", "Next course", "suppressed", Rule.RFM_DO_NOT_PITCH),
+    ]
+
+
+def test_no_offer_of_a_product_the_learner_already_has(course):  # noqa: F811
+    product = ProductFactory(name="SQL Intermediate")
+    CampaignFactory(name="Next course", offer=OfferFactory(product=product))
+    owner = finisher(course, external_id="owner")
+    OrderLineFactory(
+        order=OrderFactory(learner=owner, placed_at=NOW - timedelta(days=300)), product=product
+    )
+    finisher(course, external_id="newcomer")
+
+    evaluate(now=NOW)
+
+    assert sends() == [
+        ("owner", "Next course", "suppressed", Rule.OWNS_PRODUCT),
+        ("newcomer", "Next course", "queued", ""),
+    ]
+
+
+def _team_at(percent: int, external_id: str) -> object:
+    learner = LearnerFactory(external_id=external_id)
+    LearnerScoreFactory(learner=learner, lps=75.0)
+    SubscriptionFactory(learner=learner, quota_used=percent, quota_limit=100)
+    return learner
+
+
+@pytest.mark.parametrize(
+    ("used", "expected"),
+    [(69, None), (70, "70"), (85, "70"), (86, None), (99, None)],
+)
+def test_a_usage_band_has_both_ends(used, expected):
+    """Seed 004: "70–85 % of quota" (a 70 % campaign fired at 99 %)."""
+    CampaignFactory(
+        name="Band",
+        trigger="usage_threshold",
+        trigger_params={"percent": 70, "upto": 85},
+        send_within_hours=24 * 365,
+    )
+    _team_at(used, "u")
+    evaluate(now=NOW)
+    rows = list(Send.objects.values_list("occurrence_key", "reason"))
+    if expected is None:
+        assert rows == []
+    else:
+        ((key, reason),) = rows
+        assert key.split(":")[2] == expected
+        assert reason.startswith(f"used {expected}% of the plan's quota (band 70–85%)")
+
+
+def test_seed_002_thresholds_fire_once_each_at_the_highest_crossed():
+    CampaignFactory(
+        name="80/90/100",
+        trigger="usage_threshold",
+        trigger_params={"percent": 80, "thresholds": [80, 90, 100]},
+        send_within_hours=24 * 365,
+        reentry="every",
+        guardrails={"email_cap_day": 0, "email_cap": 0, "email_cap_week": 0},
+    )
+    learner = _team_at(95, "u")
+    evaluate(now=NOW)
+    sub = learner.subscriptions.get()
+    sub.quota_used = 100
+    sub.save()
+    evaluate(now=NOW + timedelta(hours=1))
+    assert sorted(
+        k.split(":")[2] for k in Send.objects.values_list("occurrence_key", flat=True)
+    ) == [
+        "100",
+        "90",
+    ]
+
+
+def test_usage_reported_events_are_read_too():
+    CampaignFactory(
+        name="Quota", trigger="usage_threshold", trigger_params={"percent": 80, "upto": 95}
+    )
+    learner = LearnerFactory(external_id="api")
+    LearnerScoreFactory(learner=learner, lps=75.0)
+    EventFactory(
+        learner=learner,
+        kind="usage_reported",
+        occurred_at=NOW - timedelta(hours=1),
+        properties={"metric": "api_calls", "used": 900, "limit": 1000},
+    )
+    EventFactory(
+        learner=LearnerScoreFactory(lps=75.0).learner,
+        kind="usage_reported",
+        occurred_at=NOW - timedelta(hours=1),
+        properties={"metric": "api_calls", "used": 990, "limit": 1000},  # above the band
+    )
+    evaluate(now=NOW)
+    assert list(Send.objects.values_list("learner__external_id", "reason")) == [
+        ("api", "reported 80% of their api_calls limit used (band 80–95%); LPS 75")
+    ]
+
+
+def test_a_completion_exactly_as_old_as_the_send_window_is_acted_on(course):  # noqa: F811
+    CampaignFactory(name="Next course", send_within_hours=24)
+    finisher(course, external_id="edge", hours_ago=24)
+    finisher(course, external_id="late", hours_ago=24.01)
+    evaluate(now=NOW)
+    assert sends() == [("edge", "Next course", "queued", "")]
+
+
+@pytest.mark.parametrize(
+    "text", ["What’s next?", "WHAT'S   NEXT for me", "so… what’s\nnext", "What is next"]
+)
+def test_curriculum_phrases_match_whatever_the_quotes_case_or_spacing(text):
+    CampaignFactory(name="Next", trigger="curriculum_exhausted")
+    learner = LearnerFactory(external_id="q")
+    LearnerScoreFactory(learner=learner, lps=75.0)
+    EventFactory(
+        learner=learner,
+        kind="community_question",
+        occurred_at=NOW - timedelta(hours=1),
+        properties={"text": text},
+    )
+    evaluate(now=NOW)
+    assert sends() == [("q", "Next", "queued", "")]
