@@ -37,7 +37,14 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce, Concat, Lower, Replace, TruncMonth
 
 from expansion.models import Order, Subscription, SubscriptionStatus
-from learners.models import Enrollment, Event, EventKind, Learner, SegmentMembership
+from learners.models import (
+    AccountRole,
+    Enrollment,
+    Event,
+    EventKind,
+    Learner,
+    SegmentMembership,
+)
 
 from .models import Campaign, TriggerKind
 
@@ -297,8 +304,17 @@ def _curriculum_exhausted(c: Campaign, p: dict, since: datetime, now: datetime) 
     return [_event_rows(qs, detail)]
 
 
-def _subscription_rows(subs: QuerySet, key: Callable[[], Any], detail: Any) -> list[QuerySet]:
-    """Rows for the learner holding each subscription, and for an account's members."""
+ROLE_ORDER = (AccountRole.ADMIN, AccountRole.BILLING_OWNER, AccountRole.MEMBER)
+
+
+def _subscription_rows(
+    c: Campaign, subs: QuerySet, key: Callable[[], Any], detail: Any
+) -> list[QuerySet]:
+    """Rows for the learner holding each subscription, and for an account's members: those
+    of the roles the campaign addresses (``target_roles``; empty: every role), and with
+    ``one_per_account`` only the first of them (admin, then billing owner, then member; then
+    the oldest) — seed 004: "role-aware targeting so end-users aren't spammed with admin
+    offers"."""
     own = _rows(
         subs.filter(learner__isnull=False),
         learner_id=F("learner_id"),
@@ -307,14 +323,44 @@ def _subscription_rows(subs: QuerySet, key: Callable[[], Any], detail: Any) -> l
         course_id=_no_course(),
         detail=detail,
     )
-    team = _rows(
-        subs.filter(account__isnull=False),
-        learner_id=F("account__learners__id"),
-        occurrence_key=key(),
-        occurred_at=F("updated_at"),
-        course_id=_no_course(),
-        detail=detail,
-    ).filter(t_learner_id__isnull=False)  # on the annotation's join: one row per member
+    roles = list(c.target_roles or [])
+    if roles:
+        own = own.filter(learner__role__in=roles)
+    members = Learner.objects.filter(account_id=OuterRef("account_id"))
+    if roles:
+        members = members.filter(role__in=roles)
+    team_subs = subs.filter(account__isnull=False)
+    if c.one_per_account:
+        rank = Case(
+            *(When(role=role, then=Value(n)) for n, role in enumerate(ROLE_ORDER)),
+            default=Value(len(ROLE_ORDER)),
+            output_field=IntegerField(),
+        )
+        first = members.annotate(rank=rank).order_by("rank", "id").values("id")[:1]
+        team = _rows(
+            team_subs,
+            learner_id=Subquery(first),
+            occurrence_key=key(),
+            occurred_at=F("updated_at"),
+            course_id=_no_course(),
+            detail=detail,
+        ).filter(t_learner_id__isnull=False)
+    else:
+        # One annotate, one join: filtering the members in a separate call joined them a
+        # second time (a row per member per member).
+        members_of = team_subs.annotate(
+            member_id=F("account__learners__id"), member_role=F("account__learners__role")
+        ).filter(member_id__isnull=False)
+        if roles:
+            members_of = members_of.filter(member_role__in=roles)
+        team = _rows(
+            members_of,
+            learner_id=F("member_id"),
+            occurrence_key=key(),
+            occurred_at=F("updated_at"),
+            course_id=_no_course(),
+            detail=detail,
+        )
     return [own, team]
 
 
@@ -346,7 +392,7 @@ def _usage(c: Campaign, p: dict, since: datetime, now: datetime) -> list[QuerySe
     )
     # One occurrence per threshold per billing period.
     period = Coalesce(_text(F("renews_at")), Value(""))
-    rows = _subscription_rows(subs, lambda: _key("usage", F("id"), F("crossed"), period), detail)
+    rows = _subscription_rows(c, subs, lambda: _key("usage", F("id"), F("crossed"), period), detail)
     used = Cast(KT("properties__used"), FloatField())
     limit = Cast(KT("properties__limit"), FloatField())
     events = (
@@ -382,7 +428,7 @@ def _seats(c: Campaign, p: dict, since: datetime, now: datetime) -> list[QuerySe
         status__in=LIVE, seats_limit__gt=0, updated_at__gte=since, seats_used__gte=F("seats_limit")
     )
     detail = Concat(Value("every seat in use ("), _text(F("seats_limit")), Value(")"))
-    return _subscription_rows(subs, lambda: _key("seats", F("id"), F("seats_limit")), detail)
+    return _subscription_rows(c, subs, lambda: _key("seats", F("id"), F("seats_limit")), detail)
 
 
 def _counted(
@@ -456,7 +502,7 @@ def _renewal(c: Campaign, p: dict, since: datetime, now: datetime) -> list[Query
         renews_at__lte=now + timedelta(days=p["max_days"]),
     )
     detail = Concat(Value("plan renews on "), _text(Cast("renews_at", DateTimeField())))
-    return _subscription_rows(subs, lambda: _key("renewal", F("id"), F("renews_at")), detail)
+    return _subscription_rows(c, subs, lambda: _key("renewal", F("id"), F("renews_at")), detail)
 
 
 def _after_purchase(c: Campaign, p: dict, since: datetime, now: datetime) -> list[QuerySet]:

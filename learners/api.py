@@ -45,6 +45,8 @@ class LearnerOut(serializers.ModelSerializer):
             "marketing_opt_in",
             "unsubscribed_at",
             "attributes",
+            "role",
+            "signed_up_at",
             "created_at",
             "updated_at",
         ]

@@ -19,6 +19,7 @@ from expansion.batch import (
     FieldError,
     Spec,
     boolean,
+    choice,
     email,
     integer,
     json_object,
@@ -33,7 +34,7 @@ from expansion.batch import (
 )
 
 from .dirty import learners_mark_dirty, learners_mark_dirty_query, scoring_kick_on_commit
-from .models import Account, Course, Enrollment, Learner, Module
+from .models import Account, AccountRole, Course, Enrollment, Learner, Module
 
 # Positions are shifted by this much while a course's modules are rewritten, so that
 # reordering never trips the per-course unique position constraint mid-statement.
@@ -81,6 +82,10 @@ LEARNER_SPECS = {
     "marketing_opt_in": Spec(boolean),
     "unsubscribed_at": Spec(optional(_unsubscribed_at)),
     "attributes": Spec(json_object),
+    # Account-level offers reach the roles a campaign names (seed 004).
+    "role": Spec(choice(AccountRole.values)),
+    # Onboarding counts from here (else the first enrolment), not from this sync.
+    "signed_up_at": Spec(optional(past_datetime)),
 }
 
 

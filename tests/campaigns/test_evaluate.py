@@ -7,7 +7,7 @@ import pytest
 from campaigns.evaluate import campaigns_evaluate, zone_clock
 from campaigns.models import GuardrailPolicy, Rule, Send
 from experiments.models import Assignment
-from learners.models import CategoryOptOut, DirtyLearner, LearnerScore, Stage
+from learners.models import CategoryOptOut, DirtyLearner, Learner, LearnerScore, Stage
 from tests.factories.campaigns import CampaignFactory, JourneyMomentFactory, SendFactory
 from tests.factories.expansion import OfferFactory, OrderFactory
 from tests.factories.experiments import ArmFactory, ExperimentFactory, ExperimentSettingsFactory
@@ -441,13 +441,15 @@ def test_renewal_and_usage_triggers_reach_an_accounts_learners():
         quota_used=85,
         quota_limit=100,
     )
-    CampaignFactory(name="Renewal", trigger="renewal", moment__slug="renewal")
+    every = {"one_per_account": False}  # every member, not one per account (the default)
+    CampaignFactory(name="Renewal", trigger="renewal", moment__slug="renewal", **every)
     CampaignFactory(
         name="Quota 80",
         trigger="usage_threshold",
         trigger_params={"percent": 80},
         moment__slug="milestone",
         send_within_hours=24 * 365 * 10,
+        **every,
     )
     CampaignFactory(
         name="Quota 90",
@@ -455,6 +457,7 @@ def test_renewal_and_usage_triggers_reach_an_accounts_learners():
         trigger_params={"percent": 90},
         moment__slug="product_page",
         send_within_hours=24 * 365 * 10,
+        **every,
     )
 
     evaluate(now=NOW)
@@ -585,6 +588,42 @@ def test_a_team_plan_yields_one_trigger_row_per_member():
     account = AccountFactory()
     members = [LearnerFactory(account=account) for _ in range(3)]
     SubscriptionFactory(account=account, learner=None, quota_used=95, quota_limit=100)
-    campaign = CampaignFactory(trigger="usage_threshold", trigger_params={})
+    campaign = CampaignFactory(trigger="usage_threshold", trigger_params={}, one_per_account=False)
     rows = [row for query in trigger_rows(campaign, now=NOW) for row in query]
     assert sorted(row["t_learner_id"] for row in rows) == sorted(m.pk for m in members)
+
+
+@pytest.mark.parametrize(
+    ("roles", "one_per_account", "expected"),
+    [
+        ([], True, ["admin"]),  # one per account: the admin first
+        (["billing_owner"], True, ["billing"]),
+        (["billing_owner", "member"], False, ["billing", "member-1", "member-2"]),
+        (["member"], True, ["member-1"]),  # the oldest member
+        ([], False, ["admin", "billing", "member-1", "member-2"]),
+    ],
+)
+def test_account_triggers_reach_the_roles_the_campaign_names(roles, one_per_account, expected):
+    """Seed 004: role-aware targeting, so end-users are not sent admin offers."""
+    from campaigns.triggers import trigger_rows
+    from tests.factories.expansion import SubscriptionFactory
+    from tests.factories.learners import AccountFactory
+
+    account = AccountFactory()
+    for external_id, role in [
+        ("member-1", "member"),
+        ("admin", "admin"),
+        ("member-2", "member"),
+        ("billing", "billing_owner"),
+    ]:
+        LearnerFactory(account=account, external_id=external_id, role=role)
+    SubscriptionFactory(account=account, learner=None, quota_used=95, quota_limit=100)
+    campaign = CampaignFactory(
+        trigger="usage_threshold",
+        trigger_params={},
+        target_roles=roles,
+        one_per_account=one_per_account,
+    )
+    rows = [row for query in trigger_rows(campaign, now=NOW) for row in query]
+    ids = dict(Learner.objects.values_list("id", "external_id"))
+    assert sorted(ids[row["t_learner_id"]] for row in rows) == expected

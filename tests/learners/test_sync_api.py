@@ -243,3 +243,28 @@ def test_course_and_enrollment_reads(api):
     listed = api.get("/api/v1/enrollments/", {"course": "c"}).json()["results"]
     assert [(e["id"], e["learner"], e["course"]) for e in listed] == [(enrollment.pk, "a", "c")]
     assert api.get("/api/v1/enrollments/", {"completed": "true"}).json()["results"] == []
+
+
+def test_a_learners_role_and_sign_up_date_are_synced(api):
+    response = bulk(
+        api,
+        "learners",
+        [
+            {"external_id": "boss", "role": "admin", "signed_up_at": "2024-05-01T09:00:00Z"},
+            {"external_id": "new"},
+            {"external_id": "odd", "role": "owner"},
+            {"external_id": "later", "signed_up_at": "2999-01-01T00:00:00Z"},
+        ],
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["created"] == 2
+    assert [(e["index"], e["field"]) for e in body["errors"]] == [(2, "role"), (3, "signed_up_at")]
+    assert body["errors"][0]["reason"] == (
+        "must be one of admin, billing_owner, member; got 'owner'"
+    )
+    rows = dict(Learner.objects.values_list("external_id", "role"))
+    assert rows == {"boss": "admin", "new": "member"}
+    boss = Learner.objects.get(external_id="boss")
+    assert boss.signed_up_at == datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+    assert api.get("/api/v1/learners/boss/").json()["role"] == "admin"
