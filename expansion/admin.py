@@ -698,8 +698,14 @@ def revenue_dashboard_context(*, period: str, today: date) -> dict[str, Any]:
         )
 
     month_start = today.replace(day=1)
-    current = revenue_metrics(period="month", first=month_start, last=today)[0]
-    by_type = expansion_by_type(first=month_start, last=today)
+    # By month, the last row is the current month already (each pass walks the whole ledger).
+    if period == "month":
+        current = rows[-1]
+    else:
+        current = revenue_metrics(period="month", first=month_start, last=today)[0]
+    # The whole month, as ``current`` covers it: the MRR rows then sum to its Expansion MRR.
+    month_end = (month_start + timedelta(days=31)).replace(day=1) - timedelta(days=1)
+    by_type = expansion_by_type(first=month_start, last=month_end)
     return {
         "period": period,
         "periods": PERIODS,
@@ -715,6 +721,10 @@ def revenue_dashboard_context(*, period: str, today: date) -> dict[str, Any]:
             ("Churned MRR", chart("mrr_churn")),
         ],
         "by_type": by_type,
+        "by_type_mrr": sum((row.amount for row in by_type if row.recurring), Decimal("0.00")),
+        "by_type_one_time": sum(
+            (row.amount for row in by_type if not row.recurring), Decimal("0.00")
+        ),
         "by_type_chart": bar_chart(
             [
                 (f"{row.kind} ({'MRR' if row.recurring else 'one-time'})", float(row.amount))

@@ -13,12 +13,26 @@ days, ISO weeks starting Monday, and calendar months):
 - **expansion revenue (one-time)**: revenue of lines bought by an existing customer (a
   learner with an earlier order or an earlier subscription), typed by the product bought:
   plan = upsell, add-on = add-on, seat pack = seat expansion, anything else = cross-sell.
+  A fully refunded line is no expansion and its buyer not one of the customers behind it.
 - **MRR movements** follow ChartMogul: per customer (a learner, or an account for team
   plans), changes at the same moment are netted, then a change from 0 is *new business* —
   or *reactivation* if the customer paid before —, to 0 is *churn*, up is *expansion*, down
-  is *contraction*. MRR at the start of a period is the ledger summed before it; NRR =
-  (start + expansion − contraction − churn) / start; GRR = (start − contraction − churn) /
-  start; both None when the period starts with no MRR.
+  is *contraction*. So cancelling Basic 50 and starting Pro 100 at one moment is one
+  expansion of 50, and a second (add-on) subscription of a paying customer is expansion.
+  An expansion is typed by its largest increase: a paying subscription's change keeps the
+  sync's type (plan change = upsell, more seats = seat expansion, else usage / price); a
+  subscription that starts paying is typed by its product, as one-time expansion is.
+- **NRR and GRR** are about the customers paying at the start of the period (MRR > 0 before
+  their first moment in it): start = the ledger summed before the period; NRR = (start +
+  their expansion + reactivation − contraction − churn) / start, i.e. what those customers
+  pay at the end over what they paid at the start; GRR = (start − their contraction −
+  churn) / start. A customer who starts paying during the period moves neither. Both None
+  when the period starts with no MRR.
+- **Expansion by type** (the dashboard's table) is the same expansion movements, so its
+  recurring rows sum exactly to the expansion MRR of the same days, then the one-time rows.
+
+One module past 400 lines: every figure shares the period arithmetic, and the dashboard's
+table shares the movement SQL with the MRR figures so that the two cannot disagree.
 """
 
 from __future__ import annotations
@@ -170,6 +184,9 @@ _KIND = (
     f"THEN 'add_on' WHEN '{ProductKind.SEAT_PACK}' THEN 'seat_expansion' ELSE 'cross_sell' END"
 )
 _NET = "(l.unit_price * l.quantity - l.refunded_amount)"
+# A line not fully refunded: only these make one-time expansion (a refunded add-on is no
+# expansion, and its buyer is not a customer behind the figure).
+_KEPT = "l.refunded_amount < l.unit_price * l.quantity"
 
 
 def _existing_customer() -> str:
@@ -208,7 +225,7 @@ def _orders(rows: dict[date, PeriodMetrics], period: str, lo: datetime, hi: date
             SELECT {trunc} AS period, {kind} AS kind, SUM({net})
             FROM {order} o JOIN {line} l ON l.order_id = o.id
             JOIN {product} p ON p.id = l.product_id
-            WHERE o.placed_at >= %s AND o.placed_at < %s AND {existing}
+            WHERE o.placed_at >= %s AND o.placed_at < %s AND {_KEPT} AND {existing}
             GROUP BY {trunc}, {kind}
             """,
             [_ts(lo), _ts(hi)],
@@ -240,7 +257,7 @@ def _attach(rows: dict[date, PeriodMetrics], period: str, lo: datetime, hi: date
             SELECT {trunc}, l.product_id, SUM(l.quantity)
             FROM {order} o JOIN {line} l ON l.order_id = o.id
             WHERE o.placed_at >= %s AND o.placed_at < %s AND l.product_id IN ({marks})
-              AND l.refunded_amount < l.unit_price * l.quantity
+              AND {_KEPT}
             GROUP BY {trunc}, l.product_id
             """,
             [_ts(lo), _ts(hi), *sorted(wanted)],
@@ -253,52 +270,100 @@ def _attach(rows: dict[date, PeriodMetrics], period: str, lo: datetime, hi: date
             row.attach_rates[sku] = _ratio(Decimal(units.get((start, addon_id), 0)), primary)
 
 
+def _movements_sql() -> str:
+    """SQL ``WITH`` clauses ending in ``classified``: one row per customer and moment before
+    the first parameter (exclusive), with ``delta``, ``before_c``, ``after_c`` (the customer's
+    MRR either side of the moment), ``movement`` (None when the moment nets to nothing) and,
+    for an increase, ``expansion_type``.
+
+    A moment's changes are netted per customer, so a cancellation and a start at the same
+    moment are one movement (an upgrade through a second subscription is expansion, not churn
+    plus new business). The moment is typed by its largest increase: a change of a paying
+    subscription keeps the type the sync gave it (empty = usage / price); a subscription that
+    starts paying is typed by its product, like one-time expansion (plan = upsell, add-on,
+    seat pack = seat expansion, else cross-sell).
+    """
+    change, sub = SubscriptionChange._meta.db_table, Subscription._meta.db_table
+    product, kind = Product._meta.db_table, _KIND
+    return f"""
+        WITH typed AS (
+          SELECT c.id, c.learner_id, c.account_id, c.effective_at,
+            c.mrr_after - c.mrr_before AS delta,
+            CASE WHEN c.mrr_after <= c.mrr_before THEN NULL
+              WHEN c.mrr_before > 0 THEN COALESCE(NULLIF(c.expansion_type, ''), 'usage')
+              ELSE {kind} END AS rise_type
+          FROM {change} c JOIN {sub} s ON s.id = c.subscription_id
+          JOIN {product} p ON p.id = s.plan_id
+          WHERE c.effective_at < %s
+        ), ranked AS (
+          SELECT t.*, FIRST_VALUE(rise_type) OVER (
+              PARTITION BY learner_id, account_id, effective_at ORDER BY delta DESC, id
+            ) AS moment_type
+          FROM typed t
+        ), netted AS (
+          SELECT learner_id, account_id, effective_at,
+            SUM(delta) AS delta, MAX(moment_type) AS expansion_type
+          FROM ranked GROUP BY learner_id, account_id, effective_at
+        ), running AS (
+          SELECT n.*, SUM(delta) OVER (
+              PARTITION BY learner_id, account_id ORDER BY effective_at
+              ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS after_c
+          FROM netted n
+        ), m AS (
+          SELECT r.*, after_c - delta AS before_c, MAX(after_c) OVER (
+              PARTITION BY learner_id, account_id ORDER BY effective_at
+              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS peak_before
+          FROM running r
+        ), classified AS (
+          SELECT m.*, CASE
+              WHEN before_c <= 0 AND after_c > 0 THEN
+                CASE WHEN COALESCE(peak_before, 0) > 0 THEN 'reactivation' ELSE 'new' END
+              WHEN before_c > 0 AND after_c <= 0 THEN 'churn'
+              WHEN after_c > before_c THEN 'expansion'
+              WHEN after_c < before_c THEN 'contraction'
+            END AS movement
+          FROM m
+        )"""
+
+
 def _mrr(rows: dict[date, PeriodMetrics], period: str, lo: datetime, hi: datetime) -> None:
     change = SubscriptionChange._meta.db_table
+    # Per period, the movements of the customers who paid at its start (their MRR before
+    # their first moment in it): NRR and GRR are about those customers only.
+    retained: dict[date, Decimal] = {start: ZERO for start in rows}
+    lost: dict[date, Decimal] = {start: ZERO for start in rows}
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT SUM(mrr_after - mrr_before) FROM {change} WHERE effective_at < %s",
             [_ts(lo)],
         )
         opening = _dec(cursor.fetchone()[0])
-        trunc = _trunc_sql(period, "m.effective_at")
+        trunc = _trunc_sql(period, "c.effective_at")
         cursor.execute(
             f"""
-            WITH netted AS (
-              SELECT learner_id, account_id, effective_at,
-                SUM(mrr_after - mrr_before) AS delta, MAX(expansion_type) AS expansion_type
-              FROM {change} WHERE effective_at < %s
-              GROUP BY learner_id, account_id, effective_at
-            ), running AS (
-              SELECT n.*, SUM(delta) OVER (
-                  PARTITION BY learner_id, account_id ORDER BY effective_at
-                  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS after_c
-              FROM netted n
-            ), m AS (
-              SELECT r.*, after_c - delta AS before_c, MAX(after_c) OVER (
-                  PARTITION BY learner_id, account_id ORDER BY effective_at
-                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS peak_before
-              FROM running r
-            ), classified AS (
-              SELECT m.*, CASE
-                  WHEN before_c <= 0 AND after_c > 0 THEN
-                    CASE WHEN COALESCE(peak_before, 0) > 0 THEN 'reactivation' ELSE 'new' END
-                  WHEN before_c > 0 AND after_c <= 0 THEN 'churn'
-                  WHEN after_c > before_c THEN 'expansion'
-                  WHEN after_c < before_c THEN 'contraction'
-                END AS movement
-              FROM m
+            {_movements_sql()}, periodic AS (
+              SELECT c.*, {trunc} AS period_start, FIRST_VALUE(before_c) OVER (
+                  PARTITION BY learner_id, account_id, {trunc} ORDER BY effective_at
+                ) AS opening_c
+              FROM classified c WHERE effective_at >= %s
             )
-            SELECT {trunc}, movement, expansion_type, SUM(delta)
-            FROM classified m
-            WHERE effective_at >= %s AND movement IS NOT NULL
-            GROUP BY {trunc}, movement, expansion_type
+            SELECT period_start, movement, expansion_type,
+              CASE WHEN opening_c > 0 THEN 1 ELSE 0 END AS paid_at_start, SUM(delta)
+            FROM periodic
+            WHERE movement IS NOT NULL
+            GROUP BY period_start, movement, expansion_type,
+              CASE WHEN opening_c > 0 THEN 1 ELSE 0 END
             """,
             [_ts(hi), _ts(lo)],
         )
-        for period_start, movement, expansion_type, delta in cursor.fetchall():
-            row = rows[_as_date(period_start)]
+        for period_start, movement, expansion_type, paid_at_start, delta in cursor.fetchall():
+            start = _as_date(period_start)
+            row = rows[start]
             amount = _dec(delta)
+            if paid_at_start:
+                retained[start] += amount
+                if movement in ("contraction", "churn"):
+                    lost[start] -= amount
             if movement == "expansion":
                 row.mrr_expansion += amount
                 key = expansion_type or "usage"
@@ -322,8 +387,8 @@ def _mrr(rows: dict[date, PeriodMetrics], period: str, lo: datetime, hi: datetim
             - row.mrr_contraction
             - row.mrr_churn
         )
-        row.nrr = _ratio(opening + row.mrr_expansion - row.mrr_contraction - row.mrr_churn, opening)
-        row.grr = _ratio(opening - row.mrr_contraction - row.mrr_churn, opening)
+        row.nrr = _ratio(opening + retained[start], opening)
+        row.grr = _ratio(opening - lost[start], opening)
         opening = row.mrr_end
 
 
@@ -342,43 +407,34 @@ class ExpansionByType:
 
 
 def expansion_by_type(*, first: date, last: date) -> list[ExpansionByType]:
-    """Expansion in ``first`` … ``last`` by type: MRR increases of paying customers (plan
-    change = upsell, more seats = seat expansion, else usage / price) and one-time revenue
-    from existing customers (typed by product), each with the customers behind it."""
+    """Expansion in ``first`` … ``last`` by type, each with the customers behind it: the
+    expansion movements of ``revenue_metrics`` (so the recurring rows sum exactly to its
+    expansion MRR over the same days), then one-time revenue from existing customers (typed
+    by product; fully refunded lines count neither their amount nor their customer).
+    Recurring rows first, each part ordered by type."""
     lo, hi = _moment(first), _moment(last + timedelta(days=1))
     found: list[ExpansionByType] = []
-    recurring = (
-        SubscriptionChange.objects.filter(
-            effective_at__gte=lo,
-            effective_at__lt=hi,
-            mrr_after__gt=F("mrr_before"),
-            mrr_before__gt=0,
-        )
-        .values("expansion_type")
-        .annotate(
-            amount=_sum_expr(F("mrr_after") - F("mrr_before")),
-            learners=Count("learner_id", distinct=True),
-            accounts=Count("account_id", distinct=True),
-        )
-        .order_by("expansion_type")
-    )
-    for item in recurring:
-        found.append(
-            ExpansionByType(
-                item["expansion_type"] or "usage",
-                True,
-                _dec(item["amount"]),
-                item["learners"] + item["accounts"],
-            )
-        )
     line, order, product = OrderLine._meta.db_table, Order._meta.db_table, Product._meta.db_table
     with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            {_movements_sql()}
+            SELECT COALESCE(expansion_type, 'usage'), SUM(delta),
+              COUNT(DISTINCT learner_id) + COUNT(DISTINCT account_id)
+            FROM classified
+            WHERE effective_at >= %s AND movement = 'expansion'
+            GROUP BY COALESCE(expansion_type, 'usage') ORDER BY 1
+            """,
+            [_ts(hi), _ts(lo)],
+        )
+        for kind, amount, customers in cursor.fetchall():
+            found.append(ExpansionByType(kind, True, _dec(amount), customers))
         cursor.execute(
             f"""
             SELECT {_KIND}, SUM({_NET}), COUNT(DISTINCT o.learner_id)
             FROM {order} o JOIN {line} l ON l.order_id = o.id
             JOIN {product} p ON p.id = l.product_id
-            WHERE o.placed_at >= %s AND o.placed_at < %s AND {_existing_customer()}
+            WHERE o.placed_at >= %s AND o.placed_at < %s AND {_KEPT} AND {_existing_customer()}
             GROUP BY {_KIND} ORDER BY 1
             """,
             [_ts(lo), _ts(hi)],

@@ -190,7 +190,8 @@ def test_monthly_metrics_match_the_hand_computed_figures(shop):
         D("20.00"),
         D("0.00"),
     )
-    assert (mar.mrr_end, mar.nrr, mar.grr) == (D("150.00"), D("0.8667"), D("0.8667"))
+    # L4 paid on 1 March and again at its end: NRR counts the comeback, GRR only the loss.
+    assert (mar.mrr_end, mar.nrr, mar.grr) == (D("150.00"), D("1.0000"), D("0.8667"))
 
 
 def test_periods_split_at_utc_midnight_and_monday(shop):
