@@ -163,6 +163,7 @@ def campaigns_evaluate(
             _guardrails(run, chosen, policy, now)
             timer.lap("guardrails")
             _experiments(run, chosen, now)
+            _inactive_offers(run)
             timer.lap("experiments")
             _superseded(run)
             timer.lap("superseded")
@@ -469,6 +470,26 @@ def _experiments(run: uuid.UUID, campaigns: list[Campaign], now: datetime) -> No
             )
 
 
+def _inactive_offers(run: uuid.UUID) -> None:
+    """A candidate whose offer — its experiment arm's while the arm is active, else its
+    campaign's (a decision retires the losing arms and gives the campaign the winner's) — is
+    inactive is stopped: nothing is sent with a switched-off offer."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE campaigns_candidate SET rule = %s WHERE id IN (
+              SELECT c.id FROM campaigns_candidate c
+              JOIN campaigns_campaign cc ON cc.id = c.campaign_id
+              LEFT JOIN experiments_arm a ON a.id = c.arm_id
+              JOIN expansion_offer o
+                ON o.id = COALESCE(CASE WHEN a.is_active THEN a.offer_id END, cc.offer_id)
+              WHERE c.run = %s AND c.rule = '' AND NOT o.is_active
+            )
+            """,
+            [Rule.OFFER_INACTIVE, _uuid(run)],
+        )
+
+
 def _superseded(run: uuid.UUID) -> None:
     """One offer per learner per moment: the highest priority (then the oldest campaign)."""
     with connection.cursor() as cursor:
@@ -768,7 +789,10 @@ def _write_sends(run: uuid.UUID, campaigns: list[Campaign], now: datetime) -> No
                is_test, message_id, provider_message_id, created_at, clicks, dismiss_reason)
             SELECT c.learner_id, c.campaign_id, c.occurrence_key,
               CASE c.campaign_id {triggers} END, c.moment_id, c.arm_id,
-              COALESCE(a.offer_id, {f"CASE c.campaign_id {offers} END" if offers else "NULL"}),
+              COALESCE(
+                CASE WHEN a.is_active THEN a.offer_id END,
+                {f"CASE c.campaign_id {offers} END" if offers else "NULL"}
+              ),
               c.course_id,
               SUBSTR(c.detail || COALESCE('; LPS ' || {lps}, ''), 1, 500),
               c.rule, c.priority, c.scheduled_for, c.channel, CASE c.campaign_id {categories} END,

@@ -211,3 +211,29 @@ def test_curriculum_phrases_match_whatever_the_quotes_case_or_spacing(text):
     )
     evaluate(now=NOW)
     assert sends() == [("q", "Next", "queued", "")]
+
+
+def test_an_inactive_offer_is_never_sent_and_a_retired_arm_takes_the_campaigns(course):  # noqa: F811
+    """Issue 17 item 7: retiring the losing arm left the campaign sending its offer."""
+    from tests.factories.experiments import ArmFactory, ExperimentFactory
+
+    experiment = ExperimentFactory(status="running", holdout_percent=0, salt="s")
+    winner = OfferFactory(name="Winner")
+    retired = ArmFactory(
+        experiment=experiment, is_control=True, offer=OfferFactory(name="Loser"), is_active=False
+    )
+    ArmFactory(experiment=experiment, offer=winner)  # the winning arm, still running
+    CampaignFactory(name="Next course", experiment=experiment, offer=winner)
+    switched_off = OfferFactory(name="Switched off", is_active=False)
+    CampaignFactory(name="Old offer", offer=switched_off, moment__slug="milestone")
+    learner = finisher(course, external_id="ann")
+    from tests.factories.experiments import AssignmentFactory
+
+    AssignmentFactory(experiment=experiment, learner=learner, arm=retired, assigned_at=NOW)
+
+    evaluate(now=NOW)
+
+    assert sorted(Send.objects.values_list("campaign__name", "status", "rule", "offer__name")) == [
+        ("Next course", "queued", "", "Winner"),
+        ("Old offer", "suppressed", Rule.OFFER_INACTIVE, "Switched off"),
+    ]
