@@ -75,6 +75,7 @@ from .models import (
     CampaignStatus,
     Candidate,
     GuardrailPolicy,
+    Purpose,
     Reentry,
     Rule,
     Send,
@@ -309,8 +310,13 @@ def guardrail_checks(
     Conditions on a ``Candidate`` row; the first that holds is the rule stored on its send.
     """
     marketing = Q(campaign__category__in=list(MARKETING_CATEGORIES))
+    # An offer-free moment ("at risk: re-engage, never upsell") keeps offers out, not the
+    # re-engagement it is for.
     checks: list[tuple[str, Q]] = [
-        (Rule.OFFER_FREE_MOMENT, marketing & Q(moment__offers_allowed=False))
+        (
+            Rule.OFFER_FREE_MOMENT,
+            marketing & Q(campaign__purpose=Purpose.UPSELL, moment__offers_allowed=False),
+        )
     ]
     for category in sorted({c.category for c in campaigns}):
         # A correlated EXISTS per candidate (an index probe each): as NOT IN over every

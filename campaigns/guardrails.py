@@ -160,7 +160,11 @@ class SendTimeChecks:
         campaign = send.campaign
         if campaign is None or not campaign.is_marketing:
             return None
-        if campaign.moment is not None and not campaign.moment.offers_allowed:
+        if (
+            campaign.is_upsell
+            and campaign.moment is not None
+            and not campaign.moment.offers_allowed
+        ):
             return Rule.OFFER_FREE_MOMENT, LABELS[Rule.OFFER_FREE_MOMENT]
         values = self.values[campaign.pk]
         score = getattr(send.learner, "score", None)

@@ -68,6 +68,7 @@ PATHS = {
     "Marketing": ["Copywriting 101", "SEO Fundamentals", "Email Marketing Mastery"],
 }
 MODULES_PER_COURSE = 8
+STALL_EVERY = 40  # every 40th learner was active weekly and has gone silent
 TIME_ZONES = [
     "Europe/London",
     "Europe/Berlin",
@@ -209,7 +210,10 @@ def demo_seed(*, learners: int = 3000, seed: int = 42, anchor: date | None = Non
                     unsubscribed_at=now - timedelta(days=rng.randint(1, 90))
                     if rng.random() < 0.03
                     else None,
-                    account=accounts[n % len(accounts)] if n % 10 == 0 else None,
+                    # Every tenth learner is on a team, spread over all the accounts (n % 30
+                    # put them all in three); each account's first member is its admin.
+                    account=accounts[(n // 10) % len(accounts)] if n % 10 == 0 else None,
+                    role="admin" if n % 10 == 0 and n // 10 <= len(accounts) else "member",
                 )
                 for n in range(1, learners + 1)
             ],
@@ -236,9 +240,11 @@ def demo_seed(*, learners: int = 3000, seed: int = 42, anchor: date | None = Non
                 )
             )
 
+        stalled: dict[int, datetime] = {}
         for person in people:
             profile = rng.random()  # engagement: low values are dormant learners
-            path_courses = [c for c in courses if c.learning_path == rng.choice(list(PATHS))]
+            path = rng.choice(list(PATHS))  # one path per learner (it was drawn per course)
+            path_courses = [c for c in courses if c.learning_path == path]
             taken = path_courses[: rng.choices([1, 2, 3], weights=[6, 3, 1])[0]]
             for course in taken:
                 enrolled_at = now - timedelta(days=rng.randint(3, 400), hours=rng.randint(0, 23))
@@ -324,6 +330,16 @@ def demo_seed(*, learners: int = 3000, seed: int = 42, anchor: date | None = Non
                             order=order, external_id="2", product=extra, unit_price=extra.price
                         )
                     )
+            if person.pk % STALL_EVERY == 0:
+                # Seed 000's stall: 3+ logins in each of four weeks, then 11–13 days of
+                # silence (their later events are dropped below).
+                silent_since = now - timedelta(days=rng.randint(11, 13))
+                stalled[person.pk] = silent_since
+                for week in range(4):
+                    for n in range(4):
+                        at = silent_since - timedelta(days=7 * week + n * 1.5)
+                        event(person, EventKind.LOGIN, at)
+                continue
             logins = int(profile * 40)
             for _ in range(logins):
                 event(
@@ -333,7 +349,11 @@ def demo_seed(*, learners: int = 3000, seed: int = 42, anchor: date | None = Non
                 )
 
         Enrollment.objects.bulk_create(enrollments, batch_size=2000)
-        events = [e for e in events if e.occurred_at <= now]
+        events = [
+            e
+            for e in events
+            if e.occurred_at <= now and e.occurred_at <= stalled.get(e.learner.pk, now)
+        ]
         Event.objects.bulk_create(events, batch_size=5000)
         Order.objects.bulk_create(orders, batch_size=2000)
         for line in lines:
@@ -471,8 +491,9 @@ def _demo_experiment(*, seed: int, now: datetime) -> None:
 
 
 def _demo_campaigns() -> None:
-    """Three campaigns: the experiment's cross-sell email (active), an in-app card after a
-    strong assessment (active) and a renewal email still in draft, to preview."""
+    """The demo's campaigns: the experiment's cross-sell email, an in-app card after a strong
+    assessment, the stall re-engagement email and the teams' usage band (active), and a
+    renewal email still in draft, to preview."""
     from campaigns.models import Campaign, JourneyMoment
     from experiments.models import Experiment
     from templates.messages import template_snapshot
@@ -517,6 +538,52 @@ def _demo_campaigns() -> None:
         send_within_hours=24 * 7,
         in_app_template=card,
         offer=offer,
+        status="active",
+        requires_creator_approval=False,
+    )
+    # Seed 000's stall play: re-engagement (the upsell guardrails — at risk, low LPS — do not
+    # stop it), at the "declining engagement" moment that is kept free of offers.
+    stall = MessageTemplate.objects.get(name="Stall recovery: pick up where you left off")
+    template_snapshot(template=stall)
+    Campaign.objects.create(
+        name="Stalled learners: pick up where you left off",
+        description="Seed 000: was active weekly, silent for 10 days: pick up where you left "
+        "off + here's what comes next.",
+        moment=moment["at_risk"],
+        trigger="stall",
+        purpose="reengagement",
+        category="learning",
+        email_template=stall,
+        offer=Offer.objects.get(name="Professional certificate"),
+        send_within_hours=24 * 7,
+        status="active",
+        requires_creator_approval=False,
+    )
+    # Seed 004's usage band: a team at 70–85 % of its quota (one email per account, to the
+    # roles that buy: admin and billing owner).
+    usage = MessageTemplate.objects.get(name="Usage-based upsell (80/90/100%)")
+    template_snapshot(template=usage)
+    seats = Offer.objects.create(
+        name="Room to grow: team seat pack",
+        kind="upsell",
+        product=Product.objects.get(sku="SEATS-5"),
+        incentive="none",
+        positioning="Add five seats and more room before your team hits the limit.",
+        cta_url="https://learn.example.org/team/seats",
+        valid_hours=24 * 7,
+    )
+    Campaign.objects.create(
+        name="Teams at 70–85% of their quota",
+        description="Seed 004: 70–85% of quota — upgrade before the wall.",
+        moment=moment["milestone"],
+        trigger="usage_threshold",
+        trigger_params={"percent": 70, "upto": 85},
+        target_roles=["admin", "billing_owner"],
+        # The buyer's own course progress says nothing about the team's need (override).
+        guardrails={"min_lps": 0},
+        email_template=usage,
+        offer=seats,
+        send_within_hours=24 * 365,
         status="active",
         requires_creator_approval=False,
     )

@@ -4,6 +4,7 @@ server, following the clock through every learner's quiet hours."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, date, datetime
 
 import pytest
@@ -11,7 +12,7 @@ from django.db.models import Min
 
 from campaigns.dispatch import dispatch_chunk
 from campaigns.evaluate import campaigns_evaluate
-from campaigns.models import Campaign, CampaignStatus, Send, SendStatus
+from campaigns.models import Campaign, CampaignStatus, Rule, Send, SendStatus
 from expansion.affinity import affinity_refresh
 from expansion.demo import demo_seed
 from learners.models import DirtyLearner
@@ -123,12 +124,26 @@ def test_the_demo_s_campaign_emails_are_all_delivered(smtp):
         send.message_id: send
         for send in Send.objects.filter(channel="email").select_related("course", "campaign")
     }
+    by_campaign = Counter(sends[m["Message-ID"]].campaign.name for m in smtp.messages)
+    # The cross-sell, seed 000's stall re-engagement and seed 004's usage band all deliver.
+    assert set(by_campaign) == {
+        "Graduates: the next course",
+        "Stalled learners: pick up where you left off",
+        "Teams at 70–85% of their quota",
+    }, by_campaign
     for message in smtp.messages:
         send = sends[message["Message-ID"]]
-        assert send.campaign.name == "Graduates: the next course"
         text = " ".join(message.get_body(preferencelist=("plain",)).get_content().split())
-        assert f"You've completed 8 of 8 modules of {send.course.title}." in text, text
-        assert message["Subject"].strip() == f"The next step after {send.course.title}"
+        if send.campaign.name == "Graduates: the next course":
+            assert f"You've completed 8 of 8 modules of {send.course.title}." in text, text
+            assert message["Subject"].strip() == f"The next step after {send.course.title}"
+        elif send.campaign.name.startswith("Stalled"):
+            assert message["Subject"].strip().startswith("Pick up where you left off in ")
+            assert "Continue the course" in text, text
+        else:
+            assert "of your quota this month" in text, text
+    # The demo also shows an RFM do-not-pitch stop (seed 001).
+    assert Send.objects.filter(rule=Rule.RFM_DO_NOT_PITCH).exists()
     # In-app cards are not emails: they wait for the platform to ask for them.
     assert Send.objects.filter(channel="in_app", status=SendStatus.QUEUED).count() == in_app
 

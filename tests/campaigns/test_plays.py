@@ -237,3 +237,23 @@ def test_an_inactive_offer_is_never_sent_and_a_retired_arm_takes_the_campaigns(c
         ("Next course", "queued", "", "Winner"),
         ("Old offer", "suppressed", Rule.OFFER_INACTIVE, "Switched off"),
     ]
+
+
+def test_an_offer_free_moment_keeps_offers_out_not_the_re_engagement_it_is_for():
+    """The "declining engagement" moment is kept free of offers ("re-engage, never upsell")."""
+    CampaignFactory(
+        name="Pick up",
+        trigger="stall",
+        purpose=Purpose.REENGAGEMENT,
+        moment__slug="at_risk",
+        moment__offers_allowed=False,
+    )
+    CampaignFactory(
+        name="Upsell", trigger="stall", moment__slug="at_risk", moment__offers_allowed=False
+    )
+    stalled("sam", lps=80.0)
+    evaluate(now=NOW)
+    assert sends() == [
+        ("sam", "Pick up", "queued", ""),
+        ("sam", "Upsell", "suppressed", Rule.OFFER_FREE_MOMENT),
+    ]
