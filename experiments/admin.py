@@ -11,7 +11,16 @@ from django.utils.html import format_html
 from expansion.singleton import SingletonAdmin
 
 from .analysis import cumulative_lift, experiment_results, global_holdout_results
-from .cards import CardError, card_missing, card_sample_size, experiment_decide, experiment_start
+from .assignment import phase_record
+from .cards import (
+    CardError,
+    card_missing,
+    card_sample_size,
+    decision_blockers,
+    experiment_decide,
+    experiment_start,
+)
+from .design import decision_comparisons, is_sequential
 from .models import Arm, Decision, Experiment, ExperimentSettings, Guardrail, Status
 
 
@@ -48,12 +57,17 @@ class ExperimentAdmin(admin.ModelAdmin):
         "started_at",
         "ended_at",
         "calculated_sample_size",
+        "testing_in_force",
         "still_missing",
         "decision",
         "winning_arm",
         "decision_reason",
         "decided_by",
         "decided_at",
+        "override_reason",
+        "override_missing",
+        "overridden_by",
+        "overridden_at",
     ]
     fieldsets = [
         (None, {"fields": ["name", "status", "still_missing"]}),
@@ -73,7 +87,7 @@ class ExperimentAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Sample size (statsmodels: two proportions, two-sided)",
+            "Sample size (statsmodels: two proportions, two-sided, Bonferroni-corrected)",
             {
                 "fields": [
                     "baseline_rate",
@@ -85,6 +99,10 @@ class ExperimentAdmin(admin.ModelAdmin):
                     "min_duration_days",
                 ]
             },
+        ),
+        (
+            "Testing (fixed horizon or sequential)",
+            {"fields": ["testing", "sequential_tuning", "testing_in_force"]},
         ),
         ("Decision rule", {"fields": ["decision_rule", "sign_off_by"]}),
         (
@@ -99,6 +117,10 @@ class ExperimentAdmin(admin.ModelAdmin):
                     "decision_reason",
                     "decided_by",
                     "decided_at",
+                    "override_reason",
+                    "override_missing",
+                    "overridden_by",
+                    "overridden_at",
                 ]
             },
         ),
@@ -110,9 +132,26 @@ class ExperimentAdmin(admin.ModelAdmin):
             n = card_sample_size(obj)
         except ValueError as exc:
             return str(exc)
+        comparisons = decision_comparisons(obj).text
         if n is None:
-            return "Give a baseline rate and a minimum detectable effect."
-        return f"{n:,} learners per arm (left empty below, this is what is saved)"
+            return f"Give a baseline rate and a minimum detectable effect. Planned: {comparisons}."
+        return (
+            f"{n:,} learners per arm for {comparisons} — the correction the results use "
+            "(left empty below, this is what is saved)"
+        )
+
+    @admin.display(description="In force")
+    def testing_in_force(self, obj: Experiment) -> str:
+        if is_sequential(obj):
+            return (
+                "Sequential: always-valid p-values and confidence sequences (GrowthBook's "
+                f"normal mixture, tightest at {obj.sequential_tuning:,} learners per "
+                "comparison); the results may be read at any time."
+            )
+        return (
+            "Fixed horizon: the results are valid once, when the planned sample per arm has "
+            "been assigned and its conversion windows have closed; not to be acted on before."
+        )
 
     @admin.display(description="Before it can start")
     def still_missing(self, obj: Experiment) -> str:
@@ -129,6 +168,9 @@ class ExperimentAdmin(admin.ModelAdmin):
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
         card = form.instance
+        if card.status == Status.RUNNING:
+            # Weights, retired arms or the holdout may have changed: a new plan, a new phase.
+            phase_record(experiment=card)
         if not card.sample_size_per_arm:
             try:
                 n = card_sample_size(card)
@@ -166,6 +208,7 @@ class ExperimentAdmin(admin.ModelAdmin):
                         winning_arm=experiment.arms.filter(pk=arm_id).first() if arm_id else None,
                         reason=request.POST.get("reason", ""),
                         result=request.POST.get("result", ""),
+                        override_reason=request.POST.get("override_reason", ""),
                         user=request.user,
                     )
                     messages.success(request, "Decision recorded.")
@@ -179,10 +222,19 @@ class ExperimentAdmin(admin.ModelAdmin):
             "experiment": experiment,
             "results": results,
             "chart": rate_chart(results["arms"]),
-            "lift_chart": lift_chart(cumulative_lift(experiment=experiment), results["arms"]),
+            "lift_chart": lift_chart(
+                cumulative_lift(experiment=experiment),
+                results["arms"],
+                horizon=results["horizon"],
+            ),
             "decisions": Decision.choices,
             "arms": experiment.arms.all(),
             "missing": card_missing(experiment) if experiment.status == Status.DRAFT else [],
+            "blockers": (
+                decision_blockers(experiment=experiment)
+                if experiment.status == Status.RUNNING
+                else []
+            ),
             "title": f"Results: {experiment.name}",
         }
         return TemplateResponse(request, "experiments/results.html", context)
@@ -210,29 +262,64 @@ def rate_chart(arms: list[dict], width: int = 520, row: int = 28) -> dict:
     return {"rows": rows, "width": width, "height": max(len(arms), 1) * row + 8}
 
 
-def lift_chart(days: list[dict], arms: list[dict], width: int = 520, height: int = 160) -> dict:
-    """Cumulative lift over the control by day of assignment, one line per arm."""
+def lift_chart(
+    days: list[dict],
+    arms: list[dict],
+    width: int = 520,
+    height: int = 160,
+    horizon: dict | None = None,
+) -> dict:
+    """Cumulative lift over the control by day of assignment, one line per arm; on a
+    sequential card each with its always-valid interval (dashed), on a fixed-horizon card a
+    mark on the day the planned sample was assigned (its windows close later)."""
     names = {a["key"]: a["name"] for a in arms}
     keys = sorted({k for d in days for k in d.get("lift", {})})
     values = [v for d in days for v in d.get("lift", {}).values() if v is not None]
+    bounds = [
+        b for d in days for ci in d.get("interval", {}).values() if ci is not None for b in ci
+    ]
     if not days or not values:
         return {"lines": [], "width": width, "height": height}
-    low, high = min(values + [0.0]), max(values + [0.0])
+    low, high = min(values + bounds + [0.0]), max(values + bounds + [0.0])
     span = (high - low) or 1.0
     step = (width - 20) / max(len(days) - 1, 1)
 
     def y(v: float) -> float:
         return round(10 + (height - 30) * (high - v) / span, 1)
 
+    def x(i: int) -> float:
+        return round(10 + i * step, 1)
+
     colours = ["#417690", "#ba2121", "#e6a700", "#5b8a3a", "#8a5b9c"]
     lines = []
     for index, key in enumerate(keys):
         points = " ".join(
-            f"{round(10 + i * step, 1)},{y(d['lift'][key])}"
+            f"{x(i)},{y(d['lift'][key])}"
             for i, d in enumerate(days)
             if d.get("lift", {}).get(key) is not None
         )
-        lines.append({"name": names.get(key, key), "points": points, "colour": colours[index % 5]})
+        bands = [
+            " ".join(
+                f"{x(i)},{y(d['interval'][key][side])}"
+                for i, d in enumerate(days)
+                if d.get("interval", {}).get(key) is not None
+            )
+            for side in (0, 1)
+        ]
+        lines.append(
+            {
+                "name": names.get(key, key),
+                "points": points,
+                "bands": [b for b in bands if b],
+                "colour": colours[index % 5],
+            }
+        )
+    marker = None
+    assigned = [g["planned_assigned_at"] for g in (horizon or {}).get("groups", [])]
+    if horizon and not horizon.get("sequential") and assigned and None not in assigned:
+        day = max(assigned).date()
+        index = next((i for i, d in enumerate(days) if d["day"] >= day), len(days) - 1)
+        marker = {"x": x(index), "day": day}
     return {
         "lines": lines,
         "width": width,
@@ -242,6 +329,7 @@ def lift_chart(days: list[dict], arms: list[dict], width: int = 520, height: int
         "last": days[-1]["day"],
         "high": high,
         "low": low,
+        "marker": marker,
     }
 
 

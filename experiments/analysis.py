@@ -12,6 +12,17 @@ the end of their window (``window_ends_at``), whether or not a message reached t
 The holdout (no arm) is reported like an arm. Each variant is compared with the control arm,
 and every arm with the holdout (incremental lift). Results are broken down by the LPS band the
 learner had when assigned.
+
+One correction for the whole card: the decision comparisons (each variant against control,
+or each arm against the holdout when there is no control) are counted once, by
+``decision_comparisons``, and both the card's sample size and every interval and p-value here
+use alpha / that count (Bonferroni). Guardrails are tested at the card's alpha, uncorrected
+(harm is flagged sooner). The split is checked phase by phase, each against the
+plan in force when its learners were assigned (``Phase``).
+
+One piece past 400 lines: the per-arm figures, the comparisons, the phase-by-phase split
+check and the chart's series are all read from the same grouped rows of one statement; the
+design they are read by (comparisons, testing, planned sample) lives in ``design``.
 """
 
 from __future__ import annotations
@@ -24,30 +35,44 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from .models import Experiment, ExperimentSettings, Guardrail, Status
-from .stats import SRM_P, Counts, compare, sample_ratio_mismatch, wilson
+from .assignment import bucket_sql, phase_plan, plan_for, plan_shares
+from .design import (
+    HOLDOUT,
+    decision_comparisons,
+    group_key,
+    is_sequential,
+    planned_sample,
+)
+from .models import Experiment, ExperimentSettings, Guardrail, Metric, Phase, Status
+from .stats import (
+    Comparison,
+    Counts,
+    compare,
+    sample_ratio_mismatch_phased,
+    wilson,
+)
 
-HOLDOUT = "holdout"
 # Where each guardrail's event count sits in a row of the counts query.
 GUARDRAIL_COLUMNS = ((4, Guardrail.UNSUBSCRIBE), (5, Guardrail.REFUND), (6, Guardrail.COMPLAINT))
-PEEKING_WARNING = (
-    "Fixed-horizon test: the p-values and intervals are valid once, at the planned sample size. "
-    "Checking them repeatedly and stopping at the first 'significant' look inflates false "
-    "positives; decide at the sample size on the card."
-)
 
 
 def _counts_sql(target_product_id: int | None) -> tuple[str, list[Any]]:
     product = " AND l.product_id = %s" if target_product_id else ""
     params: list[Any] = [target_product_id] if target_product_id else []
     window = "o.placed_at >= a.assigned_at AND o.placed_at < a.window_ends_at"
+    # The phase: the last one started at or before the assignment (the first takes earlier
+    # ones); phase_unique_number's index serves the lookup.
     sql = f"""
         SELECT x.arm_id, x.band, COUNT(*) AS n, SUM(x.converted) AS conversions,
           SUM(x.revenue) AS revenue, SUM(x.revenue * x.revenue) AS revenue_sq,
           SUM(x.unsubscribed) AS unsubscribe, SUM(x.refunded) AS refund,
-          SUM(x.complained) AS complaint
+          SUM(x.complained) AS complaint, x.phase
         FROM (
           SELECT a.arm_id, a.band,
+            COALESCE((
+              SELECT MAX(p.number) FROM experiments_phase p
+              WHERE p.experiment_id = a.experiment_id AND p.started_at <= a.assigned_at
+            ), 1) AS phase,
             CASE WHEN EXISTS (
               SELECT 1 FROM expansion_order o JOIN expansion_orderline l ON l.order_id = o.id
               WHERE o.learner_id = a.learner_id AND {window}{product}
@@ -74,7 +99,7 @@ def _counts_sql(target_product_id: int | None) -> tuple[str, list[Any]]:
           FROM experiments_assignment a
           WHERE a.experiment_id = %s
         ) x
-        GROUP BY x.arm_id, x.band
+        GROUP BY x.phase, x.arm_id, x.band
     """
     return sql, [*params, False]
 
@@ -102,6 +127,10 @@ def experiment_results(*, experiment: Experiment, now: datetime | None = None) -
     """Every figure of the results page and the API, as plain data."""
     now = now or timezone.now()
     alpha = float(experiment.alpha)
+    comparisons = decision_comparisons(experiment)
+    alpha_each = comparisons.alpha_each
+    sequential = is_sequential(experiment)
+    tuning = float(experiment.sequential_tuning) if sequential else None
     sql, params = _counts_sql(experiment.target_product_id)
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, experiment.pk])
@@ -111,33 +140,31 @@ def experiment_results(*, experiment: Experiment, now: datetime | None = None) -
     bands: dict[str, dict[str, list[float]]] = defaultdict(
         lambda: defaultdict(lambda: [0, 0, 0.0, 0.0, 0, 0, 0])
     )
-    for arm_id, band, n, conv, revenue, revenue_sq, unsub, refund, complaint in rows:
-        key = str(arm_id) if arm_id is not None else HOLDOUT
+    by_phase: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for arm_id, band, n, conv, revenue, revenue_sq, unsub, refund, complaint, phase in rows:
+        key = group_key(arm_id)
         values = [n, conv, float(revenue or 0), float(revenue_sq or 0), unsub, refund, complaint]
         for target in (totals[key], bands[key][band or "unscored"]):
             for i, v in enumerate(values):
                 target[i] += v
+        by_phase[int(phase)][key] += int(n)
+    current = plan_shares(plan_for(experiment))
     holdout_weight = float(experiment.holdout_percent)
-    active_weight = sum(a.weight for a in arms.values() if a.is_active)
     results: dict[str, ArmResult] = {}
     order = [*sorted(arms, key=lambda k: (not arms[k].is_control, int(k))), HOLDOUT]
     for key in order:
         t = totals.get(key, [0, 0, 0.0, 0.0, 0, 0, 0])
         counts = Counts(int(t[0]), int(t[1]), t[2], t[3])
         arm = arms.get(key)
-        weight = (
-            (100 - holdout_weight) * arm.weight / active_weight
-            if arm and arm.is_active and active_weight
-            else (holdout_weight if key == HOLDOUT else 0.0)
-        )
+        share = current.get(int(key) if arm else None, 0.0)
         results[key] = ArmResult(
             key=key,
             name=arm.name if arm else "Holdout (no offer)",
             is_control=bool(arm and arm.is_control),
             is_active=bool(arm.is_active) if arm else True,
-            weight=round(weight, 4),
+            weight=round(share * 100, 4),
             counts=counts,
-            rate_ci=wilson(counts.conversions, counts.n, alpha),
+            rate_ci=wilson(counts.conversions, counts.n, alpha_each),
         )
         for index, guardrail in GUARDRAIL_COLUMNS:
             if guardrail in experiment.guardrails or not experiment.guardrails:
@@ -156,63 +183,200 @@ def experiment_results(*, experiment: Experiment, now: datetime | None = None) -
         del results[HOLDOUT]
     control = next((r for r in results.values() if r.is_control), None)
     holdout = results.get(HOLDOUT)
+    metric = experiment.primary_metric or Metric.CONVERSION
     for result in results.values():
         if control is not None and result is not control and result.key != HOLDOUT:
-            result.vs_control = _comparison(control, result, alpha, bands)
+            result.vs_control = _comparison(
+                control, result, alpha_each, alpha, bands, tuning, metric
+            )
         if holdout is not None and result is not holdout and holdout.counts.n:
-            result.vs_holdout = _comparison(holdout, result, alpha, bands)
-    planned = [r for r in results.values() if r.weight > 0]
-    srm_p = sample_ratio_mismatch([r.counts.n for r in planned], [r.weight for r in planned])
-    assigned = sum(r.counts.n for r in results.values())
-    open_windows = experiment.assignments.filter(window_ends_at__gt=now).count()
-    per_arm = [r.counts.n for r in results.values() if r.key != HOLDOUT and r.is_active]
+            result.vs_holdout = _comparison(
+                holdout, result, alpha_each, alpha, bands, tuning, metric
+            )
+    names = {key: r.name for key, r in results.items()} | {
+        HOLDOUT: "Holdout (no offer)",
+        **{k: a.name for k, a in arms.items()},
+    }
+    horizon = planned_sample(experiment=experiment, now=now, comparisons=comparisons)
     return {
         "experiment": experiment.name,
         "status": experiment.status,
         "primary_metric": experiment.primary_metric,
         "alpha": alpha,
-        "assigned": assigned,
-        "windows_still_open": open_windows,
-        "sample_size_per_arm": experiment.sample_size_per_arm,
-        "sample_size_reached": bool(
-            experiment.sample_size_per_arm
-            and per_arm
-            and min(per_arm) >= experiment.sample_size_per_arm
-        ),
-        "sample_ratio_mismatch": {
-            "p_value": srm_p,
-            "flagged": srm_p is not None and srm_p < SRM_P,
+        "correction": {
+            "method": "bonferroni",
+            "comparisons": comparisons.count,
+            "baseline": comparisons.baseline,
+            "alpha_per_comparison": alpha_each,
+            "confidence_percent": round(100 * (1 - alpha_each), 4),
+            "text": comparisons.text,
+            "guardrails_alpha": alpha,
         },
-        "peeking_warning": PEEKING_WARNING if experiment.status == Status.RUNNING else "",
+        "testing": {
+            "sequential": sequential,
+            "tuning": int(experiment.sequential_tuning) if sequential else None,
+            "text": _testing_text(experiment, sequential),
+        },
+        "assigned": sum(r.counts.n for r in results.values()),
+        "windows_still_open": experiment.assignments.filter(window_ends_at__gt=now).count(),
+        "sample_size_per_arm": experiment.sample_size_per_arm,
+        "sample_size_reached": horizon["reached"],
+        "horizon": horizon,
+        "sample_ratio_mismatch": _split_check(experiment, by_phase, names),
+        "peeking_warning": horizon["warning"] if experiment.status == Status.RUNNING else "",
         "arms": [_arm_dict(r) for r in results.values()],
         "generated_at": now.isoformat(),
     }
 
 
-def _comparison(base: ArmResult, arm: ArmResult, alpha: float, bands: dict) -> dict[str, Any]:
-    result = asdict(compare(base.counts, arm.counts, alpha))
+def _testing_text(experiment: Experiment, sequential: bool) -> str:
+    if sequential:
+        return (
+            "Sequential testing (always-valid p-values and confidence sequences, GrowthBook's "
+            f"normal mixture, tuned for {experiment.sequential_tuning:,} learners per "
+            "comparison): valid however often the results are looked at; decide once the "
+            f"interval excludes zero and the card has run {experiment.min_duration_days} days."
+        )
+    return (
+        "Fixed-horizon test: the p-values and intervals are valid once, at the planned sample "
+        "size with its conversion windows closed."
+    )
+
+
+def _phases(experiment: Experiment) -> dict[int, Phase]:
+    phases = {p.number: p for p in experiment.phases.all()}
+    if not phases:
+        # A card started before phases were recorded (or built directly): its plan as it is.
+        weights = {
+            str(a): w for a, w in experiment.arms.filter(is_active=True).values_list("id", "weight")
+        }
+        phases[1] = Phase(
+            experiment=experiment,
+            number=1,
+            started_at=experiment.started_at or experiment.created_at,
+            holdout_percent=experiment.holdout_percent,
+            weights=weights,
+        )
+    return phases
+
+
+def _split_check(
+    experiment: Experiment, by_phase: dict[int, dict[str, int]], names: dict[str, str]
+) -> dict[str, Any]:
+    """Each phase's assignments against that phase's plan (see ``Phase``)."""
+    phases = _phases(experiment)
+    numbers = sorted(set(phases) | set(by_phase))
+    inputs, groups = [], []
+    for number in numbers:
+        phase = phases.get(number)
+        shares = (
+            {group_key(arm): share for arm, share in plan_shares(phase_plan(phase)).items()}
+            if phase is not None
+            else {}
+        )
+        observed = by_phase.get(number, {})
+        keys = [HOLDOUT] + sorted((set(shares) | set(observed)) - {HOLDOUT}, key=lambda k: int(k))
+        keys = [k for k in keys if shares.get(k, 0) > 0 or observed.get(k, 0) > 0]
+        inputs.append(([observed.get(k, 0) for k in keys], [shares.get(k, 0.0) for k in keys]))
+        groups.append(keys)
+    check = sample_ratio_mismatch_phased(inputs)
+    listed = []
+    for number, keys, (_, shares_list), split in zip(
+        numbers, groups, inputs, check.phases, strict=True
+    ):
+        phase = phases.get(number)
+        listed.append(
+            {
+                "number": number,
+                "started_at": phase.started_at if phase is not None else None,
+                "ended_at": phase.ended_at if phase is not None else None,
+                "groups": [
+                    {
+                        "key": key,
+                        "name": names.get(key, f"arm {key}"),
+                        "planned_share": share,
+                        "observed": observed,
+                        "expected": expected,
+                    }
+                    for key, share, observed, expected in zip(
+                        keys, shares_list, split.observed, split.expected, strict=True
+                    )
+                ],
+                "chi2": split.chi2,
+                "dof": split.dof,
+                "p_value": split.p_value,
+            }
+        )
+    return {
+        "p_value": check.p_value,
+        "flagged": check.flagged,
+        "chi2": check.chi2,
+        "dof": check.dof,
+        "worst_phase": numbers[check.worst_phase] if check.worst_phase is not None else None,
+        "phases": listed,
+    }
+
+
+def _primary(c: Comparison, metric: str, sequential: bool, alpha_each: float) -> dict[str, Any]:
+    """The figure a decision reads: the primary metric's difference, interval and p-value,
+    always-valid on a sequential card, fixed-horizon otherwise, at the corrected alpha."""
+    if metric == Metric.REVENUE:
+        difference = c.revenue_difference
+        ci = c.revenue_sequential_ci if sequential else c.revenue_ci
+        p = c.revenue_sequential_p_value if sequential else c.revenue_p_value
+        method = "Welch's t-test on revenue per learner"
+    else:
+        difference = c.absolute_lift
+        ci = c.sequential_ci if sequential else c.absolute_ci
+        p = c.sequential_p_value if sequential else c.p_value
+        method = "two-proportion z-test, Newcomb's interval"
+    if sequential:
+        method = "sequential: normal-mixture confidence sequence (always valid)"
+    return {
+        "metric": metric,
+        "difference": difference,
+        "ci": ci,
+        "p_value": p,
+        "alpha": alpha_each,
+        "significant": bool(p is not None and p < alpha_each),
+        "method": method,
+    }
+
+
+def _comparison(
+    base: ArmResult,
+    arm: ArmResult,
+    alpha_each: float,
+    alpha: float,
+    bands: dict,
+    tuning: float | None,
+    metric: str,
+) -> dict[str, Any]:
+    c = compare(base.counts, arm.counts, alpha_each, sequential_tuning=tuning)
+    result = asdict(c)
+    result["primary"] = _primary(c, metric, tuning is not None, alpha_each)
     guardrails = {}
     for name, counted in arm.guardrails.items():
         g = compare(
             Counts(base.counts.n, base.guardrails[name]["events"]),
             Counts(arm.counts.n, counted["events"]),
             alpha,
+            sequential_tuning=tuning,
         )
+        p = g.sequential_p_value if tuning is not None else g.p_value
         guardrails[name] = {
             "difference": g.absolute_lift,
-            "ci": g.absolute_ci,
-            "p_value": g.p_value,
-            "worse": bool(
-                g.p_value is not None and g.p_value < alpha and (g.absolute_lift or 0) > 0
-            ),
+            "ci": g.sequential_ci if tuning is not None else g.absolute_ci,
+            "p_value": p,
+            "worse": bool(p is not None and p < alpha and (g.absolute_lift or 0) > 0),
         }
     result["guardrails"] = guardrails
     by_band = {}
     for band in sorted(set(bands.get(base.key, {})) | set(bands.get(arm.key, {}))):
         b0 = bands.get(base.key, {}).get(band, [0, 0])
         b1 = bands.get(arm.key, {}).get(band, [0, 0])
-        c = compare(Counts(int(b0[0]), int(b0[1])), Counts(int(b1[0]), int(b1[1])), alpha)
-        by_band[band] = {"absolute_lift": c.absolute_lift, "p_value": c.p_value}
+        cb = compare(Counts(int(b0[0]), int(b0[1])), Counts(int(b1[0]), int(b1[1])), alpha_each)
+        by_band[band] = {"absolute_lift": cb.absolute_lift, "p_value": cb.p_value}
     result["by_band"] = by_band
     return result
 
@@ -242,8 +406,6 @@ def global_holdout_results(*, now: datetime | None = None) -> dict[str, Any]:
     """The global holdout against everyone else over the settings' comparison window: share
     of learners who ordered, and revenue per learner (the whole program's incremental
     effect). One statement; the holdout is computed by the same bucket function as always."""
-    from .assignment import bucket_sql
-
     now = now or timezone.now()
     settings = ExperimentSettings.load()
     start = now - timedelta(days=settings.comparison_window_days)
@@ -292,7 +454,9 @@ def global_holdout_results(*, now: datetime | None = None) -> dict[str, Any]:
 
 def cumulative_lift(*, experiment: Experiment) -> list[dict[str, Any]]:
     """Per day of assignment, each arm's cumulative conversion rate and its lift over the
-    control (for the chart of lift over time)."""
+    control (for the chart of lift over time). On a sequential card each lift carries its
+    always-valid interval (``interval``), which may be read on any day; a fixed-horizon
+    card's daily lifts are for looking at, not for deciding."""
     from django.db.models import Count, Exists, OuterRef, Q
     from django.db.models.functions import TruncDate
 
@@ -312,6 +476,8 @@ def cumulative_lift(*, experiment: Experiment) -> list[dict[str, Any]]:
         .order_by("day")
     )
     control = experiment.arms.filter(is_control=True).values_list("id", flat=True).first()
+    sequential = is_sequential(experiment)
+    alpha_each = decision_comparisons(experiment).alpha_each
     totals: dict[Any, list[int]] = defaultdict(lambda: [0, 0])
     days: list[dict[str, Any]] = []
     for row in rows:
@@ -322,9 +488,8 @@ def cumulative_lift(*, experiment: Experiment) -> list[dict[str, Any]]:
             days.append(point)
         totals[row["arm_id"]][0] += row["n"]
         totals[row["arm_id"]][1] += row["k"]
-        point["rates"] = {
-            (str(arm) if arm else HOLDOUT): (k / n if n else None) for arm, (n, k) in totals.items()
-        }
+        point["rates"] = {group_key(arm): (k / n if n else None) for arm, (n, k) in totals.items()}
+        point["counts"] = {group_key(arm): (n, k) for arm, (n, k) in totals.items()}
     for point in days:
         base = point["rates"].get(str(control)) if control else None
         point["lift"] = {
@@ -332,4 +497,16 @@ def cumulative_lift(*, experiment: Experiment) -> list[dict[str, Any]]:
             for arm, rate in point["rates"].items()
             if arm != str(control)
         }
+        if sequential and control:
+            n0, k0 = point["counts"].get(str(control), (0, 0))
+            point["interval"] = {
+                arm: compare(
+                    Counts(n0, k0),
+                    Counts(*point["counts"][arm]),
+                    alpha_each,
+                    sequential_tuning=float(experiment.sequential_tuning),
+                ).sequential_ci
+                for arm in point["lift"]
+            }
+        del point["counts"]
     return days

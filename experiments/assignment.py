@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from learners.models import Learner
 
-from .models import BUCKETS, Experiment, ExperimentSettings, Status
+from .models import BUCKETS, Experiment, ExperimentSettings, Phase, Status
 
 
 def bucket(salt: str, learner_id: int) -> int:
@@ -87,18 +87,74 @@ class Plan:
         return None
 
 
-def plan_for(experiment: Experiment) -> Plan:
-    holdout = _cut(experiment.holdout_percent)
-    arms = list(experiment.arms.filter(is_active=True).order_by("id"))
-    total = sum(a.weight for a in arms)
+def plan_from(*, holdout_percent: Decimal | float, weights: list[tuple[int, int]]) -> Plan:
+    """The bucket ranges for a holdout share and (arm id, weight) pairs, in arm id order."""
+    holdout = _cut(holdout_percent)
+    arms = sorted(weights)
+    total = sum(w for _, w in arms)
     ranges = []
     start = holdout
-    for index, arm in enumerate(arms):
-        share = (BUCKETS - holdout) * arm.weight // total if total else 0
+    for index, (arm_id, weight) in enumerate(arms):
+        share = (BUCKETS - holdout) * weight // total if total else 0
         end = BUCKETS if index == len(arms) - 1 else start + share
-        ranges.append((arm.pk, start, end))
+        ranges.append((arm_id, start, end))
         start = end
     return Plan(holdout=holdout, arms=ranges)
+
+
+def plan_shares(plan: Plan) -> dict[int | None, float]:
+    """Each group's planned share of assignments (None: the holdout), from its buckets."""
+    shares: dict[int | None, float] = {None: plan.holdout / BUCKETS}
+    for arm_id, start, end in plan.arms:
+        shares[arm_id] = (end - start) / BUCKETS
+    return shares
+
+
+def _weights_now(experiment: Experiment) -> list[tuple[int, int]]:
+    return list(experiment.arms.filter(is_active=True).values_list("id", "weight"))
+
+
+def plan_for(experiment: Experiment) -> Plan:
+    return plan_from(holdout_percent=experiment.holdout_percent, weights=_weights_now(experiment))
+
+
+def phase_plan(phase: Phase) -> Plan:
+    weights = [(int(arm_id), int(w)) for arm_id, w in phase.weights.items()]
+    return plan_from(holdout_percent=phase.holdout_percent, weights=weights)
+
+
+def phase_record(*, experiment: Experiment, now: datetime | None = None) -> Phase | None:
+    """The phase in force for ``experiment``'s current plan, started now if the plan changed.
+
+    Call after anything that changes the plan (arms reweighted, retired or added, the holdout
+    changed); ``assign`` calls it too, so no learner is ever assigned under an unrecorded
+    plan. Idempotent: an unchanged plan returns the open phase. A draft has no phase (None).
+    Phases never go back in time: a new phase starts no earlier than the one it closes.
+    """
+    if experiment.status == Status.DRAFT:
+        return None
+    now = now or timezone.now()
+    holdout = Decimal(str(experiment.holdout_percent))
+    weights = {str(arm_id): weight for arm_id, weight in _weights_now(experiment)}
+    current = experiment.phases.filter(ended_at__isnull=True).first()
+    if current is not None and current.holdout_percent == holdout and current.weights == weights:
+        return current
+    with transaction.atomic():
+        # One writer per experiment: concurrent evaluations would otherwise both open a phase.
+        Experiment.objects.select_for_update().filter(pk=experiment.pk).first()
+        current = experiment.phases.filter(ended_at__isnull=True).first()
+        if current is not None:
+            if current.holdout_percent == holdout and current.weights == weights:
+                return current
+            now = max(now, current.started_at)
+            Phase.objects.filter(pk=current.pk).update(ended_at=now)
+        return Phase.objects.create(
+            experiment=experiment,
+            number=(current.number + 1) if current is not None else 1,
+            started_at=now,
+            holdout_percent=holdout,
+            weights=weights,
+        )
 
 
 class NotRunning(Exception):
@@ -113,6 +169,7 @@ def assign(
     One ``INSERT … SELECT`` whatever the number: the bucket is computed in SQL, the arm from
     the plan's bucket ranges, the LPS band copied from the learner's score. Sticky: a learner
     already assigned keeps their arm (``ON CONFLICT DO NOTHING``), even if arms change later.
+    The plan used is recorded first as the experiment's current phase (``phase_record``).
     """
     if experiment.status != Status.RUNNING:
         raise NotRunning(f"{experiment} is {experiment.status}, not running")
@@ -120,6 +177,7 @@ def assign(
     plan = plan_for(experiment)
     if not plan.arms:
         raise NotRunning(f"{experiment} has no active arm")
+    phase_record(experiment=experiment, now=now)
     cases = " ".join(f"WHEN x.bucket < {end} THEN {arm_id}" for arm_id, _, end in plan.arms)
     arm_sql = f"CASE WHEN x.bucket < {plan.holdout} THEN NULL {cases} END"
     ids_sql, ids_params = learners.order_by().values("id").query.sql_with_params()

@@ -70,6 +70,12 @@ class Status(models.TextChoices):
     DECIDED = "decided", "Decided"
 
 
+class Testing(models.TextChoices):
+    AUTO = "auto", "Automatic: sequential unless a sample size fixes the horizon"
+    SEQUENTIAL = "sequential", "Sequential: always-valid, look as often as you like"
+    FIXED = "fixed", "Fixed horizon: decide once, at the planned sample size"
+
+
 class Decision(models.TextChoices):
     ROLL_OUT = "roll_out", "Roll out the winning arm"
     KEEP_CONTROL = "keep_control", "Keep control (retire the variants)"
@@ -139,6 +145,20 @@ class Experiment(models.Model):
     sample_size_per_arm = models.PositiveIntegerField(
         null=True, blank=True, help_text="Required learners per arm before deciding."
     )
+    testing = models.CharField(
+        max_length=12,
+        choices=Testing.choices,
+        default=Testing.AUTO,
+        help_text="Sequential testing (always-valid p-values and confidence sequences, "
+        "GrowthBook's formula) stays valid however often the results are looked at; a fixed "
+        "horizon is valid once, at the planned sample.",
+    )
+    sequential_tuning = models.PositiveIntegerField(
+        default=5000,
+        validators=[MinValueValidator(10)],
+        help_text="Sequential tuning: the learners in a comparison (both groups together) at "
+        "which the confidence sequence is tightest, e.g. the sample you expect.",
+    )
     min_duration_days = models.PositiveIntegerField(
         default=14, help_text="Run at least this long (whole weeks avoid day-of-week bias)."
     )
@@ -176,6 +196,20 @@ class Experiment(models.Model):
         related_name="+",
     )
     decided_at = models.DateTimeField(null=True, blank=True)
+    override_reason = models.TextField(
+        blank=True, help_text="Why the decision was taken before the card allowed it."
+    )
+    override_missing = models.TextField(
+        blank=True, help_text="What the card still required when the decision was overridden."
+    )
+    overridden_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    overridden_at = models.DateTimeField(null=True, blank=True)
     last_results = models.JSONField(
         default=dict,
         blank=True,
@@ -192,7 +226,10 @@ class Experiment(models.Model):
             models.CheckConstraint(
                 condition=Q(status="draft")
                 | (
-                    ~Q(hypothesis="") & ~Q(primary_metric="") & Q(sample_size_per_arm__isnull=False)
+                    ~Q(hypothesis="")
+                    & ~Q(primary_metric="")
+                    # A fixed horizon needs its sample size; a sequential test does not.
+                    & (Q(sample_size_per_arm__isnull=False) | ~Q(testing="fixed"))
                 ),
                 name="experiment_startable",
             ),
@@ -225,6 +262,34 @@ class Arm(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment}: {self.name}"
+
+
+class Phase(models.Model):
+    """The plan in force over a stretch of a running experiment: the holdout share and each
+    active arm's weight. A new phase starts whenever the plan changes (an arm reweighted,
+    retired or added, the holdout changed), so the split is checked against the plan each
+    learner was actually assigned under. An assignment belongs to the last phase started at
+    or before its ``assigned_at`` (the first phase also takes any earlier ones)."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="phases")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    holdout_percent = models.DecimalField(max_digits=5, decimal_places=2)
+    weights = models.JSONField(help_text="Active arm id (as text) → weight.")
+
+    class Meta:
+        ordering = ["experiment", "number"]
+        constraints = [
+            # Also the index the analysis's phase lookup (experiment, started_at ≤ …) uses.
+            models.UniqueConstraint(fields=["experiment", "number"], name="phase_unique_number"),
+            models.UniqueConstraint(
+                fields=["experiment"], condition=Q(ended_at__isnull=True), name="phase_one_open"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment}: phase {self.number}"
 
 
 class Assignment(models.Model):

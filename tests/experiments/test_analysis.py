@@ -1,17 +1,32 @@
 """Intention-to-treat results on a fixture computed by hand."""
 
+import math
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from scipy import stats as sps
-from statsmodels.stats.proportion import proportions_ztest
+from statsmodels.stats.power import NormalIndPower
+from statsmodels.stats.proportion import (
+    confint_proportions_2indep,
+    proportion_confint,
+    proportion_effectsize,
+    proportions_ztest,
+)
 
 from campaigns.models import SendEvent
-from experiments.analysis import experiment_results
+from experiments.analysis import cumulative_lift, experiment_results
+from experiments.cards import card_sample_size
+from experiments.design import decision_comparisons
+from experiments.stats import sample_size, sequential_halfwidth, sequential_p_value
 from tests.factories.campaigns import SendFactory
 from tests.factories.expansion import BASE_TIME, OrderFactory, OrderLineFactory, ProductFactory
-from tests.factories.experiments import ArmFactory, AssignmentFactory, ExperimentFactory
+from tests.factories.experiments import (
+    ArmFactory,
+    AssignmentFactory,
+    ExperimentFactory,
+    assign_exactly,
+)
 from tests.factories.learners import ConsentChangeFactory
 
 pytestmark = pytest.mark.django_db
@@ -97,8 +112,13 @@ def test_per_arm_figures_are_intention_to_treat_within_the_window(fixture):
     assert result["windows_still_open"] == 0
     assert result["sample_size_reached"] is False
     srm = sps.chisquare([4, 4, 2], f_exp=[10 * 0.4, 10 * 0.4, 10 * 0.2]).pvalue
-    assert result["sample_ratio_mismatch"] == {"p_value": pytest.approx(srm), "flagged": False}
-    assert "Fixed-horizon test" in result["peeking_warning"]
+    assert result["sample_ratio_mismatch"]["p_value"] == pytest.approx(srm)
+    assert result["sample_ratio_mismatch"]["flagged"] is False
+    assert result["peeking_warning"].startswith(
+        "Fixed-horizon test, planned sample not reached (1,000 learners per group with their "
+        "14-day windows closed; smallest group: Control, 4 assigned"
+    )
+    assert "Results before it are not to be acted on" in result["peeking_warning"]
 
 
 def test_a_broken_split_is_flagged(fixture):
@@ -165,8 +185,6 @@ def test_the_global_holdout_is_compared_with_everyone_else():
 
 
 def test_cumulative_lift_by_day_of_assignment(fixture):
-    from experiments.analysis import cumulative_lift
-
     experiment, control, variant = fixture
 
     days = cumulative_lift(experiment=experiment)
@@ -174,3 +192,189 @@ def test_cumulative_lift_by_day_of_assignment(fixture):
     assert [d["day"].isoformat() for d in days] == ["2026-01-05"]
     assert days[0]["rates"] == {str(control.pk): 0.25, str(variant.pk): 0.5, "holdout": 0.5}
     assert days[0]["lift"] == {str(variant.pk): 0.25, "holdout": 0.25}
+
+
+def _converted(assignments, product, count, *, days=1):
+    for assignment in assignments[:count]:
+        buy(assignment, product, at=assignment.assigned_at + days * DAY, price="10")
+
+
+@pytest.fixture
+def two_variants():
+    """Control 10 of 100, A 21 of 100 (z-test p = 0.032), B 12 of 100, a holdout of 12."""
+    target = ProductFactory(sku="NEXT")
+    experiment = ExperimentFactory(
+        status="running",
+        target_product=target,
+        holdout_percent=10,
+        baseline_rate="0.1",
+        minimum_detectable_effect="0.02",
+        sample_size_per_arm=4644,
+        started_at=BASE_TIME,
+    )
+    control = ArmFactory(experiment=experiment, name="Control", is_control=True)
+    a = ArmFactory(experiment=experiment, name="A")
+    b = ArmFactory(experiment=experiment, name="B")
+    for arm, n, k in ((control, 100, 10), (a, 100, 21), (b, 100, 12), (None, 12, 1)):
+        _converted(assign_exactly(experiment, arm, n, at=BASE_TIME), target, k)
+    return experiment, control, a, b
+
+
+def test_the_card_plans_and_the_analysis_tests_with_one_correction(two_variants, admin_client):
+    """Two variants against control: two comparisons, each at 0.05 / 2, in the sample size
+    (4,644 per arm) and in every interval and p-value of the results — not α/3 on the card
+    (the holdout counted as a group) and plain α in the analysis."""
+    experiment, control, a, b = two_variants
+
+    result = experiment_results(experiment=experiment, now=BASE_TIME + 30 * DAY)
+
+    assert card_sample_size(experiment) == 4644
+    assert card_sample_size(experiment) == math.ceil(
+        NormalIndPower().solve_power(
+            effect_size=proportion_effectsize(0.12, 0.10), alpha=0.025, power=0.8
+        )
+    )
+    assert result["correction"] == {
+        "method": "bonferroni",
+        "comparisons": 2,
+        "baseline": "control",
+        "alpha_per_comparison": 0.025,
+        "confidence_percent": 97.5,
+        "text": "2 comparisons (each variant against control), each at α = 0.05 / 2 = 0.025 "
+        "(Bonferroni)",
+        "guardrails_alpha": 0.05,
+    }
+    arms = {r["name"]: r for r in result["arms"]}
+    vs = arms["A"]["vs_control"]
+    assert vs["absolute_ci"] == pytest.approx(
+        confint_proportions_2indep(21, 100, 10, 100, compare="diff", method="newcomb", alpha=0.025)
+    )
+    assert vs["primary"] == {
+        "metric": "conversion",
+        "difference": pytest.approx(0.11),
+        "ci": vs["absolute_ci"],
+        "p_value": pytest.approx(proportions_ztest([21, 10], [100, 100])[1]),
+        "alpha": 0.025,
+        "significant": False,  # p = 0.032: "significant" only at the uncorrected 0.05
+        "method": "two-proportion z-test, Newcomb's interval",
+    }
+    assert round(vs["primary"]["p_value"], 4) == 0.0316
+    assert arms["A"]["rate_ci"] == pytest.approx(proportion_confint(21, 100, 0.025, "wilson"))
+    assert arms["A"]["vs_holdout"]["absolute_ci"] == pytest.approx(
+        confint_proportions_2indep(21, 100, 1, 12, compare="diff", method="newcomb", alpha=0.025)
+    )
+    card = admin_client.get(f"/admin/experiments/experiment/{experiment.pk}/change/")
+    page = admin_client.get(f"/admin/experiments/experiment/{experiment.pk}/results/")
+    stated = "2 comparisons (each variant against control), each at α = 0.05 / 2 = 0.025"
+    assert f"4,644 learners per arm for {stated}".encode() in card.content
+    assert f"Multiple comparisons: {stated}".encode() in page.content
+    assert b"Conversion rate by arm (97.5% Wilson interval)" in page.content
+
+
+def test_a_card_without_a_control_compares_each_arm_with_the_holdout():
+    experiment = ExperimentFactory(baseline_rate="0.1", minimum_detectable_effect="0.02")
+    ArmFactory(experiment=experiment, name="A")
+    ArmFactory(experiment=experiment, name="B")
+    ArmFactory(experiment=experiment, name="C")
+
+    comparisons = decision_comparisons(experiment)
+
+    assert (comparisons.baseline, comparisons.count, comparisons.alpha_each) == (
+        "holdout",
+        3,
+        pytest.approx(0.05 / 3),
+    )
+    assert card_sample_size(experiment) == sample_size(baseline=0.1, mde=0.02, comparisons=3)
+
+
+def test_the_fixed_horizon_says_when_its_planned_sample_is_reached(admin_client):
+    experiment = ExperimentFactory(
+        status="running", sample_size_per_arm=3, holdout_percent=10, started_at=BASE_TIME
+    )
+    control = ArmFactory(experiment=experiment, name="Control", is_control=True)
+    variant = ArmFactory(experiment=experiment, name="Variant")
+    assign_exactly(experiment, control, 3, at=BASE_TIME)
+    assign_exactly(experiment, variant, 2, at=BASE_TIME)
+    assign_exactly(experiment, variant, 1, at=BASE_TIME + 2 * DAY)
+    assign_exactly(experiment, None, 1, at=BASE_TIME)  # the holdout is not a decision group
+
+    early = experiment_results(experiment=experiment, now=BASE_TIME + 10 * DAY)
+    done = experiment_results(experiment=experiment, now=BASE_TIME + 20 * DAY)
+
+    assert early["testing"]["sequential"] is False
+    horizon = early["horizon"]
+    assert [(g["name"], g["n"], g["complete_at"]) for g in horizon["groups"]] == [
+        ("Control", 3, BASE_TIME + 14 * DAY),
+        ("Variant", 3, BASE_TIME + 16 * DAY),
+    ]
+    assert (horizon["reached"], horizon["reached_at"], horizon["expected_at"]) == (
+        False,
+        None,
+        BASE_TIME + 16 * DAY,
+    )
+    assert early["sample_size_reached"] is False
+    assert early["peeking_warning"] == (
+        "Fixed-horizon test, planned sample not reached (3 learners per group with their "
+        "14-day windows closed; smallest group: Control, 3 assigned; expected complete around "
+        "2026-01-21 at the current pace). Results before it are not to be acted on: the "
+        "p-values and intervals are valid once, at the planned sample; checking them "
+        "repeatedly and stopping at the first 'significant' look inflates false positives."
+    )
+    assert (done["horizon"]["reached"], done["horizon"]["reached_at"]) == (
+        True,
+        BASE_TIME + 16 * DAY,
+    )
+    assert done["sample_size_reached"] is True
+    assert done["peeking_warning"] == (
+        "Fixed-horizon test: the planned sample was reached on 2026-01-21 (3 learners in every "
+        "group, their 14-day windows closed). Decide on these figures."
+    )
+    page = admin_client.get(f"/admin/experiments/experiment/{experiment.pk}/results/")
+    assert b"the planned sample was reached on 2026-01-21" in page.content
+    assert b"(reached on 2026-01-21)" in page.content
+
+
+def test_a_card_without_a_fixed_horizon_is_tested_sequentially(admin_client):
+    target = ProductFactory(sku="NEXT")
+    experiment = ExperimentFactory(
+        status="running",
+        target_product=target,
+        sample_size_per_arm=None,
+        holdout_percent=0,
+        sequential_tuning=1000,
+        started_at=BASE_TIME,
+    )
+    control = ArmFactory(experiment=experiment, name="Control", is_control=True)
+    variant = ArmFactory(experiment=experiment, name="Variant")
+    _converted(assign_exactly(experiment, control, 200, at=BASE_TIME), target, 20)
+    _converted(assign_exactly(experiment, variant, 200, at=BASE_TIME + DAY), target, 44)
+
+    result = experiment_results(experiment=experiment, now=BASE_TIME + 30 * DAY)
+    days = cumulative_lift(experiment=experiment)
+
+    assert result["testing"] == {
+        "sequential": True,
+        "tuning": 1000,
+        "text": "Sequential testing (always-valid p-values and confidence sequences, "
+        "GrowthBook's normal mixture, tuned for 1,000 learners per comparison): valid however "
+        "often the results are looked at; decide once the interval excludes zero and the card "
+        "has run 14 days.",
+    }
+    assert result["peeking_warning"] == ""
+    primary = result["arms"][1]["vs_control"]["primary"]
+    se = math.sqrt(0.22 * 0.78 / 200 + 0.1 * 0.9 / 200)
+    half = sequential_halfwidth(se=se, n=400, alpha=0.05, tuning=1000)
+    assert primary["ci"] == pytest.approx((0.12 - half, 0.12 + half))
+    assert primary["p_value"] == pytest.approx(
+        sequential_p_value(difference=0.12, se=se, n=400, alpha=0.05, tuning=1000)
+    )
+    assert primary["significant"] is True
+    assert primary["method"] == "sequential: normal-mixture confidence sequence (always valid)"
+    assert primary["p_value"] > proportions_ztest([44, 20], [200, 200])[1]
+    # The chart's daily points carry their always-valid interval.
+    assert [d["day"].isoformat() for d in days] == ["2026-01-05", "2026-01-06"]
+    assert days[0]["interval"] == {}  # no variant assigned yet
+    assert days[1]["interval"][str(variant.pk)] == pytest.approx(primary["ci"])
+    page = admin_client.get(f"/admin/experiments/experiment/{experiment.pk}/results/")
+    assert b"Sequential testing (always-valid" in page.content
+    assert b"Dashed: the always-valid interval" in page.content

@@ -3,6 +3,7 @@ from datetime import timedelta
 import factory
 
 from experiments.models import Arm, Assignment, Experiment, ExperimentSettings
+from learners.models import Learner
 from tests.factories.expansion import BASE_TIME
 from tests.factories.learners import LearnerFactory
 
@@ -49,3 +50,22 @@ class AssignmentFactory(factory.django.DjangoModelFactory):
     band = "mid"
     assigned_at = BASE_TIME
     window_ends_at = factory.LazyAttribute(lambda o: o.assigned_at + timedelta(days=14))
+
+
+def assign_exactly(experiment, arm, count, *, at, band="mid"):
+    """``count`` new learners assigned to ``arm`` (None: the holdout) at ``at``, in two
+    statements: for splits that must be exact (a real assignment hashes)."""
+    learners = Learner.objects.bulk_create(LearnerFactory.build_batch(count))
+    window = timedelta(days=experiment.window_days)
+    return Assignment.objects.bulk_create(
+        Assignment(
+            experiment=experiment,
+            learner=learner,
+            arm=arm,
+            bucket=0 if arm is None else 9999,
+            band=band,
+            assigned_at=at,
+            window_ends_at=at + window,
+        )
+        for learner in learners
+    )
