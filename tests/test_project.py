@@ -143,17 +143,19 @@ def test_seed_demo_is_deterministic_and_every_admin_page_renders(client):
     anchor = date(2026, 6, 1)
     call_command("seed_demo", learners=60, anchor=anchor, stdout=open(os.devnull, "w"))
     first = demo_snapshot()
-    assert first["counts"] == [60, 6, 48, 84, 1535, 84, 97, 16, 56, 7]
+    assert first["counts"] == [60, 6, 48, 89, 1851, 89, 101, 16, 57, 8]
     from campaigns.models import Campaign
 
     assert sorted(Campaign.objects.values_list("name", "status")) == [
         ("Graduates: the next course", "active"),
         ("Renewal right-sizing", "draft"),
+        ("Stalled learners: pick up where you left off", "active"),
         ("Strong assessment: next step card", "active"),
+        ("Teams at 70–85% of their quota", "active"),
     ]
     assert len(first["subscriptions"]) == 40
     assert Learner.objects.filter(marketing_opt_in=True).count() == 53
-    assert Enrollment.objects.filter(completed_at__isnull=False).count() == 6
+    assert Enrollment.objects.filter(completed_at__isnull=False).count() == 4
     assert Subscription.objects.filter(account__isnull=False).count() == 30
     assert Module.objects.filter(is_final=True).count() == 6
 
