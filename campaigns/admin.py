@@ -11,6 +11,7 @@ from django.template.defaultfilters import truncatechars
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
 from expansion.singleton import SingletonAdmin
@@ -30,10 +31,14 @@ from .funnel import (
     suppressed_by_rule,
 )
 from .lifecycle import (
+    NOT_APPROVED,
     CampaignError,
     activation_problems,
+    approval_drift,
+    approval_entry,
     campaign_activate,
     campaign_approve,
+    campaign_back_to_review,
     campaign_pause,
     campaign_submit,
 )
@@ -160,8 +165,8 @@ class CampaignAdmin(admin.ModelAdmin):
     readonly_fields = [
         "status",
         "sends_by_status",
-        "approved_by",
-        "approved_at",
+        "approval",
+        "changed_since_approval",
         "problems",
         "trigger_reference",
     ]
@@ -194,7 +199,10 @@ class CampaignAdmin(admin.ModelAdmin):
             },
         ),
         ("Guardrails", {"fields": ["priority", "reentry", "reentry_days", "guardrails"]}),
-        ("Review", {"fields": ["requires_creator_approval", "approved_by", "approved_at"]}),
+        (
+            "Review",
+            {"fields": ["requires_creator_approval", "approval", "changed_since_approval"]},
+        ),
     ]
     actions = [
         "activate",
@@ -274,14 +282,61 @@ class CampaignAdmin(admin.ModelAdmin):
         found = activation_problems(obj)
         return "; ".join(found) if found else "Nothing: it can be activated."
 
+    @admin.display(description="Approval")
+    def approval(self, obj: Campaign) -> str:
+        """What was approved (the versions sent), by whom and when; the last approval, once
+        withdrawn, from the admin's history."""
+        if obj.pk is None:
+            return "—"
+        who = obj.approved_by or "a deleted user"
+        when = f"{localtime(obj.approved_at):%Y-%m-%d %H:%M}" if obj.approved_at else ""
+        if not obj.approved_fingerprint:
+            if obj.approved_at is not None:
+                return f"Approved by {who} on {when}, before approvals named their versions."
+            return "Not approved yet."
+        versions = (
+            f"email template {obj.approved_email_version or 'none'}; "
+            f"in-app template {obj.approved_in_app_version or 'none'}"
+        )
+        if obj.approved_at is not None:
+            return f"Approved by {who} on {when}: {versions}."
+        entry = approval_entry(campaign=obj)
+        last = f" by {entry.user} on {localtime(entry.action_time):%Y-%m-%d %H:%M}" if entry else ""
+        return f"Withdrawn. Last approved{last}: {versions}."
+
+    @admin.display(description="Changed since approval")
+    def changed_since_approval(self, obj: Campaign) -> str:
+        if obj.pk is None:
+            return "—"
+        drift = approval_drift(campaign=obj)
+        return "; ".join(drift) if drift else "Nothing."
+
     @admin.display(description="Trigger parameters")
     def trigger_reference(self, obj: Campaign) -> str:
         return format_html("<pre>{}</pre>", _trigger_reference())
 
     def save_model(self, request, obj: Campaign, form, change: bool) -> None:
+        """Saved; an approved campaign whose reviewed fields changed goes back to review
+        (``campaign_back_to_review``), logged and said with what changed."""
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+        if not change:
+            return
+        reasons = campaign_back_to_review(campaign=obj)
+        if not reasons:
+            return
+        why = "; ".join(reasons)
+        self.log_change(request, obj, f"Back to review: {why}")
+        if reasons == [NOT_APPROVED]:
+            text = f"{obj} requires its creator's approval and has none: it is back in review."
+        else:
+            who = f"{obj.course}'s creator" if obj.course else "a course's creator"
+            text = (
+                f"{obj} changed since it was approved ({why}): its approval is withdrawn and "
+                f"it waits for {who} to approve it again."
+            )
+        self.message_user(request, text, messages.WARNING)
 
     change_list_template = "campaigns/campaign_change_list.html"
 
@@ -327,6 +382,9 @@ class CampaignAdmin(admin.ModelAdmin):
                 failed_url=sends_url(campaign.pk, (SendStatus.FAILED,)),
                 retry_url=reverse("admin:campaigns_campaign_retry_failed", args=[campaign.pk]),
                 resume_url=reverse("admin:campaigns_campaign_resume", args=[campaign.pk]),
+                approval_drift=approval_drift(campaign=campaign)
+                if campaign.requires_creator_approval
+                else [],
             )
         return super().change_view(request, object_id, form_url, extra)
 
@@ -423,15 +481,17 @@ class CampaignAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "campaigns/funnel.html", context)
 
-    def _each(self, request, queryset, step, done: str) -> None:
+    def _each(self, request, queryset, step, done: str, log: bool = True) -> None:
         """Run a lifecycle step on each campaign; each success goes into the admin's audit
-        log (who, when, what), each refusal is shown with its reasons."""
+        log (who, when, what; unless the step logs itself), each refusal is shown with its
+        reasons."""
         ok = 0
         for campaign in queryset:
             try:
                 step(campaign)
                 ok += 1
-                self.log_change(request, campaign, done.capitalize())
+                if log:
+                    self.log_change(request, campaign, done.capitalize())
             except CampaignError as exc:
                 self.message_user(request, f"{campaign}: {exc}", messages.ERROR)
         if ok:
@@ -450,13 +510,15 @@ class CampaignAdmin(admin.ModelAdmin):
 
     @admin.action(description="Approve (course creator)", permissions=["approve"])
     def approve(self, request, queryset) -> None:
-        def step(campaign: Campaign) -> None:
-            creator = campaign.course.creator_id if campaign.course else None
-            if not request.user.is_superuser and creator != request.user.pk:
-                raise CampaignError(["only the creator of the campaign's course can approve it"])
-            campaign_approve(campaign=campaign, user=request.user)
-
-        self._each(request, queryset, step, "approved")
+        """Pins the template versions in force and what was reviewed; ``campaign_approve``
+        checks who may, and logs the approval with what was reviewed."""
+        self._each(
+            request,
+            queryset,
+            lambda c: campaign_approve(campaign=c, user=request.user),
+            "approved",
+            log=False,
+        )
 
     @admin.action(description="Pause", permissions=["change"])
     def pause(self, request, queryset) -> None:

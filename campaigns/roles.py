@@ -2,7 +2,8 @@
 
 - **Marketer**: builds segments, offers, templates, experiments and campaigns; sees every send.
 - **Course creator**: sees only the campaigns and sends touching their own courses (a course's
-  ``creator``) and approves the campaigns that wait for them. Nothing else.
+  ``creator``) and approves the campaigns that wait for them (``may_approve``): their own
+  courses' only, never another creator's. Nothing else.
 
 API keys (credentials of the platforms that sync data) are for superusers only: not even a
 marketer lists them (tests/security/test_boundaries.py).
@@ -90,3 +91,14 @@ def is_creator_only(user: Any) -> bool:
         and not user.has_perm("campaigns.change_campaign")
         and user.groups.filter(name=COURSE_CREATOR).exists()
     )
+
+
+def may_approve(user: Any, course: Any) -> bool:
+    """Whether ``user`` may approve a campaign about ``course``: the course's creator holding
+    the approve permission (the Course creator role), or a superuser. A marketer never does
+    (the permission is kept from the Marketer group), nor any creator for another's course."""
+    if course is None or course.creator_id is None:
+        return False
+    if user.is_superuser:
+        return True
+    return course.creator_id == user.pk and user.has_perm("campaigns.approve_campaign")

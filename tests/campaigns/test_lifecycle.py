@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Group
 
 from campaigns.lifecycle import (
     CampaignError,
@@ -11,6 +12,7 @@ from campaigns.lifecycle import (
     campaign_pause,
     campaign_submit,
 )
+from campaigns.roles import COURSE_CREATOR
 from tests.factories.campaigns import CampaignFactory, JourneyMomentFactory
 from tests.factories.expansion import OfferFactory
 from tests.factories.experiments import ExperimentFactory
@@ -22,6 +24,7 @@ pytestmark = pytest.mark.django_db
 
 def test_activation_names_everything_missing_then_succeeds():
     creator = UserFactory()
+    creator.groups.add(Group.objects.get(name=COURSE_CREATOR))
     campaign = CampaignFactory(
         status="draft",
         email_template=MessageTemplateFactory(name="Unsaved"),  # no version yet

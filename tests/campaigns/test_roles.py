@@ -75,9 +75,10 @@ def test_only_the_courses_creator_approves_and_it_is_logged(people):
     login(creator).post("/admin/campaigns/campaign/", action)
     mine.refresh_from_db()
     assert mine.approved_by == creator
-    assert LogEntry.objects.filter(user=creator, object_id=str(mine.pk)).get().change_message == (
-        "Approved"
-    )
+    version = mine.email_template.versions.get()
+    assert mine.approved_email_version == version
+    message = LogEntry.objects.filter(user=creator, object_id=str(mine.pk)).get().change_message
+    assert message.startswith(f"Approved: email template {version}; in-app template none\n")
     # Another creator's campaign is not even in the creator's list: nothing happens.
     login(creator).post(
         "/admin/campaigns/campaign/", {"action": "approve", "_selected_action": [theirs.pk]}
