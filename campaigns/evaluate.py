@@ -67,9 +67,10 @@ from learners.models import (
     available_time_zones,
 )
 from learners.scoring import StepTimer
-from templates.models import MessageTemplateVersion
 
+from .decisions import decisions_apply
 from .guardrails import policy_for
+from .lifecycle import campaign_versions, campaigns_back_to_review
 from .models import (
     Campaign,
     CampaignStatus,
@@ -127,8 +128,16 @@ def campaigns_evaluate(
     chosen = list(
         campaigns
         if campaigns is not None
-        else Campaign.objects.filter(status=CampaignStatus.ACTIVE).select_related("moment")
+        else Campaign.objects.filter(status=CampaignStatus.ACTIVE).select_related(
+            "moment", "experiment"
+        )
     )
+    if not dry_run:
+        chosen = decisions_apply(campaigns=chosen)
+        # What was approved is what goes out: a campaign changed since (or never approved)
+        # goes back to review before it is evaluated.
+        if campaigns_back_to_review(now=now):
+            chosen = [c for c in chosen if c.pk in _still_active(chosen)]
     result = Evaluation()
     if not chosen:
         return result
@@ -183,7 +192,7 @@ def campaigns_evaluate(
                 result.sample = _sample(run, sample)
             timer.lap("report")
             if not dry_run:
-                _write_sends(run, chosen, now)
+                _write_sends(run, chosen, now, dry_run=dry_run)
                 timer.lap("sends")
         candidates.delete()
         with connection.cursor() as cursor:
@@ -193,6 +202,14 @@ def campaigns_evaluate(
             transaction.set_rollback(True)
     timer.lap("commit")
     return result
+
+
+def _still_active(campaigns: list[Campaign]) -> set[int]:
+    return set(
+        Campaign.objects.filter(
+            pk__in=[c.pk for c in campaigns], status=CampaignStatus.ACTIVE
+        ).values_list("pk", flat=True)
+    )
 
 
 def _channel(campaign: Campaign) -> str:
@@ -761,19 +778,17 @@ def _sample(run: uuid.UUID, limit: int) -> list[dict[str, Any]]:
     ]
 
 
-def _write_sends(run: uuid.UUID, campaigns: list[Campaign], now: datetime) -> None:
-    """Every candidate becomes a Send: queued, or suppressed with its rule."""
+def _write_sends(
+    run: uuid.UUID, campaigns: list[Campaign], now: datetime, *, dry_run: bool = False
+) -> None:
+    """Every candidate becomes a Send: queued, or suppressed with its rule — rendered with
+    the template version its creator approved (``campaign_versions``), else the newest."""
     versions: dict[int, int] = {}
     for campaign in campaigns:
-        template_id = campaign.email_template_id or campaign.in_app_template_id
-        latest = (
-            MessageTemplateVersion.objects.filter(template_id=template_id)
-            .order_by("-number")
-            .values_list("id", flat=True)
-            .first()
-        )
-        if latest is not None:
-            versions[campaign.pk] = latest
+        email, in_app = campaign_versions(campaign=campaign, dry_run=dry_run)
+        version = email if campaign.email_template_id else in_app
+        if version is not None:
+            versions[campaign.pk] = version
     if not versions:
         return
     version_case = " ".join(f"WHEN {pk} THEN {vid}" for pk, vid in versions.items())

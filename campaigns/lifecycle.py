@@ -95,14 +95,17 @@ def activation_problems(campaign: Campaign) -> list[str]:
         problems.append("needs an email or in-app template")
     elif not template.versions.exists():
         problems.append(f"template {template} has no saved version")
-    if campaign.is_marketing and not campaign.moment.offers_allowed:
+    if campaign.is_marketing and campaign.is_upsell and not campaign.moment.offers_allowed:
+        # Re-engagement is what an offer-free moment ("declining engagement") is for.
         problems.append(f"the moment '{campaign.moment}' is kept offer-free")
-    if campaign.is_marketing and campaign.offer_id is None:
-        problems.append("a marketing campaign needs an offer")
+    if campaign.is_marketing and campaign.is_upsell and campaign.offer_id is None:
+        problems.append("an upsell or cross-sell campaign needs an offer")
     if campaign.offer is not None and not campaign.offer.is_active:
         problems.append(f"the offer '{campaign.offer}' is inactive")
     experiment = campaign.experiment
-    if experiment is not None and experiment.status != ExperimentStatus.RUNNING:
+    # A decided experiment is applied by the evaluation (campaigns.decisions); a draft one
+    # has not started.
+    if experiment is not None and experiment.status == ExperimentStatus.DRAFT:
         problems.append(f"its experiment '{experiment}' is {experiment.get_status_display()}")
     if campaign.requires_creator_approval:
         problems += _approval_problems(campaign)

@@ -594,6 +594,8 @@ def _demo_campaigns() -> None:
         email_template=renewal,
         offer=offer,
         status="draft",
+        # About a subscription's renewal, not a course: no creator reviews it.
+        requires_creator_approval=False,
     )
 
 

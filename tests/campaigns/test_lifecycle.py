@@ -40,7 +40,7 @@ def test_activation_names_everything_missing_then_succeeds():
     assert activation_problems(campaign) == [
         "template Unsaved has no saved version",
         "the moment 'Support ticket open' is kept offer-free",  # seeded by migration
-        "a marketing campaign needs an offer",
+        "an upsell or cross-sell campaign needs an offer",
         "its experiment 'Card' is Draft",
         "waits for the approval of SQL Basics's creator",
         "trigger_params: min_days must not exceed max_days",
@@ -78,7 +78,7 @@ def test_the_admin_action_reports_refusals_and_logs_successes(admin_client, admi
         follow=True,
     )
     page = response.content.decode()
-    assert "Broken: a marketing campaign needs an offer" in page
+    assert "Broken: an upsell or cross-sell campaign needs an offer" in page
     ready.refresh_from_db()
     broken.refresh_from_db()
     assert (ready.status, broken.status) == ("active", "draft")

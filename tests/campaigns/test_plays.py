@@ -257,3 +257,40 @@ def test_an_offer_free_moment_keeps_offers_out_not_the_re_engagement_it_is_for()
         ("sam", "Pick up", "queued", ""),
         ("sam", "Upsell", "suppressed", Rule.OFFER_FREE_MOMENT),
     ]
+
+
+def test_a_decided_experiment_gives_its_campaign_the_winners_offer(course):  # noqa: F811
+    """Issue 17 item 7: applying a decision updates (or pauses) the campaign."""
+    from campaigns.models import Campaign, CampaignStatus
+    from tests.factories.experiments import ArmFactory, ExperimentFactory
+
+    rolled = ExperimentFactory(status="decided", decision="roll_out", holdout_percent=0)
+    loser = ArmFactory(experiment=rolled, is_control=True, offer=OfferFactory(name="Loser"))
+    winner = ArmFactory(experiment=rolled, offer=OfferFactory(name="Winner"))
+    rolled.winning_arm = winner
+    rolled.save()
+    campaign = CampaignFactory(name="Next course", experiment=rolled, offer=loser.offer)
+    held = ExperimentFactory(status="decided", decision="keep_control", holdout_percent=10)
+    ArmFactory(experiment=held, offer=OfferFactory(name="Variant"))  # no control arm
+    silenced = CampaignFactory(name="Held", experiment=held, moment__slug="milestone")
+    finisher(course, external_id="ann")
+
+    evaluate(now=NOW)
+
+    assert Campaign.objects.get(pk=campaign.pk).offer.name == "Winner"
+    assert list(Send.objects.values_list("campaign__name", "status", "offer__name")) == [
+        ("Next course", "queued", "Winner")
+    ]
+    silenced.refresh_from_db()
+    assert silenced.status == CampaignStatus.PAUSED
+    assert "sending nothing won" in silenced.paused_reason
+
+
+def test_a_re_engagement_campaign_can_go_active_on_an_offer_free_moment():
+    from campaigns.lifecycle import activation_problems
+
+    moment = {"moment__slug": "at_risk", "moment__offers_allowed": False}
+    again = CampaignFactory(name="Pick up", trigger="stall", purpose=Purpose.REENGAGEMENT, **moment)
+    upsell = CampaignFactory(name="Upsell", trigger="stall", **moment)
+    assert activation_problems(again) == []
+    assert "the moment 'Declining engagement' is kept offer-free" in activation_problems(upsell)
