@@ -184,11 +184,12 @@ class CampaignAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Who", {"fields": ["segment", "course"]}),
+        ("Who", {"fields": ["segment", "course", "target_roles", "one_per_account"]}),
         (
             "What",
             {
                 "fields": [
+                    "purpose",
                     "offer",
                     "category",
                     "email_template",

@@ -57,6 +57,7 @@ REVIEWED: dict[str, str] = {
     "guardrails": "its guardrail overrides",
     "priority": "its priority",
     "target_roles": "its target roles",
+    "one_per_account": "its one-send-per-account setting",
     "experiment": "its experiment",
     "offer.product": "its offer's product",
     "offer.price": "its offer's price",
@@ -187,6 +188,7 @@ def approval_terms(*, campaign: Campaign) -> dict[str, Any]:
         "guardrails": campaign.guardrails,
         "priority": campaign.priority,
         "target_roles": campaign.target_roles,
+        "one_per_account": campaign.one_per_account,
         "experiment": campaign.experiment_id,
     }
     offer = campaign.offer

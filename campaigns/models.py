@@ -364,6 +364,16 @@ class Campaign(models.Model):
         errors = trigger_params_errors(self.trigger, self.trigger_params)
         if errors:
             raise ValidationError({"trigger_params": errors})
+        from learners.models import AccountRole
+
+        roles = self.target_roles
+        if not isinstance(roles, list) or not all(r in AccountRole.values for r in roles):
+            raise ValidationError(
+                {
+                    "target_roles": "a list of roles among "
+                    f'{", ".join(AccountRole.values)}, e.g. ["admin", "billing_owner"]'
+                }
+            )
         unknown = sorted(set(self.guardrails or {}) - set(OVERRIDABLE))
         if unknown:
             raise ValidationError(

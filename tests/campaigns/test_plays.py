@@ -294,3 +294,14 @@ def test_a_re_engagement_campaign_can_go_active_on_an_offer_free_moment():
     upsell = CampaignFactory(name="Upsell", trigger="stall", **moment)
     assert activation_problems(again) == []
     assert "the moment 'Declining engagement' is kept offer-free" in activation_problems(upsell)
+
+
+def test_target_roles_are_checked_at_save():
+    from django.core.exceptions import ValidationError
+
+    campaign = CampaignFactory(target_roles=["admin", "billing_owner"])
+    campaign.clean()
+    campaign.target_roles = ["owner"]
+    with pytest.raises(ValidationError) as raised:
+        campaign.clean()
+    assert "target_roles" in raised.value.message_dict
