@@ -819,7 +819,9 @@ def _write_sends(
               c.rule, c.priority, c.scheduled_for, c.channel, CASE c.campaign_id {categories} END,
               CASE c.campaign_id {version_case} END, l.locale, l.email, '',
               CASE WHEN c.rule = '' THEN 'queued' ELSE 'suppressed' END,
-              CASE c.rule {rule_text} ELSE '' END, 0, %s, '', '', %s, 0, ''
+              CASE WHEN c.rule = '' AND c.scheduled_for > %s
+                THEN 'waits for the end of quiet hours in the learner''s time zone'
+                ELSE CASE c.rule {rule_text} ELSE '' END END, 0, %s, '', '', %s, 0, ''
             FROM campaigns_candidate c
             JOIN learners_learner l ON l.id = c.learner_id
             LEFT JOIN learners_learnerscore sc ON sc.learner_id = c.learner_id
@@ -827,5 +829,5 @@ def _write_sends(
             WHERE c.run = %s AND c.campaign_id IN ({", ".join(str(pk) for pk in versions)})
             ON CONFLICT DO NOTHING
             """,
-            [*rule_params, False, stamp, _uuid(run)],
+            [stamp, *rule_params, False, stamp, _uuid(run)],
         )

@@ -387,8 +387,11 @@ def _usage(c: Campaign, p: dict, since: datetime, now: datetime) -> list[QuerySe
         .annotate(crossed=_usage_threshold(p))
         .filter(crossed__isnull=False)
     )
+    # The share itself in the reason (the threshold crossed is in the occurrence key).
     detail = Concat(
-        Value("used "), _text(F("crossed")), Value(f"% of the plan's quota (band {band})")
+        Value("used "),
+        _text(Cast(F("share"), IntegerField())),
+        Value(f"% of the plan's quota (band {band})"),
     )
     # One occurrence per threshold per billing period.
     period = Coalesce(_text(F("renews_at")), Value(""))
@@ -413,7 +416,7 @@ def _usage(c: Campaign, p: dict, since: datetime, now: datetime) -> list[QuerySe
             course_id=_no_course(),
             detail=Concat(
                 Value("reported "),
-                _text(F("crossed")),
+                _text(Cast(F("share"), IntegerField())),
                 Value("% of their "),
                 metric,
                 Value(f" limit used (band {band})"),

@@ -65,6 +65,16 @@ def string(*, max_length: int = 255, blank: bool = False) -> Validator:
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+def web_url(value: Any) -> str:
+    """An http(s) address, or empty."""
+    if not isinstance(value, str) or len(value) > 500:
+        raise FieldError("must be an http(s) URL of at most 500 characters")
+    value = value.strip()
+    if value and not value.lower().startswith(("http://", "https://")):
+        raise FieldError("must be an http(s) URL")
+    return value
+
+
 def email(value: Any) -> str:
     value = string(max_length=254, blank=True)(value)
     if value and not _EMAIL_RE.match(value):

@@ -155,6 +155,7 @@ def demo_seed(*, learners: int = 3000, seed: int = 42, anchor: date | None = Non
                         creator=creators[path_index],
                         learning_path=path,
                         path_position=position,
+                        url=f"https://learn.example.org/courses/{path.lower()}-{position}",
                     ),
                 )
                 courses.append(course)
@@ -592,7 +593,8 @@ def _demo_campaigns() -> None:
         moment=moment["renewal"],
         trigger="renewal",
         email_template=renewal,
-        offer=offer,
+        # Right-sizing a plan, not a course cross-sell.
+        offer=Offer.objects.get(name="Pro for heavy users"),
         status="draft",
         # About a subscription's renewal, not a course: no creator reviews it.
         requires_creator_approval=False,

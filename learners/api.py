@@ -70,6 +70,7 @@ class CourseOut(serializers.ModelSerializer):
             "external_id",
             "title",
             "creator",
+            "url",
             "learning_path",
             "path_position",
             "modules",

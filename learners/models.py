@@ -124,6 +124,12 @@ class Course(models.Model):
         related_name="courses",
         help_text="The course creator who reviews what goes out for this course.",
     )
+    url = models.URLField(
+        max_length=500,
+        blank=True,
+        help_text="Where the course lives on the platform (course.url in messages: the stall "
+        "email's 'Continue the course').",
+    )
     learning_path = models.CharField(max_length=255, blank=True)
     path_position = models.PositiveIntegerField(
         null=True, blank=True, help_text="1 for the first course of its learning path."

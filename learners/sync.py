@@ -31,6 +31,7 @@ from expansion.batch import (
     time_zone,
     upsert,
     validate_items,
+    web_url,
 )
 
 from .dirty import learners_mark_dirty, learners_mark_dirty_query, scoring_kick_on_commit
@@ -134,6 +135,7 @@ COURSE_SPECS = {
     "title": Spec(string(), required=True),
     "creator": Spec(optional(string(max_length=150))),
     "learning_path": Spec(string(blank=True)),
+    "url": Spec(web_url),
     "path_position": Spec(optional(integer(minimum=1, maximum=10_000))),
     "modules": Spec(_modules),
 }

@@ -46,7 +46,7 @@ VARIABLES: dict[str, dict[str, str]] = {
         "modules_completed": "Modules completed",
         "modules_total": "Modules in the course",
         "next_module": "Title of the next module not completed (empty when done)",
-        "url": "Where the course lives",
+        "url": "Where the course lives on the platform (empty if not synced)",
     },
     "score": {
         "lps": "Learner Progress Score 0–100",
@@ -284,9 +284,13 @@ def _courses(requests: list[ContextRequest]) -> list[dict[str, Any] | None]:
             key = (learner_id, request.course_id)
             resolved.append((learner_id, request.course_id, enrolled.get(key)))
     titles = {e.course_id: e.course.title for e in [*latest.values(), *enrolled.values()]}
+    urls = {e.course_id: e.course.url for e in [*latest.values(), *enrolled.values()]}
     unknown = {item[1] for item in resolved if item and item[1] not in titles}
     if unknown:
-        titles.update(Course.objects.filter(pk__in=unknown).order_by().values_list("id", "title"))
+        for pk, title, url in Course.objects.filter(pk__in=unknown).values_list(
+            "id", "title", "url"
+        ):
+            titles[pk], urls[pk] = title, url
     course_ids = {item[1] for item in resolved if item and item[1] in titles}
     if not course_ids:
         return [None] * len(requests)
@@ -327,7 +331,7 @@ def _courses(requests: list[ContextRequest]) -> list[dict[str, Any] | None]:
                 "modules_completed": sum(1 for pk, _ in course_modules if pk in completed),
                 "modules_total": len(course_modules),
                 "next_module": next((t for pk, t in course_modules if pk not in completed), ""),
-                "url": "",
+                "url": urls.get(course_id, ""),
             }
         )
     return out

@@ -68,7 +68,7 @@ your progress, you might be ready for the next step.</p>
 {{ offer.discount_percent }}% off: {{ offer.price | money }} instead of
 {{ offer.list_price | money }} until {{ offer.expires_at | local_date }}.</p>{% endif %}
 {% if offer.bonus != "" %}<p>As a {{ course.title }} learner, {{ offer.product }} comes with
-{{ offer.bonus }} (until {{ offer.expires_at | local_date }}).</p>{% endif %}
+a bonus: {{ offer.bonus }} (until {{ offer.expires_at | local_date }}).</p>{% endif %}
 <p><a class="cta" href="{{ offer.cta_url }}">Learn more</a></p>"""
         ),
     },
@@ -124,7 +124,7 @@ You're ready for more depth.</p>
     {
         "name": "Renewal right-sizing",
         "description": "Seed 003: 60–90 days before renewal, a value review and the right size.",
-        "subject": "Your renewal is coming up — here's what you got this year",
+        "subject": "Your renewal is coming up — here's what you got from it lately",
         "preheader": "A value review before you renew",
         "html_body": _html(
             """

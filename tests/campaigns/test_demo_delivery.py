@@ -161,4 +161,6 @@ def test_the_demo_s_draft_renewal_campaign_delivers_too(smtp):
     assert renewals > 0
     assert_all_delivered(smtp, emails, totals)
     subjects = [m["Subject"].strip() for m in smtp.messages]
-    assert subjects.count("Your renewal is coming up — here's what you got this year") == renewals
+    assert (
+        subjects.count("Your renewal is coming up — here's what you got from it lately") == renewals
+    )

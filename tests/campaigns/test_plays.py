@@ -138,7 +138,7 @@ def test_a_usage_band_has_both_ends(used, expected):
     else:
         ((key, reason),) = rows
         assert key.split(":")[2] == expected
-        assert reason.startswith(f"used {expected}% of the plan's quota (band 70–85%)")
+        assert reason.startswith(f"used {used}% of the plan's quota (band 70–85%)")
 
 
 def test_seed_002_thresholds_fire_once_each_at_the_highest_crossed():
@@ -184,7 +184,7 @@ def test_usage_reported_events_are_read_too():
     )
     evaluate(now=NOW)
     assert list(Send.objects.values_list("learner__external_id", "reason")) == [
-        ("api", "reported 80% of their api_calls limit used (band 80–95%); LPS 75")
+        ("api", "reported 90% of their api_calls limit used (band 80–95%); LPS 75")
     ]
 
 
@@ -305,3 +305,15 @@ def test_target_roles_are_checked_at_save():
     with pytest.raises(ValidationError) as raised:
         campaign.clean()
     assert "target_roles" in raised.value.message_dict
+
+
+def test_a_send_waiting_for_the_morning_says_so(course):  # noqa: F811
+    CampaignFactory(name="Next course")
+    finisher(course, external_id="tokyo", zone="Asia/Tokyo")  # 23:00 there at NOW
+    finisher(course, external_id="london")
+    evaluate(now=NOW)
+    reasons = dict(Send.objects.values_list("learner__external_id", "status_reason"))
+    assert reasons == {
+        "tokyo": "waits for the end of quiet hours in the learner's time zone",
+        "london": "",
+    }

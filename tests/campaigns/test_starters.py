@@ -281,7 +281,9 @@ def stall_case(o):
     dan = person("Dan Reyes")
     LearnerScore.objects.filter(learner=dan).update(flag_stall=True)
     course_done(dan, "Copywriting 101", done=8, completed_days=200, enrolled=ago(days=300))
-    course_done(dan, "SQL Basics", done=4, completed_days=15)  # the latest: what he stalled in
+    sql = course_done(dan, "SQL Basics", done=4, completed_days=15)  # the latest: where he stalled
+    sql.url = "https://learn.example.org/courses/sql-basics"
+    sql.save()
     return (
         "stall",
         "milestone",
@@ -295,7 +297,8 @@ def stall_case(o):
                     "Hi Dan,",
                     "You were on a roll in SQL Basics: 50% done. Next up is SQL Basics: module 5 "
                     "— about 20 minutes.",
-                    "Continue the course",
+                    # The button goes back to the course (it went to the offer's page).
+                    "Continue the course (https://mail.example.org/m/c/",
                     "When you finish, SQL Intermediate is what comes next.",
                 ],
             )
@@ -344,7 +347,7 @@ def renewal_case(o):
         [
             Message(
                 fay,
-                "Your renewal is coming up — here's what you got this year",
+                "Your renewal is coming up — here's what you got from it lately",
                 [
                     "Hi Fay,",
                     "Past 30 days: 3 modules completed, 2 assessments submitted.",
@@ -522,7 +525,7 @@ def test_the_cross_sell_bonus_arm_says_what_the_bonus_is(smtp):
     queued = queue("Cross-sell: the next step", o)
     queued[0][1].fragments[:] = [
         "You've completed 8 of 8 modules of SQL Basics.",
-        "As a SQL Basics learner, SQL Intermediate comes with The SQL cheat-sheet pack "
+        "As a SQL Basics learner, SQL Intermediate comes with a bonus: The SQL cheat-sheet pack "
         "(until 4 March 2026, 12:00).",
     ]
     queued[0][1].absent[:] = ["% off"]
@@ -530,3 +533,17 @@ def test_the_cross_sell_bonus_arm_says_what_the_bonus_is(smtp):
     assert dispatch_all() == (1, 1, 0)
 
     assert_arrived(smtp, queued)
+
+
+def test_the_stall_email_continues_the_course_not_the_offer(smtp):
+    from campaigns.delivery import click_token_read
+
+    queued = queue("Stall recovery: pick up where you left off", offers())
+    assert dispatch_all() == (1, 1, 0)
+    (message,) = smtp.messages
+    html = message.get_body(preferencelist=("html",)).get_content()
+    token = html.split('class="cta" href="https://mail.example.org/m/c/')[1].split("/")[0]
+    assert click_token_read(token) == (
+        queued[0][0].pk,
+        "https://learn.example.org/courses/sql-basics",
+    )

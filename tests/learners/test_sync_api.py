@@ -268,3 +268,19 @@ def test_a_learners_role_and_sign_up_date_are_synced(api):
     boss = Learner.objects.get(external_id="boss")
     assert boss.signed_up_at == datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
     assert api.get("/api/v1/learners/boss/").json()["role"] == "admin"
+
+
+def test_a_courses_url_is_synced_and_checked(api):
+    response = bulk(
+        api,
+        "courses",
+        [
+            {"external_id": "c1", "title": "SQL", "url": "https://learn.example.org/sql"},
+            {"external_id": "c2", "title": "Bad", "url": "javascript:alert(1)"},
+        ],
+    )
+    assert response.status_code == 400
+    assert [(e["index"], e["field"]) for e in response.json()["errors"]] == [(1, "url")]
+    assert list(Course.objects.values_list("external_id", "url")) == [
+        ("c1", "https://learn.example.org/sql")
+    ]
