@@ -63,6 +63,8 @@ class CourseOut(serializers.ModelSerializer):
         slug_field="username", read_only=True, allow_null=True
     )
     modules = ModuleOut(many=True, read_only=True)
+    # An http(s) address or empty (as a URLField its schema said "uri", which "" is not).
+    url = serializers.CharField(read_only=True, help_text="Where the course lives, or empty.")
 
     class Meta:
         model = Course
