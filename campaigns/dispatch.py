@@ -34,7 +34,7 @@ from typing import Any
 
 from django.core.mail import get_connection
 from django.db import connection, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, F, PositiveSmallIntegerField, Q, Value, When
 from django.utils import timezone
 
 from expansion.models import CommerceSettings
@@ -332,9 +332,24 @@ def dispatch_chunk(
 
 
 def _release(lease: uuid.UUID) -> int:
-    """The lease's sends never handed over go back to the queue as they were; the lease ends."""
-    released = Send.objects.filter(lease=lease, status=SendStatus.SENDING, handoff_at=None).update(
-        status=SendStatus.QUEUED, lease=None
+    """The lease's sends still *sending* go back to the queue as they were; the lease ends.
+
+    Called by the live worker that holds the lease, after it has written every outcome it
+    knows. A row still marked as handed over then was never given to the mail server: a
+    message that left has its outcome in the ledger (``_send_one`` records it before
+    anything else can fail), so the mark is one whose commit failed on the client's side and
+    succeeded on the server's (the connection cut at COMMIT). Left as it was, with its lease
+    gone, no recovery would ever find it (a fault test found one such row in 300).
+    """
+    released = Send.objects.filter(lease=lease, status=SendStatus.SENDING).update(
+        status=SendStatus.QUEUED,
+        lease=None,
+        attempts=Case(
+            When(handoff_at__isnull=False, then=F("attempts") - 1),
+            default=F("attempts"),
+            output_field=PositiveSmallIntegerField(),
+        ),
+        handoff_at=None,
     )
     lease_end(lease=lease)
     return released

@@ -549,3 +549,32 @@ def test_a_failure_is_logged_by_kind_without_the_recipient(smtp, caplog):
         f"send {send.pk} of campaign {campaign.pk} failed (SMTPRecipientsRefused)"
     ]
     assert not [r for r in caplog.records if send.learner.email in r.getMessage()]
+
+
+@pytest.mark.django_db
+def test_a_mark_whose_message_never_left_goes_back_to_the_queue(smtp):
+    """The worker fails between marking a message and handing it over (here: the fault hook
+    raises; in the fault tests, a connection cut at COMMIT that the server committed): the
+    row is requeued with its attempt given back, not left *sending* under a deleted lease."""
+    campaign = CampaignFactory()
+    first, second = queued(campaign, 2)
+
+    def cut(send):
+        if send.pk == second.pk:
+            raise ConnectionError("cut")
+
+    with pytest.raises(ConnectionError):
+        dispatch_chunk(on_handoff=cut)
+
+    assert status(first) == (SendStatus.SENT, "", 1)
+    second.refresh_from_db()
+    assert (second.status, second.attempts, second.handoff_at, second.lease) == (
+        SendStatus.QUEUED,
+        0,
+        None,
+        None,
+    )
+    assert DispatchLease.objects.count() == 0
+    assert len(smtp.messages) == 1
+    assert dispatch_chunk().sent == 1
+    assert len(smtp.messages) == len(set(message_ids(smtp))) == 2
