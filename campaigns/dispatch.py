@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from expansion.models import CommerceSettings
 from templates.context import ContextRequest, contexts_build
+from templates.engine import RenderError
 
 from .circuit import circuit_close, circuit_pass, circuit_trip
 from .delivery import (
@@ -433,8 +434,6 @@ def _deliver(ids, lease, mail, done: Dispatched, clock, heartbeat, on_handoff) -
                 try:
                     prepared = email_prepare(send=send, context=context)
                 except Exception as exc:  # noqa: BLE001 - one send fails alone
-                    from templates.engine import RenderError
-
                     kind = "template" if isinstance(exc, RenderError) else "message"
                     text = str(exc) if kind == "template" else f"{type(exc).__name__}: {exc}"
                     fail(send, f"{kind}: {text}")
