@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import django_filters
 from django.conf import settings
@@ -205,14 +205,26 @@ class SubscriptionBulk(BulkUpsertView):
     upsert = staticmethod(subscriptions_upsert)
 
 
+# Dates outside this range are refused, not computed: a year-1 end would underflow the
+# default one-year window and a year-9999 end overflows the period after it.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2999, 12, 31)
+
+
 class MetricsQuery(serializers.Serializer):
     period = serializers.ChoiceField(choices=PERIODS, default="month")
     start = serializers.DateField(required=False)
     end = serializers.DateField(required=False)
 
     def validate(self, attrs: dict) -> dict:
+        for name in ("start", "end"):
+            value = attrs.get(name)
+            if value is not None and not EARLIEST_DATE <= value <= LATEST_DATE:
+                raise serializers.ValidationError(
+                    {name: f"must be from {EARLIEST_DATE} to {LATEST_DATE}"}
+                )
         end = attrs.get("end") or timezone.now().date()
-        start = attrs.get("start") or end - timedelta(days=365)
+        start = attrs.get("start") or max(EARLIEST_DATE, end - timedelta(days=365))
         if start > end:
             raise serializers.ValidationError({"start": "is after end"})
         try:

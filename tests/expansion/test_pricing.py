@@ -380,3 +380,11 @@ def test_revenue_dashboard_and_metrics_api(marketer, read_api):
     }
     too_many = read_api.get("/api/v1/metrics/?period=day&start=2020-01-01&end=2026-01-01")
     assert too_many.json()["errors"][0]["field"] == "start"
+    # Found by the schema fuzzer: a year-1 end underflowed the default window (a 500).
+    for query, field in (("end=0001-01-01&period=day", "end"), ("start=9999-12-31", "start")):
+        extreme = read_api.get(f"/api/v1/metrics/?{query}")
+        reason = "must be from 1900-01-01 to 2999-12-31"
+        assert (extreme.status_code, extreme.json()) == (
+            400,
+            {"errors": [{"index": None, "field": field, "reason": reason}]},
+        )
