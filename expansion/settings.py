@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -88,6 +89,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "anymail",
+    "csp",
     "learners",
     "expansion.apps.ExpansionConfig",
     "templates.apps.MessageTemplatesConfig",
@@ -103,6 +105,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "expansion.urls"
@@ -169,11 +172,40 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env("STATIC_ROOT", str(VAR_DIR / "static")))
 
 # --- Security in production -----------------------------------------------------------------
+# Production mode (DEBUG=0) expects TLS terminated by a proxy that sets X-Forwarded-Proto;
+# `manage.py check --deploy` is clean with these defaults (tests/security/test_deploy.py).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+
+# Content-Security-Policy (django-csp) on every HTML page: the admin, the preference page, the
+# widget demo. Scripts only from this site (and SITE_URL, where the widget script is served)
+# or carrying the request's nonce; no plugins; no framing. Inline style attributes stay
+# allowed (the admin and message previews use them); a sandboxed preview iframe runs nothing.
+_SITE_ORIGIN = "/".join(SITE_URL.split("/")[:3])
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", _SITE_ORIGIN, NONCE],
+        "connect-src": ["'self'", _SITE_ORIGIN],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "https:"],
+        "font-src": ["'self'", "data:"],
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- Email ----------------------------------------------------------------------------------
 # SMTP by default (EMAIL_HOST / EMAIL_PORT …); any django-anymail provider by setting e.g.
@@ -197,6 +229,21 @@ ANYMAIL = {
     for name, value in os.environ.items()
     if name.startswith("ANYMAIL_") and value
 }
+# The tracking webhooks can suppress an address for good, so they never take anonymous
+# requests: they answer 404 until ANYMAIL_WEBHOOK_SECRET is set (expansion/webhooks.py), and
+# production mode refuses to start without it unless TRACKING_WEBHOOKS=0 turns them off.
+TRACKING_WEBHOOKS = env_bool("TRACKING_WEBHOOKS", True)
+_webhook_secret = ANYMAIL.get("WEBHOOK_SECRET", "")
+if _webhook_secret and ":" not in _webhook_secret:
+    raise ImproperlyConfigured(
+        "ANYMAIL_WEBHOOK_SECRET must be 'user:password' (HTTP basic auth for the webhooks)."
+    )
+if not DEBUG and TRACKING_WEBHOOKS and not _webhook_secret:
+    raise ImproperlyConfigured(
+        "Refusing to run with DEBUG off and unauthenticated tracking webhooks. Set "
+        "ANYMAIL_WEBHOOK_SECRET to 'user:long-random-password' (the same credentials in your "
+        "email provider's webhook URL), or TRACKING_WEBHOOKS=0 to turn the webhooks off."
+    )
 
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
@@ -340,10 +387,21 @@ SPECTACULAR_SETTINGS = {
 EXPANSION_CURRENCY = env("EXPANSION_CURRENCY", "USD")
 
 # --- Logging: no personal data; request bodies are never logged -----------------------------
+# Every record passes expansion.logs.RedactSecrets: signed tokens in link paths, secrets in
+# query strings, API keys and email addresses are replaced before anything is written.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "expansion.logs.RedactSecrets"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    # Django's own handlers for these (an unfiltered console, runserver's request lines) are
+    # replaced: their records carry request paths, so they go through the root's console.
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+    },
 }

@@ -1,7 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
 
 from campaigns import api as campaigns_api
 from campaigns import views as campaign_views
@@ -82,7 +86,8 @@ api_v1 = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("api/v1/", include((api_v1, "v1"))),
     # Links in messages: signed tokens, no login.
@@ -91,8 +96,9 @@ urlpatterns = [
     path("w/offers/", campaign_widget.offers, name="widget-offers"),
     path("w/feedback/<int:pk>/<str:kind>/", campaign_widget.feedback, name="widget-feedback"),
     path("w/demo/", campaign_widget.demo, name="widget-demo"),
-    # Provider tracking webhooks (bounces, complaints …), basic auth ANYMAIL_WEBHOOK_SECRET.
-    path("anymail/", include("anymail.urls")),
+    # Provider tracking webhooks (bounces, complaints …): 404 until ANYMAIL_WEBHOOK_SECRET
+    # (basic auth) is set; see expansion/webhooks.py.
+    path("anymail/", include("expansion.webhooks")),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]
 

@@ -113,8 +113,26 @@ class Step:
         page.screenshot(path=str(ARTEFACTS / f"{self.n:02d}-{name}.png"), full_page=True)
 
 
+# Every page the browser opens is watched for Content-Security-Policy refusals (a script,
+# style or request the policy blocked): the test fails on the first one.
+CSP_REFUSALS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_csp_refusals():
+    CSP_REFUSALS.clear()
+    yield
+    assert CSP_REFUSALS == []
+
+
+def _watch_csp(message) -> None:
+    if "Content Security Policy" in message.text:
+        CSP_REFUSALS.append(message.text)
+
+
 def login(browser, base: str, username: str):
     page = browser.new_context().new_page()
+    page.on("console", _watch_csp)
     page.goto(f"{base}/admin/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
