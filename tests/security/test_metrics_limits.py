@@ -231,6 +231,8 @@ def test_the_revenue_dashboard_shows_the_extreme_figures(api, catalogue, client)
     assert "<td>9999999999990.00</td>" in page  # L1's MRR, behind premium-feature attempts
     # Subscriptions at their quota: the top 20 opportunities are L1's and 19 of them.
     assert page.count("<td>9999999999.99</td>") == 19
+    # The order list renders its total too (a float sum on SQLite, exact on PostgreSQL).
+    assert client.get("/admin/expansion/order/").status_code == 200
 
 
 def test_sqlite_floats_do_not_blur_a_full_refund_or_a_churn(api, catalogue):
