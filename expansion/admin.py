@@ -1,5 +1,6 @@
+from collections.abc import Iterable
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from django import forms
@@ -17,7 +18,14 @@ from learners.charts import bar_chart
 
 from .affinity import affinity_refresh, gate_reasons, pair_lift
 from .apikeys import api_key_issue, api_key_revoke
-from .metrics import PERIODS, expansion_by_type, period_floor, revenue_metrics, top_opportunities
+from .metrics import (
+    EXACT,
+    PERIODS,
+    expansion_by_type,
+    period_floor,
+    revenue_metrics,
+    top_opportunities,
+)
 from .models import (
     ApiKey,
     ApiScope,
@@ -685,6 +693,12 @@ class PairReviewAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
+def _total(amounts: Iterable[Decimal]) -> Decimal:
+    """A sum of metric amounts, exact at any size they come in (the metrics' precision)."""
+    with localcontext(EXACT):
+        return sum(amounts, Decimal("0.00"))
+
+
 def revenue_dashboard_context(*, period: str, today: date) -> dict[str, Any]:
     """Figures and charts for the revenue dashboard: the last 12 periods to ``today``."""
     span = {"day": timedelta(days=29), "week": timedelta(weeks=11), "month": timedelta(days=340)}
@@ -721,10 +735,8 @@ def revenue_dashboard_context(*, period: str, today: date) -> dict[str, Any]:
             ("Churned MRR", chart("mrr_churn")),
         ],
         "by_type": by_type,
-        "by_type_mrr": sum((row.amount for row in by_type if row.recurring), Decimal("0.00")),
-        "by_type_one_time": sum(
-            (row.amount for row in by_type if not row.recurring), Decimal("0.00")
-        ),
+        "by_type_mrr": _total(row.amount for row in by_type if row.recurring),
+        "by_type_one_time": _total(row.amount for row in by_type if not row.recurring),
         "by_type_chart": bar_chart(
             [
                 (f"{row.kind} ({'MRR' if row.recurring else 'one-time'})", float(row.amount))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import django_filters
 from django.conf import settings
@@ -17,7 +18,7 @@ from learners.models import Learner
 
 from .affinity import Recommendation, recommendations_for_learner, recommendations_for_product
 from .api_common import BulkUpsertView, UtcDateTimeFilter, bulk_schema
-from .metrics import MAX_PERIODS, PERIODS, period_starts, revenue_metrics
+from .metrics import DIGITS, MAX_PERIODS, PERIODS, period_starts, revenue_metrics
 from .models import Order, OrderLine, Product, Subscription
 from .sync import (
     ORDER_SPECS,
@@ -234,31 +235,35 @@ class MetricsQuery(serializers.Serializer):
         return {**attrs, "start": start, "end": end}
 
 
+def _money_field(**kwargs: Any) -> serializers.DecimalField:
+    """A metric in money: as many digits as the metrics compute (any volume the API takes)."""
+    return serializers.DecimalField(max_digits=DIGITS, decimal_places=2, **kwargs)
+
+
+def _ratio_field(**kwargs: Any) -> serializers.DecimalField:
+    """A ratio to 4 places; an NRR or attach rate may be in the millions (10,000 × 0.01)."""
+    return serializers.DecimalField(max_digits=DIGITS, decimal_places=4, **kwargs)
+
+
 class PeriodOut(serializers.Serializer):
     period_start = serializers.DateField()
     orders = serializers.IntegerField()
-    revenue = serializers.DecimalField(max_digits=16, decimal_places=2)
-    aov = serializers.DecimalField(max_digits=16, decimal_places=2, allow_null=True)
-    gross_margin = serializers.DecimalField(max_digits=8, decimal_places=4, allow_null=True)
-    expansion_revenue = serializers.DecimalField(max_digits=16, decimal_places=2)
-    expansion_by_type = serializers.DictField(
-        child=serializers.DecimalField(max_digits=16, decimal_places=2)
-    )
-    mrr_start = serializers.DecimalField(max_digits=16, decimal_places=2)
-    mrr_new = serializers.DecimalField(max_digits=16, decimal_places=2)
-    mrr_expansion = serializers.DecimalField(max_digits=16, decimal_places=2)
-    mrr_contraction = serializers.DecimalField(max_digits=16, decimal_places=2)
-    mrr_churn = serializers.DecimalField(max_digits=16, decimal_places=2)
-    mrr_reactivation = serializers.DecimalField(max_digits=16, decimal_places=2)
-    mrr_end = serializers.DecimalField(max_digits=16, decimal_places=2)
-    mrr_expansion_by_type = serializers.DictField(
-        child=serializers.DecimalField(max_digits=16, decimal_places=2)
-    )
-    nrr = serializers.DecimalField(max_digits=8, decimal_places=4, allow_null=True)
-    grr = serializers.DecimalField(max_digits=8, decimal_places=4, allow_null=True)
-    attach_rates = serializers.DictField(
-        child=serializers.DecimalField(max_digits=8, decimal_places=4, allow_null=True)
-    )
+    revenue = _money_field()
+    aov = _money_field(allow_null=True)
+    gross_margin = _ratio_field(allow_null=True)
+    expansion_revenue = _money_field()
+    expansion_by_type = serializers.DictField(child=_money_field())
+    mrr_start = _money_field()
+    mrr_new = _money_field()
+    mrr_expansion = _money_field()
+    mrr_contraction = _money_field()
+    mrr_churn = _money_field()
+    mrr_reactivation = _money_field()
+    mrr_end = _money_field()
+    mrr_expansion_by_type = serializers.DictField(child=_money_field())
+    nrr = _ratio_field(allow_null=True)
+    grr = _ratio_field(allow_null=True)
+    attach_rates = serializers.DictField(child=_ratio_field(allow_null=True))
 
 
 class MetricsOut(serializers.Serializer):

@@ -31,6 +31,14 @@ days, ISO weeks starting Monday, and calendar months):
 - **Expansion by type** (the dashboard's table) is the same expansion movements, so its
   recurring rows sum exactly to the expansion MRR of the same days, then the one-time rows.
 
+Exact at any size the API accepts (money ≤ 9,999,999,999.99, a line's quantity ≤ 1,000,000,
+any number of lines): the SQL sums money in cents — PostgreSQL's numeric is exact; SQLite
+stores decimals as floats, so each stored amount is rounded back to its integer cents (12
+significant digits survive a float) and summed by ``exact_sum``, a Python aggregate, where
+SQLite's SUM would stop at 2⁶³ cents. Python's arithmetic runs in :data:`EXACT`, whose
+:data:`DIGITS` significant digits hold 10²² of the largest lines. (On SQLite, one
+customer's running MRR is SQL integer cents: exact up to 92 quadrillion.)
+
 One module past 400 lines: every figure shares the period arithmetic, and the dashboard's
 table shares the movement SQL with the MRR figures so that the two cannot disagree.
 """
@@ -40,11 +48,11 @@ from __future__ import annotations
 import calendar
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from typing import Any, Literal
 
 from django.db import connection
-from django.db.models import Count, DecimalField, F, Sum
+from django.db.models import Count, F
 from django.utils import timezone
 
 from learners.models import Event, EventKind
@@ -65,6 +73,10 @@ PERIODS: tuple[str, ...] = ("day", "week", "month")
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
 MAX_PERIODS = 400
+# Significant digits of every figure (the API's fields carry as many): 38 whole digits of
+# money hold 10²² lines of 1,000,000 × 9,999,999,999.99, and ratios keep 36 whole digits.
+DIGITS = 40
+EXACT = Context(prec=DIGITS, rounding=ROUND_HALF_UP)
 
 
 def period_floor(period: str, day: date) -> date:
@@ -127,14 +139,57 @@ def _as_date(value: Any) -> date:
     return date.fromisoformat(str(value)[:10])
 
 
-def _dec(value: Any) -> Decimal:
-    return ZERO if value is None else Decimal(str(value)).quantize(CENT, ROUND_HALF_UP)
+class _ExactSum:
+    """SQLite aggregate ``exact_sum(cents)``: the sum of integers, unbounded (Python's int),
+    as text; NULL over no value. SQLite's SUM raises "integer overflow" past 2⁶³."""
+
+    def __init__(self) -> None:
+        self.total: int | None = None
+
+    def step(self, value: Any) -> None:
+        if value is not None:
+            self.total = (self.total or 0) + int(value)
+
+    def finalize(self) -> str | None:
+        return None if self.total is None else str(self.total)
+
+
+def _cursor() -> Any:
+    """A cursor for this module's SQL; on SQLite, its connection knows ``exact_sum``."""
+    if connection.vendor == "sqlite":
+        connection.ensure_connection()
+        raw = connection.connection
+        if getattr(connection, "_expansion_exact_sum", None) is not raw:
+            raw.create_aggregate("exact_sum", 1, _ExactSum)
+            setattr(connection, "_expansion_exact_sum", raw)  # noqa: B010 (a ConnectionProxy)
+    return connection.cursor()
+
+
+def _cents(column: str) -> str:
+    """SQL: a money column in cents, exactly (SQLite: its float rounded to an integer)."""
+    if connection.vendor == "sqlite":
+        return f"CAST(ROUND({column} * 100) AS INTEGER)"
+    return f"({column} * 100)"
+
+
+def _sum(cents: str) -> str:
+    """SQL: the exact sum of an amount in cents, whatever the number of rows."""
+    if connection.vendor == "sqlite":
+        return f"exact_sum({cents})"
+    return f"SUM({cents})"
+
+
+def _money(cents: Any) -> Decimal:
+    """A sum in cents from the SQL above, in the currency (0.00 for no rows)."""
+    if cents is None:
+        return ZERO
+    return EXACT.divide(Decimal(str(cents)), Decimal(100)).quantize(CENT, context=EXACT)
 
 
 def _ratio(numerator: Decimal, denominator: Decimal, places: str = "0.0001") -> Decimal | None:
     if not denominator:
         return None
-    return (numerator / denominator).quantize(Decimal(places), ROUND_HALF_UP)
+    return EXACT.divide(numerator, denominator).quantize(Decimal(places), context=EXACT)
 
 
 @dataclass
@@ -171,11 +226,12 @@ def revenue_metrics(*, period: str, first: date, last: date) -> list[PeriodMetri
     starts = period_starts(period, first, last)
     rows = {start: PeriodMetrics(period_start=start) for start in starts}
     lo, hi = _moment(starts[0]), _moment(period_next(period, starts[-1]))
-    _orders(rows, period, lo, hi)
-    _attach(rows, period, lo, hi)
-    _mrr(rows, period, lo, hi)
-    for row in rows.values():
-        row.aov = _ratio(row.revenue, Decimal(row.orders), "0.01")
+    with localcontext(EXACT):
+        _orders(rows, period, lo, hi)
+        _attach(rows, period, lo, hi)
+        _mrr(rows, period, lo, hi)
+        for row in rows.values():
+            row.aov = _ratio(row.revenue, Decimal(row.orders), "0.01")
     return [rows[start] for start in starts]
 
 
@@ -183,10 +239,17 @@ _KIND = (
     f"CASE p.kind WHEN '{ProductKind.PLAN}' THEN 'upsell' WHEN '{ProductKind.ADDON}' "
     f"THEN 'add_on' WHEN '{ProductKind.SEAT_PACK}' THEN 'seat_expansion' ELSE 'cross_sell' END"
 )
-_NET = "(l.unit_price * l.quantity - l.refunded_amount)"
-# A line not fully refunded: only these make one-time expansion (a refunded add-on is no
-# expansion, and its buyer is not a customer behind the figure).
-_KEPT = "l.refunded_amount < l.unit_price * l.quantity"
+
+
+def _net() -> str:
+    """SQL: line ``l``'s total less its refund, in cents."""
+    return f"({_cents('l.unit_price')} * l.quantity - {_cents('l.refunded_amount')})"
+
+
+def _kept() -> str:
+    """SQL: line ``l`` is not fully refunded. Only these make one-time expansion (a refunded
+    add-on is no expansion, and its buyer is not a customer behind the figure)."""
+    return f"{_cents('l.refunded_amount')} < {_cents('l.unit_price')} * l.quantity"
 
 
 def _existing_customer() -> str:
@@ -201,13 +264,14 @@ def _existing_customer() -> str:
 def _orders(rows: dict[date, PeriodMetrics], period: str, lo: datetime, hi: datetime) -> None:
     line, order, product = OrderLine._meta.db_table, Order._meta.db_table, Product._meta.db_table
     trunc = _trunc_sql(period, "o.placed_at")
-    kind, net, existing = _KIND, _NET, _existing_customer()
-    with connection.cursor() as cursor:
+    kind, net, existing = _KIND, _net(), _existing_customer()
+    cost = f"{_cents('p.unit_cost')} * l.quantity"
+    with _cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT {trunc} AS period, COUNT(DISTINCT o.id), SUM({net}),
-              SUM(CASE WHEN p.unit_cost IS NOT NULL THEN {net} END),
-              SUM(CASE WHEN p.unit_cost IS NOT NULL THEN p.unit_cost * l.quantity END)
+            SELECT {trunc} AS period, COUNT(DISTINCT o.id), {_sum(net)},
+              {_sum(f"CASE WHEN p.unit_cost IS NOT NULL THEN {net} END")},
+              {_sum(f"CASE WHEN p.unit_cost IS NOT NULL THEN {cost} END")}
             FROM {order} o JOIN {line} l ON l.order_id = o.id
             JOIN {product} p ON p.id = l.product_id
             WHERE o.placed_at >= %s AND o.placed_at < %s
@@ -215,25 +279,26 @@ def _orders(rows: dict[date, PeriodMetrics], period: str, lo: datetime, hi: date
             """,
             [_ts(lo), _ts(hi)],
         )
-        for period_start, orders, revenue, costed_revenue, cost in cursor.fetchall():
+        for period_start, orders, revenue, costed_cents, cost_cents in cursor.fetchall():
             row = rows[_as_date(period_start)]
-            row.orders, row.revenue = orders, _dec(revenue)
-            if costed_revenue:
-                row.gross_margin = _ratio(_dec(costed_revenue) - _dec(cost), _dec(costed_revenue))
+            row.orders, row.revenue = orders, _money(revenue)
+            costed = _money(costed_cents)
+            if costed:
+                row.gross_margin = _ratio(costed - _money(cost_cents), costed)
         cursor.execute(
             f"""
-            SELECT {trunc} AS period, {kind} AS kind, SUM({net})
+            SELECT {trunc} AS period, {kind} AS kind, {_sum(net)}
             FROM {order} o JOIN {line} l ON l.order_id = o.id
             JOIN {product} p ON p.id = l.product_id
-            WHERE o.placed_at >= %s AND o.placed_at < %s AND {_KEPT} AND {existing}
+            WHERE o.placed_at >= %s AND o.placed_at < %s AND {_kept()} AND {existing}
             GROUP BY {trunc}, {kind}
             """,
             [_ts(lo), _ts(hi)],
         )
         for period_start, expansion_type, revenue in cursor.fetchall():
             row = rows[_as_date(period_start)]
-            row.expansion_by_type[expansion_type] = _dec(revenue)
-            row.expansion_revenue += _dec(revenue)
+            row.expansion_by_type[expansion_type] = _money(revenue)
+            row.expansion_revenue += _money(revenue)
 
 
 def _attach(rows: dict[date, PeriodMetrics], period: str, lo: datetime, hi: datetime) -> None:
@@ -251,13 +316,13 @@ def _attach(rows: dict[date, PeriodMetrics], period: str, lo: datetime, hi: date
     line, order = OrderLine._meta.db_table, Order._meta.db_table
     trunc = _trunc_sql(period, "o.placed_at")
     marks = ", ".join(["%s"] * len(wanted))
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(
             f"""
             SELECT {trunc}, l.product_id, SUM(l.quantity)
             FROM {order} o JOIN {line} l ON l.order_id = o.id
             WHERE o.placed_at >= %s AND o.placed_at < %s AND l.product_id IN ({marks})
-              AND {_KEPT}
+              AND {_kept()}
             GROUP BY {trunc}, l.product_id
             """,
             [_ts(lo), _ts(hi), *sorted(wanted)],
@@ -273,8 +338,8 @@ def _attach(rows: dict[date, PeriodMetrics], period: str, lo: datetime, hi: date
 def _movements_sql() -> str:
     """SQL ``WITH`` clauses ending in ``classified``: one row per customer and moment before
     the first parameter (exclusive), with ``delta``, ``before_c``, ``after_c`` (the customer's
-    MRR either side of the moment), ``movement`` (None when the moment nets to nothing) and,
-    for an increase, ``expansion_type``.
+    MRR either side of the moment, all three in cents), ``movement`` (None when the moment
+    nets to nothing) and, for an increase, ``expansion_type``.
 
     A moment's changes are netted per customer, so a cancellation and a start at the same
     moment are one movement (an upgrade through a second subscription is expansion, not churn
@@ -288,7 +353,7 @@ def _movements_sql() -> str:
     return f"""
         WITH typed AS (
           SELECT c.id, c.learner_id, c.account_id, c.effective_at,
-            c.mrr_after - c.mrr_before AS delta,
+            {_cents("c.mrr_after")} - {_cents("c.mrr_before")} AS delta,
             CASE WHEN c.mrr_after <= c.mrr_before THEN NULL
               WHEN c.mrr_before > 0 THEN COALESCE(NULLIF(c.expansion_type, ''), 'usage')
               ELSE {kind} END AS rise_type
@@ -332,12 +397,13 @@ def _mrr(rows: dict[date, PeriodMetrics], period: str, lo: datetime, hi: datetim
     # their first moment in it): NRR and GRR are about those customers only.
     retained: dict[date, Decimal] = {start: ZERO for start in rows}
     lost: dict[date, Decimal] = {start: ZERO for start in rows}
-    with connection.cursor() as cursor:
+    delta = f"{_cents('mrr_after')} - {_cents('mrr_before')}"
+    with _cursor() as cursor:
         cursor.execute(
-            f"SELECT SUM(mrr_after - mrr_before) FROM {change} WHERE effective_at < %s",
+            f"SELECT {_sum(delta)} FROM {change} WHERE effective_at < %s",
             [_ts(lo)],
         )
-        opening = _dec(cursor.fetchone()[0])
+        opening = _money(cursor.fetchone()[0])
         trunc = _trunc_sql(period, "c.effective_at")
         cursor.execute(
             f"""
@@ -348,7 +414,7 @@ def _mrr(rows: dict[date, PeriodMetrics], period: str, lo: datetime, hi: datetim
               FROM classified c WHERE effective_at >= %s
             )
             SELECT period_start, movement, expansion_type,
-              CASE WHEN opening_c > 0 THEN 1 ELSE 0 END AS paid_at_start, SUM(delta)
+              CASE WHEN opening_c > 0 THEN 1 ELSE 0 END AS paid_at_start, {_sum("delta")}
             FROM periodic
             WHERE movement IS NOT NULL
             GROUP BY period_start, movement, expansion_type,
@@ -359,7 +425,7 @@ def _mrr(rows: dict[date, PeriodMetrics], period: str, lo: datetime, hi: datetim
         for period_start, movement, expansion_type, paid_at_start, delta in cursor.fetchall():
             start = _as_date(period_start)
             row = rows[start]
-            amount = _dec(delta)
+            amount = _money(delta)
             if paid_at_start:
                 retained[start] += amount
                 if movement in ("contraction", "churn"):
@@ -415,11 +481,11 @@ def expansion_by_type(*, first: date, last: date) -> list[ExpansionByType]:
     lo, hi = _moment(first), _moment(last + timedelta(days=1))
     found: list[ExpansionByType] = []
     line, order, product = OrderLine._meta.db_table, Order._meta.db_table, Product._meta.db_table
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(
             f"""
             {_movements_sql()}
-            SELECT COALESCE(expansion_type, 'usage'), SUM(delta),
+            SELECT COALESCE(expansion_type, 'usage'), {_sum("delta")},
               COUNT(DISTINCT learner_id) + COUNT(DISTINCT account_id)
             FROM classified
             WHERE effective_at >= %s AND movement = 'expansion'
@@ -428,24 +494,20 @@ def expansion_by_type(*, first: date, last: date) -> list[ExpansionByType]:
             [_ts(hi), _ts(lo)],
         )
         for kind, amount, customers in cursor.fetchall():
-            found.append(ExpansionByType(kind, True, _dec(amount), customers))
+            found.append(ExpansionByType(kind, True, _money(amount), customers))
         cursor.execute(
             f"""
-            SELECT {_KIND}, SUM({_NET}), COUNT(DISTINCT o.learner_id)
+            SELECT {_KIND}, {_sum(_net())}, COUNT(DISTINCT o.learner_id)
             FROM {order} o JOIN {line} l ON l.order_id = o.id
             JOIN {product} p ON p.id = l.product_id
-            WHERE o.placed_at >= %s AND o.placed_at < %s AND {_KEPT} AND {_existing_customer()}
+            WHERE o.placed_at >= %s AND o.placed_at < %s AND {_kept()} AND {_existing_customer()}
             GROUP BY {_KIND} ORDER BY 1
             """,
             [_ts(lo), _ts(hi)],
         )
         for kind, amount, customers in cursor.fetchall():
-            found.append(ExpansionByType(kind, False, _dec(amount), customers))
+            found.append(ExpansionByType(kind, False, _money(amount), customers))
     return found
-
-
-def _sum_expr(expression: Any) -> Any:
-    return Sum(expression, output_field=DecimalField(max_digits=14, decimal_places=2))
 
 
 @dataclass(frozen=True)
@@ -494,24 +556,36 @@ def top_opportunities(*, now: datetime | None = None, limit: int = 20) -> list[O
         .filter(n__gte=policy.feature_request_events)
         .order_by("-n", "learner_id")[:limit]
     )
-    mrr_by_learner = {
-        item["learner_id"]: item["mrr"]
-        for item in live.filter(learner_id__in=[a["learner_id"] for a in attempts])
-        .values("learner_id")
-        .annotate(mrr=_sum_expr(F("mrr")))
-    }
+    mrr_by_learner = _mrr_by_learner([a["learner_id"] for a in attempts])
     for attempt in attempts:
         name = attempt["learner__name"] or attempt["learner__external_id"]
         found.append(
             Opportunity(
                 name,
-                _dec(mrr_by_learner.get(attempt["learner_id"])),
+                mrr_by_learner.get(attempt["learner_id"], ZERO),
                 "Premium tier or add-on",
                 f"{attempt['n']} premium-feature attempts in {policy.feature_request_days} days",
             )
         )
     found.sort(key=lambda o: (-o.mrr, o.holder))
     return found[:limit]
+
+
+def _mrr_by_learner(learner_ids: list[int]) -> dict[int, Decimal]:
+    """The MRR of each learner's live subscriptions, summed exactly."""
+    if not learner_ids:
+        return {}
+    table = Subscription._meta.db_table
+    marks = ", ".join(["%s"] * len(learner_ids))
+    with _cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT learner_id, {_sum(_cents("mrr"))} FROM {table}
+            WHERE status IN (%s, %s) AND learner_id IN ({marks}) GROUP BY learner_id
+            """,
+            [SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE, *learner_ids],
+        )
+        return {learner_id: _money(cents) for learner_id, cents in cursor.fetchall()}
 
 
 def _holder(sub: Subscription) -> str:
