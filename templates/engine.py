@@ -56,6 +56,8 @@ from liquid.exceptions import (
     FilterArgumentError,
     LiquidError,
     LiquidSyntaxError,
+    LocalNamespaceLimitError,
+    LoopIterationLimitError,
     OutputStreamLimitError,
     ResourceLimitError,
     UndefinedError,
@@ -168,7 +170,24 @@ class _SandboxedContext(RenderContext):
 
     def assign(self, key: str, val: Any) -> None:
         _tick()
-        super().assign(key, val)
+        try:
+            super().assign(key, val)
+        except LocalNamespaceLimitError as exc:
+            raise LocalNamespaceLimitError(
+                f"local namespace limit reached: assigned variables would hold more than "
+                f"{NAMESPACE_LIMIT:,} characters",
+                token=None,
+            ) from exc
+
+    def raise_for_loop_limit(self, length: int = 1) -> None:
+        try:
+            super().raise_for_loop_limit(length)
+        except LoopIterationLimitError as exc:
+            raise LoopIterationLimitError(
+                f"loop iteration limit reached: more than {LOOP_LIMIT:,} iterations "
+                "(nested loops multiply)",
+                token=None,
+            ) from exc
 
     @contextmanager
     def loop(self, namespace: Any, forloop: Any) -> Iterator[RenderContext]:
