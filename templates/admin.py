@@ -16,19 +16,12 @@ from learners.models import Learner
 
 from . import engine
 from .context import VARIABLES, preview_context
-from .messages import content_check, message_render, template_snapshot
+from .messages import message_render, template_snapshot
 from .models import (
-    Category,
     MessageTemplate,
     MessageTemplateVariant,
     MessageTemplateVersion,
 )
-
-CONTENT = ("subject", "preheader", "html_body", "text_body")
-
-
-def _content(data: dict[str, Any]) -> dict[str, str]:
-    return {name: data.get(name) or "" for name in CONTENT}
 
 
 class MessageTemplateForm(forms.ModelForm):
@@ -42,42 +35,9 @@ class MessageTemplateForm(forms.ModelForm):
             "text_body": forms.Textarea(attrs={"rows": 8, "cols": 100}),
         }
 
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        check = content_check(
-            content=_content(data),
-            channel=data.get("channel", ""),
-            marketing=data.get("category") != Category.TRANSACTIONAL,
-        )
-        for problem in check.errors:
-            self.add_error(None, str(problem))
-        self.warnings = [str(w) for w in check.warnings]
-        return data
-
-
-class VariantFormSet(forms.BaseInlineFormSet):
-    def clean(self) -> None:
-        super().clean()
-        template = self.instance
-        errors = []
-        for form in self.forms:
-            data = getattr(form, "cleaned_data", None)
-            if not data or data.get("DELETE"):
-                continue
-            check = content_check(
-                content=_content(data),
-                channel=template.channel,
-                marketing=template.category != Category.TRANSACTIONAL,
-                locale=data.get("locale", ""),
-            )
-            errors += [str(problem) for problem in check.errors]
-        if errors:
-            raise ValidationError(errors)
-
 
 class VariantInline(admin.StackedInline):
     model = MessageTemplateVariant
-    formset = VariantFormSet
     extra = 0
     verbose_name = "locale variant"
 
@@ -167,7 +127,9 @@ class MessageTemplateAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         version = template_snapshot(template=form.instance, user=request.user)
         messages.info(request, f"Saved as version {version.number}.")
-        for warning in getattr(form, "warnings", []):
+        # Template errors are refused by the models' clean(), on their field, with their line
+        # and column; unknown variables are only warned about.
+        for warning in getattr(form.instance, "content_warnings", []):
             messages.warning(request, warning)
 
     def get_urls(self):

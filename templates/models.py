@@ -10,12 +10,35 @@ generated from the HTML when left empty), so sending never repeats that work per
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 from django.db.models import Q
 
 from learners.models import MARKETING_CATEGORIES, MessageCategory
 
 __all__ = ["MARKETING_CATEGORIES", "Category", "Channel"]
+
+CONTENT_FIELDS = ("subject", "preheader", "html_body", "text_body")
+
+
+def _content_clean(
+    obj: models.Model, *, channel: str, marketing: bool, locale: str = ""
+) -> list[str]:
+    """Refuse ``obj``'s content (a template or a variant) on the field each problem is in,
+    with its line and column (``templates.messages.content_check``: syntax, unknown filters,
+    include/render, and what a trial render runs into); returns the warnings."""
+    from .messages import content_check  # messages imports this module
+
+    content = {name: getattr(obj, name) or "" for name in CONTENT_FIELDS}
+    check = content_check(content=content, channel=channel, marketing=marketing, locale=locale)
+    errors: dict[str, list[str]] = {}
+    for problem in check.errors:
+        name = problem.field.rsplit(" ", 1)[-1]  # "[de] html_body" in a variant
+        name = name if name in CONTENT_FIELDS else NON_FIELD_ERRORS
+        errors.setdefault(name, []).append(str(problem))
+    if errors:
+        raise ValidationError(errors)
+    return [str(warning) for warning in check.warnings]
 
 
 class Channel(models.TextChoices):
@@ -59,6 +82,14 @@ class MessageTemplate(models.Model):
     def is_marketing(self) -> bool:
         return self.category != Category.TRANSACTIONAL
 
+    def clean(self) -> None:
+        """Template errors are refused here, on their field; unknown variables are kept in
+        ``content_warnings`` (the admin shows them after saving)."""
+        super().clean()
+        self.content_warnings = _content_clean(
+            self, channel=self.channel, marketing=self.is_marketing
+        )
+
 
 class MessageTemplateVariant(models.Model):
     """The same message in another locale."""
@@ -78,6 +109,21 @@ class MessageTemplateVariant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.template} [{self.locale}]"
+
+    def clean(self) -> None:
+        """As ``MessageTemplate.clean``, with the template's channel and category."""
+        super().clean()
+        template = self.template if self.template_id or _has_template(self) else None
+        self.content_warnings = _content_clean(
+            self,
+            channel=template.channel if template else Channel.EMAIL,
+            marketing=template.is_marketing if template else True,
+            locale=self.locale,
+        )
+
+
+def _has_template(variant: MessageTemplateVariant) -> bool:
+    return MessageTemplateVariant.template.is_cached(variant)  # type: ignore[attr-defined]
 
 
 class MessageTemplateVersion(models.Model):

@@ -50,7 +50,7 @@ def test_undefined_is_an_error_with_its_place_unless_defaulted():
 
 def test_the_sandbox_bounds_loops_output_and_files():
     with pytest.raises(engine.RenderError, match="loop iteration limit reached"):
-        render("{% for i in (1..100000) %}x{% endfor %}")
+        render("{% for i in (1..5000) %}x{% endfor %}")
     with pytest.raises(engine.RenderError, match="output stream limit reached"):
         render("{% for i in (1..900) %}{{ s }}{% endfor %}", s="x" * 1000)
     # Without loops or amplifying filters the limit is checked on the finished output.
@@ -60,14 +60,19 @@ def test_the_sandbox_bounds_loops_output_and_files():
     assert render("{{ s }}", s="x" * 500_000) == "x" * 500_000
     with pytest.raises(engine.RenderError, match="output stream limit reached"):
         render("{{ s }}{{ s }}", s="x" * 300_000)
-    with pytest.raises(engine.RenderError, match="output stream limit reached"):
-        render("{{ s | replace: 'x', s }}", s="x" * 1000)  # would be 1,000,000
     with pytest.raises(
-        engine.RenderError, match=r"cannot include other templates or files \(/etc/passwd\)"
+        engine.RenderError,
+        match="replace: the result would be 1,000,000 characters long",  # refused before
+    ):
+        render("{{ s | replace: 'x', s }}", s="x" * 1000)
+    with pytest.raises(
+        engine.RenderError,
+        match=r"^'include' is not allowed: templates cannot include other templates or files "
+        "at line 1, column 4$",
     ):
         render("{% include '/etc/passwd' %}")
     with pytest.raises(
-        engine.RenderError, match=r"cannot include other templates or files \(settings.py\)"
+        engine.RenderError, match=r"^'render' is not allowed: .* at line 1, column 4$"
     ):
         render("{% render 'settings.py' %}")
     errors, _ = engine.check("html_body", "<p>\n {% include 'x' %}", known=KNOWN)
