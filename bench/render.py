@@ -107,7 +107,9 @@ def main() -> None:
     data = people(args.emails)
     bare_env = Environment()
     for name in ("money", "percent", "pluralize", "local_date"):
-        bare_env.filters[name] = engine.environment().filters[name]
+        # The product's filters without the sandbox's bounds (engine wraps each one).
+        bounded = engine.environment().filters[name]
+        bare_env.filters[name] = getattr(bounded, "__wrapped__", bounded)
     parts = [
         bare_env.from_string(content[key])
         for key in ("subject", "preheader", "html_compiled", "text_compiled")
