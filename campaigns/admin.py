@@ -52,7 +52,7 @@ from .models import (
     SendEvent,
     SendStatus,
 )
-from .roles import is_creator_only
+from .roles import creator_sends, is_creator_only
 from .triggers import PARAMS
 
 # The home page opens with what needs a person: campaigns paused by failures, the mail server
@@ -544,6 +544,21 @@ class SendEventInline(admin.TabularInline):
         return False
 
 
+class SendCampaignFilter(admin.RelatedFieldListFilter):
+    """The send list's campaign filter: every campaign for a marketer; for a course creator only
+    the campaigns of the sends they see (``creator_sends``), never another creator's."""
+
+    def field_choices(self, field, request, model_admin):
+        if not is_creator_only(request.user):
+            return super().field_choices(field, request, model_admin)
+        seen = Send.objects.filter(creator_sends(request.user)).values("campaign_id")
+        return field.get_choices(
+            include_blank=False,
+            limit_choices_to=Q(pk__in=seen),
+            ordering=self.field_admin_ordering(field, request, model_admin),
+        )
+
+
 @admin.register(Send)
 class SendAdmin(admin.ModelAdmin):
     """What left, to whom, and what became of it. Read-only: sends are records."""
@@ -562,7 +577,14 @@ class SendAdmin(admin.ModelAdmin):
         "clicks",
         "is_test",
     )
-    list_filter = ("status", "rule", "campaign", "category", "channel", "is_test")
+    list_filter = (
+        "status",
+        "rule",
+        ("campaign", SendCampaignFilter),
+        "category",
+        "channel",
+        "is_test",
+    )
     list_select_related = ("learner", "campaign", "template_version__template")
     search_fields = ("learner__external_id", "message_id", "provider_message_id")
     date_hierarchy = "created_at"
@@ -660,9 +682,7 @@ class SendAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest):
         qs = super().get_queryset(request)
         if is_creator_only(request.user):
-            qs = qs.filter(
-                Q(course__creator=request.user) | Q(campaign__course__creator=request.user)
-            )
+            qs = qs.filter(creator_sends(request.user))
         return qs
 
     def has_add_permission(self, request) -> bool:

@@ -32,6 +32,7 @@ from django.db.models.functions import Coalesce
 from learners.models import Course
 
 from .models import Rule, Send, SendStatus
+from .roles import creator_sends
 
 DIMENSIONS = {
     "campaign": ("campaign__name", "Campaign"),
@@ -100,11 +101,12 @@ def campaign_status_counts() -> dict[str, Coalesce]:
 def _sends(
     since: datetime | None, until: datetime | None, creator_id: int | None = None
 ) -> QuerySet:
-    """Campaign sends, not test sends; with ``creator_id``, only those of the campaigns about
-    that creator's courses (what a course creator may see)."""
+    """Campaign sends, not test sends; with ``creator_id``, only those that creator sees in the
+    send list (``roles.creator_sends``: their courses' campaigns', and their courses' sends of a
+    campaign about no course)."""
     qs = Send.objects.filter(campaign__isnull=False, is_test=False)
     if creator_id is not None:
-        qs = qs.filter(campaign__course__creator_id=creator_id)
+        qs = qs.filter(creator_sends(creator_id))
     if since is not None:
         qs = qs.filter(created_at__gte=since)
     if until is not None:
@@ -192,7 +194,7 @@ def incremental_revenue(
 ) -> list[Incremental]:
     """Per campaign with a holdout: net revenue per learner within ``window_days`` of the
     decision, treated (queued or sent) against held out, and the difference × treated; with
-    ``creator_id``, only the campaigns about that creator's courses.
+    ``creator_id``, only the sends that creator sees (``roles.creator_sends``, as in SQL).
 
     Intent to treat: every treated learner counts, whether the email converted or not; any
     order counts, attributed or not — what the holdout shows is what would have happened
@@ -207,8 +209,9 @@ def incremental_revenue(
             "datetime(o.placed_at) >= datetime(s.created_at) "
             "AND datetime(o.placed_at) < datetime(s.created_at, '+' || %s || ' days')"
         )
+    theirs = f"(SELECT id FROM {Course._meta.db_table} WHERE creator_id = %s)"
     mine = (
-        f"AND c.course_id IN (SELECT id FROM {Course._meta.db_table} WHERE creator_id = %s)"
+        f"AND (c.course_id IN {theirs} OR (c.course_id IS NULL AND s.course_id IN {theirs}))"
         if creator_id is not None
         else ""
     )
@@ -237,7 +240,7 @@ def incremental_revenue(
     holdout = str(Rule.HOLDOUT)
     params: list[Any] = [holdout, holdout, window_days, False, holdout]
     if creator_id is not None:
-        params.append(creator_id)
+        params += [creator_id, creator_id]
     params.append(holdout)
     out = []
     with connection.cursor() as cursor:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import Group, Permission
+from django.db.models import Q
 
 MARKETER = "Marketer"
 COURSE_CREATOR = "Course creator"
@@ -102,3 +103,13 @@ def may_approve(user: Any, course: Any) -> bool:
     if user.is_superuser:
         return True
     return course.creator_id == user.pk and user.has_perm("campaigns.approve_campaign")
+
+
+def creator_sends(user: Any) -> Q:
+    """The sends a course creator sees (on ``Send``): their own courses' campaigns' sends, and
+    the sends about their courses of a campaign about no course (a marketer's general play) —
+    never a send of a campaign about another creator's course, whatever course it names. The
+    send list, its campaign filter and the funnel all count through this one condition."""
+    return Q(campaign__course__creator=user) | Q(
+        campaign__course__isnull=True, course__creator=user
+    )

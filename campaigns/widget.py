@@ -135,11 +135,27 @@ def feedback(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
 
 
 def demo(request: HttpRequest) -> HttpResponse:
-    """The three widget placements for a learner (staff only; ``?learner=<external id>``)."""
+    """The three widget placements for a learner (``?learner=<external id>``): for those who may
+    see every learner (a marketer, a superuser: ``learners.view_learner``).
+
+    The page mints the learner's widget token, and that token reads the learner's whole widget
+    — the card chosen across every campaign, the learning path across every creator's courses —
+    and reports clicks and dismissals on their real sends. A course creator sees no learner
+    anywhere in the admin and may not act on another creator's campaign, so a creator is
+    refused like staff without a role: a 403, no token. An unknown learner is a 404, no token.
+    """
+    # Imported here: the rest of this module is the token-only widget, with no staff session.
+    from django.core.exceptions import PermissionDenied
+    from django.http import Http404
+
     if not (request.user.is_authenticated and request.user.is_staff):
         from django.contrib.auth.views import redirect_to_login
+        from django.urls import reverse
 
-        return redirect_to_login(request.get_full_path())
+        # The admin's sign-in page (LOGIN_URL's default, /accounts/login/, is no page here).
+        return redirect_to_login(request.get_full_path(), login_url=reverse("admin:login"))
+    if not request.user.has_perm("learners.view_learner"):
+        raise PermissionDenied
     external_id = request.GET.get("learner", "")
     learner = (
         Learner.objects.filter(external_id=external_id).first()
@@ -154,6 +170,8 @@ def demo(request: HttpRequest) -> HttpResponse:
         or Learner.objects.filter(sends__channel="in_app").first()
         or Learner.objects.first()
     )
+    if external_id and learner is None:
+        raise Http404("no such learner")
     context = {
         "learner": learner,
         "token": widget_token(learner) if learner else "",

@@ -204,7 +204,7 @@ class MessageTemplateAdmin(admin.ModelAdmin):
         numbers = []
         for key in ("a", "b"):
             raw = request.GET.get(key, "")
-            if not raw.isdigit():
+            if not (raw.isascii() and raw.isdigit()):  # "²" is a digit to isdigit(), not int()
                 return HttpResponse(f"{key} must be a version number", status=400)
             numbers.append(int(raw))
         versions = {v.number: v for v in template.versions.filter(number__in=numbers)}
