@@ -11,6 +11,9 @@ attached to every handler in settings, rewrites each record's message before it 
   query parameter becomes ``[redacted]``;
 - anything shaped like an email address (also percent-encoded, ``%40``) becomes ``[email]``;
 - a ``Bearer``/``Api-Key`` credential or an ``exp_…`` API key becomes ``[key]``.
+
+Django also attaches the traceback of the ``PermissionDenied`` (or ``Http404``) behind every
+4xx it logs; a refused request is not a fault, so 4xx records keep their one line only.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class RedactSecrets(logging.Filter):
     """Rewrites the record's message (its arguments merged in) with ``redact``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "django.request" and getattr(record, "status_code", 500) < 500:
+            record.exc_info, record.exc_text = None, None
         try:
             message = record.getMessage()
         except Exception:  # a malformed record is written as it is, never dropped

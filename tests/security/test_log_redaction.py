@@ -89,3 +89,18 @@ def test_tokens_keys_and_emails_never_reach_the_log(live_server, console):
 )
 def test_redact(line, expected):
     assert redact(line) == expected
+
+
+def test_a_refused_request_is_one_line_without_a_traceback(client, console):
+    from tests.factories.learners import UserFactory
+
+    client.force_login(UserFactory(is_staff=True))  # staff without a role
+
+    response = client.get("/admin/learners/learner/")
+    written = console.getvalue()
+
+    assert response.status_code == 403
+    assert "WARNING django.request Forbidden (Permission denied): /admin/learners/learner/\n" in (
+        written
+    )
+    assert "Traceback" not in written
