@@ -97,6 +97,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A chunked body reads as empty under WSGI: 411 instead (expansion/api_common.py).
+    "expansion.api_common.LengthRequiredMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -305,7 +307,7 @@ REST_FRAMEWORK = {
         "expansion.api_json.FastJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["expansion.api_common.StrictFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "expansion.api_common.CursorPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_THROTTLE_CLASSES": ["expansion.apikeys.ApiKeyRateThrottle"],
