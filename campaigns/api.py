@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -60,6 +60,12 @@ class FeedbackOut(serializers.Serializer):
     dismiss_reason = serializers.CharField()
 
 
+class OffersQuery(serializers.Serializer):
+    moment = serializers.SlugField(
+        max_length=40, required=False, allow_blank=True, help_text="A journey moment's slug."
+    )
+
+
 class LearnerOffers(APIView):
     @extend_schema(
         summary="The learner's in-app offer card for a journey moment",
@@ -67,12 +73,14 @@ class LearnerOffers(APIView):
         "learner (after every guardrail), rendered, with its reason, expiry and tracking "
         "endpoints; `offer` is null when there is none. Serving it marks it sent.",
         tags=["in-app"],
-        parameters=[OpenApiParameter("moment", str, description="A journey moment's slug.")],
+        parameters=[OffersQuery],
         responses={200: OffersOut},
     )
     def get(self, request: Request, external_id: str) -> Response:
+        query = OffersQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
         learner = generics.get_object_or_404(Learner, external_id=external_id)
-        card = offer_card(learner=learner, moment=request.query_params.get("moment", ""))
+        card = offer_card(learner=learner, moment=query.validated_data.get("moment", ""))
         body = {"offer": card_payload(card, base=settings.SITE_URL) if card else None}
         return Response(OffersOut(body).data)
 

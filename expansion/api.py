@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from rest_framework.views import APIView
 from learners.models import Learner
 
 from .affinity import Recommendation, recommendations_for_learner, recommendations_for_product
-from .api_common import BulkUpsertView, UtcDateTimeFilter, bulk_schema
+from .api_common import BulkUpsertView, StrictBooleanFilter, UtcDateTimeFilter, bulk_schema
 from .metrics import DIGITS, MAX_PERIODS, PERIODS, period_starts, revenue_metrics
 from .models import Order, OrderLine, Product, Subscription
 from .sync import (
@@ -113,7 +114,7 @@ class SubscriptionOut(serializers.ModelSerializer):
 
 class ProductFilter(django_filters.FilterSet):
     kind = django_filters.CharFilter()
-    is_active = django_filters.BooleanFilter()
+    is_active = StrictBooleanFilter()
 
     class Meta:
         model = Product
@@ -319,7 +320,8 @@ LIMIT = OpenApiParameter("limit", int, description="How many (1–20, default 5)
 
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit", "5")
-    if not raw.isdigit() or not 1 <= int(raw) <= 20:
+    # ASCII digits only: str.isdigit() also passes '²', which int() then refuses (a 500).
+    if not re.fullmatch(r"[0-9]{1,2}", raw) or not 1 <= int(raw) <= 20:
         raise serializers.ValidationError({"limit": "must be a whole number from 1 to 20"})
     return int(raw)
 

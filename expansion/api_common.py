@@ -5,33 +5,115 @@ Every error body has the same shape, so clients need one code path::
     {"errors": [{"index": 3, "field": "occurred_at", "reason": "must include a time zone"}]}
 
 ``index`` is the item's position in a bulk request (null for whole-request errors).
+
+Query strings are read strictly: a list answers 400 naming each parameter it does not know, gives
+twice, or cannot read (a boolean that is not true/false, a date that is not ISO 8601, a page size
+out of range), and 404 to a cursor it did not write; nothing is silently ignored.
 """
 
 from __future__ import annotations
 
+import binascii
+import re
+from base64 import b64decode
 from collections.abc import Callable, Mapping
 from datetime import UTC
-from typing import Any
+from typing import Any, cast
+from urllib import parse
 
 import django_filters
+from django import forms
 from django.core.exceptions import ObjectDoesNotExist
-from django.http import Http404
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django_filters.fields import IsoDateTimeField
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, pagination, serializers, status
+from rest_framework.mixins import ListModelMixin
+from rest_framework.pagination import Cursor
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from .api_json import BodyError
 from .batch import BatchError, Spec, batch_items, items_schema
+
+# Every list orders by id, so a cursor's position is an id: a bigint.
+_POSITION = re.compile(r"[0-9]{1,19}")
+_MAX_ID = 2**63 - 1
 
 
 class CursorPagination(pagination.CursorPagination):
-    """Stable pages over tables of any size: no OFFSET, no COUNT(*)."""
+    """Stable pages over tables of any size: no OFFSET, no COUNT(*).
+
+    A cursor is only read as this class writes it (base64 of ``o=&r=&p=``, the position an
+    id); anything else is 404 "Invalid cursor", as DRF answers a cursor it cannot decode,
+    instead of reaching the query as a non-number (a 500).
+    """
 
     ordering = "-id"
     page_size_query_param = "page_size"
     max_page_size = 1000
+    invalid_cursor_message = "Invalid cursor"
+
+    def _invalid(self) -> exceptions.NotFound:
+        return exceptions.NotFound({self.cursor_query_param: [self.invalid_cursor_message]})
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        encoded = request.query_params.get(self.cursor_query_param)
+        if encoded is None:
+            return None
+        try:
+            querystring = b64decode(encoded.encode("ascii"), validate=True).decode("ascii")
+        except (ValueError, binascii.Error):  # not ASCII, not strict base64
+            raise self._invalid() from None
+        tokens = parse.parse_qs(querystring, keep_blank_values=True)
+        if set(tokens) - {"o", "r", "p"} or any(len(values) != 1 for values in tokens.values()):
+            raise self._invalid()
+        offset = tokens.get("o", ["0"])[0]
+        reverse = tokens.get("r", ["0"])[0]
+        position = tokens.get("p", [None])[0]
+        if not _POSITION.fullmatch(offset) or reverse not in ("0", "1"):
+            raise self._invalid()
+        if position is not None and not (
+            _POSITION.fullmatch(position) and int(position) <= _MAX_ID
+        ):
+            raise self._invalid()
+        # DRF keeps the position as the text it compares with str(instance.id).
+        return Cursor(
+            offset=min(int(offset), self.offset_cutoff),
+            reverse=reverse == "1",
+            position=cast(Any, position),
+        )
+
+    def get_page_size(self, request: Request) -> int | None:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not re.fullmatch(r"[0-9]{1,5}", raw) or not 1 <= int(raw) <= self.max_page_size:
+            raise exceptions.ValidationError(
+                {
+                    self.page_size_query_param: [
+                        f"must be a whole number from 1 to {self.max_page_size}"
+                    ]
+                }
+            )
+        return int(raw)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": self.max_page_size,
+                    "default": self.page_size,
+                }
+        return parameters
 
 
 def _flatten(detail: Any, prefix: str | None = None) -> list[dict[str, Any]]:
@@ -47,24 +129,134 @@ def _flatten(detail: Any, prefix: str | None = None) -> list[dict[str, Any]]:
     return [{"index": None, "field": prefix, "reason": str(detail)}]
 
 
-class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
-    """An ISO 8601 filter value, compared in UTC.
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time, returned in UTC; errors name the query parameter.
 
     Python reads offsets up to ±23:59; PostgreSQL refuses beyond ±15:59 with a server error
-    (schemathesis found ``renews_before=4285-07-15T19:04:37-18:59``). A value too close to the
-    ends of the calendar to shift is refused as a bad filter (400), not a crash.
+    (schemathesis found ``renews_before=4285-07-15T19:04:37-18:59``), so the value is shifted
+    to UTC here. A value too close to the ends of the calendar to shift is out of range.
     """
 
-    def filter(self, qs: Any, value: Any) -> Any:
-        if value is not None:
-            try:
-                value = value.astimezone(UTC)
-            except OverflowError:
-                raise exceptions.ValidationError({self.field_name: ["out of range"]}) from None
-        return super().filter(qs, value)
+    default_error_messages = {
+        "invalid": "must be an ISO 8601 date-time such as 2026-05-01T09:30:00Z",
+    }
+
+    def to_python(self, value: Any) -> Any:
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise DjangoValidationError(
+                "is out of range: must fall between years 1 and 9999 in UTC", code="invalid"
+            ) from None
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO 8601 filter value, compared in UTC (see :class:`UtcDateTimeField`)."""
+
+    field_class = UtcDateTimeField
+
+
+class StrictBooleanField(forms.Field):
+    """true/false (also True/False, 1/0); anything else is an error, not "no filter"."""
+
+    widget = forms.TextInput
+    TRUE = frozenset({"true", "True", "1"})
+    FALSE = frozenset({"false", "False", "0"})
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in (None, ""):
+            return None
+        if value in self.TRUE:
+            return True
+        if value in self.FALSE:
+            return False
+        raise DjangoValidationError("must be true or false", code="invalid")
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
+class StrictFilterBackend(DjangoFilterBackend):
+    """django-filter, plus: a list refuses query parameters it does not know or gets twice.
+
+    A typo (``?is_activ=false``) used to list everything, as if no filter had been asked for.
+    Detail views (no filterset) are left as they were.
+    """
+
+    def filter_queryset(self, request: Request, queryset: Any, view: Any) -> Any:
+        if not isinstance(view, ListModelMixin):
+            return super().filter_queryset(request, queryset, view)
+        filterset_class = self.get_filterset_class(view, queryset)
+        allowed = set(filterset_class.base_filters) if filterset_class else set()
+        paginator = getattr(view, "paginator", None)
+        if paginator is not None:
+            allowed |= {
+                getattr(paginator, "cursor_query_param", "cursor"),
+                getattr(paginator, "page_size_query_param", None) or "page_size",
+            }
+        allowed.add(api_settings.URL_FORMAT_OVERRIDE or "format")
+        listing = ", ".join(sorted(allowed))
+        errors: dict[str, list[str]] = {}
+        for name, values in request.query_params.lists():
+            if name not in allowed:
+                errors[name[:64]] = [f"is not a query parameter of this list; use {listing}"]
+            elif len(values) > 1:
+                errors[name] = ["is given more than once; give it once"]
+        filterset = self.get_filterset(request, queryset, view)
+        if filterset is not None and not filterset.is_valid():
+            for name, messages in filterset.errors.items():
+                errors.setdefault(name, []).extend(messages)
+        if errors:
+            raise exceptions.ValidationError(errors)
+        return filterset.qs if filterset is not None else queryset
+
+
+class ExternalIdConverter:
+    """A path segment naming an external id or sku: no '/', no control characters (the sync
+    API refuses those at write, ``batch.identifier``). Anything else is no route: 404."""
+
+    regex = r"[^/\x00-\x1f\x7f]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+class LengthRequiredMiddleware:
+    """A body sent with ``Transfer-Encoding`` (chunked) is 411 Length Required.
+
+    Django's WSGI request reads ``CONTENT_LENGTH`` bytes and nothing when there is none, so a
+    chunked bulk upload read as an empty body ("got null"); whether the server decodes chunks
+    at all depends on it (gunicorn does, runserver does not). Clients send ``Content-Length``.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "HTTP_TRANSFER_ENCODING" not in request.META:
+            return self.get_response(request)
+        reason = (
+            "Transfer-Encoding is not supported: send the body with a Content-Length header "
+            "(not chunked)"
+        )
+        if request.path.startswith("/api/"):
+            error = {"index": None, "field": None, "reason": reason}
+            response: HttpResponse = JsonResponse({"errors": [error]}, status=411)
+        else:
+            response = HttpResponse(reason, status=411, content_type="text/plain")
+        return response
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, BodyError):
+        return Response({"errors": [exc.error]}, status=exc.status_code)
     if isinstance(exc, BatchError):
         return Response(
             {"errors": [{"index": None, "field": exc.field, "reason": exc.reason}]},

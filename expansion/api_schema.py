@@ -39,6 +39,13 @@ ERRORS: dict[str, tuple[str, dict[str, Any]]] = {
     "429": ("Too many requests for this API key; retry after the Retry-After header.", ERROR),
 }
 
+# Answered before a body is read (``api_json.FastJSONParser``, ``LengthRequiredMiddleware``).
+BODY_ERRORS: dict[str, tuple[str, dict[str, Any]]] = {
+    "411": ("The body came chunked (Transfer-Encoding); send it with Content-Length.", ERROR),
+    "413": ("The body exceeds API_MAX_BODY_BYTES.", ERROR),
+    "415": ("Not uncompressed UTF-8 JSON (Content-Type, charset or Content-Encoding).", ERROR),
+}
+
 
 def _paginated(operation: dict[str, Any]) -> bool:
     return any(p.get("name") == "cursor" for p in operation.get("parameters", []))
@@ -49,11 +56,14 @@ def document_errors(result: dict[str, Any], generator: Any, request: Any, public
     for path, operations in result.get("paths", {}).items():
         if not path.startswith("/api/v1/"):
             continue
-        for operation in operations.values():
+        for method, operation in operations.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses = operation["responses"]
-            for status, (description, schema) in ERRORS.items():
+            errors = dict(ERRORS)
+            if method in ("post", "put", "patch"):
+                errors.update(BODY_ERRORS)
+            for status, (description, schema) in sorted(errors.items()):
                 # Lookups by path, and list pages given a cursor that is not theirs.
                 if status == "404" and "{" not in path and not _paginated(operation):
                     continue

@@ -62,6 +62,45 @@ def string(*, max_length: int = 255, blank: bool = False) -> Validator:
     return clean
 
 
+# What a detail route (``learners/<id>/``, ``products/<sku>/``) can reach: no '/', no control
+# characters, no space at either end (a stripped id was stored as another), and not a name
+# that is a route itself or that HTTP clients rewrite ('bulk', '.', '..').
+_ID_FORBIDDEN = re.compile(r"[/\x00-\x1f\x7f-\x9f]")
+ID_PATTERN = r"^[^\s/\x00-\x1f\x7f-\x9f](?:[^/\x00-\x1f\x7f-\x9f]*[^\s/\x00-\x1f\x7f-\x9f])?$"
+RESERVED_IDS = frozenset({"bulk", ".", ".."})
+
+
+def identifier(*, max_length: int = 255) -> Validator:
+    """An external id or sku, kept exactly as sent, that its detail route can reach."""
+
+    def clean(value: Any) -> str:
+        if not isinstance(value, str):
+            raise FieldError(f"must be a string, got {type_name(value)}")
+        if not value:
+            raise FieldError("must not be empty")
+        if len(value) > max_length:
+            raise FieldError(f"must be at most {max_length} characters, got {len(value)}")
+        if value != value.strip():
+            raise FieldError("must not start or end with whitespace")
+        if (bad := _ID_FORBIDDEN.search(value)) is not None:
+            raise FieldError(
+                f"must not contain {bad.group()!r}: an id is used in URL paths, so no '/' "
+                "and no control characters"
+            )
+        if value in RESERVED_IDS:
+            raise FieldError(f"{value!r} is reserved: it names an API route")
+        return value
+
+    clean.schema = {  # type: ignore[attr-defined]
+        "type": "string",
+        "minLength": 1,
+        "maxLength": max_length,
+        "pattern": ID_PATTERN,
+        "description": "No '/', control characters or surrounding spaces; not bulk, . or ..",
+    }
+    return clean
+
+
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 

@@ -101,6 +101,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # A query string no admin page can use (a NUL, a number out of range) is a 400, not a 500.
     "expansion.admin_guard.AdminQueryGuard",
+    # A chunked body reads as empty under WSGI: 411 instead (expansion/api_common.py).
+    "expansion.api_common.LengthRequiredMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -354,7 +356,7 @@ REST_FRAMEWORK = {
         "expansion.api_json.FastJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["expansion.api_common.StrictFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "expansion.api_common.CursorPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_THROTTLE_CLASSES": ["expansion.apikeys.ApiKeyRateThrottle"],

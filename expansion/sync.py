@@ -25,6 +25,7 @@ from .batch import (
     boolean,
     choice,
     currency,
+    identifier,
     integer,
     money,
     optional,
@@ -46,7 +47,7 @@ from .models import (
 )
 
 PRODUCT_SPECS = {
-    "sku": Spec(string(max_length=100), required=True),
+    "sku": Spec(identifier(max_length=100), required=True),
     "name": Spec(string(), required=True),
     "kind": Spec(choice(ProductKind.values), required=True),
     "price": Spec(money(), required=True),
@@ -105,7 +106,7 @@ orders_synced = Signal()
 
 
 ORDER_SPECS = {
-    "external_id": Spec(string(), required=True),
+    "external_id": Spec(identifier(), required=True),
     "learner": Spec(string(), required=True),
     "placed_at": Spec(past_datetime, required=True),
     "currency": Spec(currency),
@@ -164,7 +165,7 @@ def orders_upsert(*, items: list[Any]) -> SyncResult:
 
 
 SUBSCRIPTION_SPECS = {
-    "external_id": Spec(string(), required=True),
+    "external_id": Spec(identifier(), required=True),
     "learner": Spec(string()),
     "account": Spec(string()),
     "plan": Spec(string(max_length=100), required=True),

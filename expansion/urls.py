@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from django.views.generic import RedirectView
 from drf_spectacular.views import (
     SpectacularAPIView,
@@ -14,31 +14,35 @@ from experiments import api as experiments_api
 from learners import api as learners_api
 
 from . import api as commerce_api
+from .api_common import ExternalIdConverter
+
+# External ids and skus in paths: no '/', no control characters (else no route, 404).
+register_converter(ExternalIdConverter, "ext")
 
 api_v1 = [
     path("learners/", learners_api.LearnerList.as_view(), name="learner-list"),
     path("learners/bulk/", learners_api.LearnerBulk.as_view(), name="learner-bulk"),
     path(
-        "learners/<str:external_id>/", learners_api.LearnerDetail.as_view(), name="learner-detail"
+        "learners/<ext:external_id>/", learners_api.LearnerDetail.as_view(), name="learner-detail"
     ),
     path(
-        "learners/<str:external_id>/scores/",
+        "learners/<ext:external_id>/scores/",
         learners_api.LearnerScores.as_view(),
         name="learner-scores",
     ),
     path(
-        "learners/<str:external_id>/recommendations/",
+        "learners/<ext:external_id>/recommendations/",
         commerce_api.LearnerRecommendations.as_view(),
         name="learner-recommendations",
     ),
     path("metrics/", commerce_api.Metrics.as_view(), name="metrics"),
     path(
-        "learners/<str:external_id>/offers/",
+        "learners/<ext:external_id>/offers/",
         campaigns_api.LearnerOffers.as_view(),
         name="learner-offers",
     ),
     path(
-        "learners/<str:external_id>/widget-token/",
+        "learners/<ext:external_id>/widget-token/",
         campaigns_api.WidgetToken.as_view(),
         name="learner-widget-token",
     ),
@@ -54,7 +58,7 @@ api_v1 = [
     ),
     path("courses/", learners_api.CourseList.as_view(), name="course-list"),
     path("courses/bulk/", learners_api.CourseBulk.as_view(), name="course-bulk"),
-    path("courses/<str:external_id>/", learners_api.CourseDetail.as_view(), name="course-detail"),
+    path("courses/<ext:external_id>/", learners_api.CourseDetail.as_view(), name="course-detail"),
     path("enrollments/", learners_api.EnrollmentList.as_view(), name="enrollment-list"),
     path("enrollments/bulk/", learners_api.EnrollmentBulk.as_view(), name="enrollment-bulk"),
     path(
@@ -65,19 +69,19 @@ api_v1 = [
     path("events/<int:pk>/", learners_api.EventDetail.as_view(), name="event-detail"),
     path("products/", commerce_api.ProductList.as_view(), name="product-list"),
     path("products/bulk/", commerce_api.ProductBulk.as_view(), name="product-bulk"),
-    path("products/<str:sku>/", commerce_api.ProductDetail.as_view(), name="product-detail"),
+    path("products/<ext:sku>/", commerce_api.ProductDetail.as_view(), name="product-detail"),
     path(
-        "products/<str:sku>/recommendations/",
+        "products/<ext:sku>/recommendations/",
         commerce_api.ProductRecommendations.as_view(),
         name="product-recommendations",
     ),
     path("orders/", commerce_api.OrderList.as_view(), name="order-list"),
     path("orders/bulk/", commerce_api.OrderBulk.as_view(), name="order-bulk"),
-    path("orders/<str:external_id>/", commerce_api.OrderDetail.as_view(), name="order-detail"),
+    path("orders/<ext:external_id>/", commerce_api.OrderDetail.as_view(), name="order-detail"),
     path("subscriptions/", commerce_api.SubscriptionList.as_view(), name="subscription-list"),
     path("subscriptions/bulk/", commerce_api.SubscriptionBulk.as_view(), name="subscription-bulk"),
     path(
-        "subscriptions/<str:external_id>/",
+        "subscriptions/<ext:external_id>/",
         commerce_api.SubscriptionDetail.as_view(),
         name="subscription-detail",
     ),

@@ -17,6 +17,7 @@ from expansion.api_common import (
     BulkUpsertView,
     ErrorItemSerializer,
     ErrorSerializer,
+    StrictBooleanFilter,
     UtcDateTimeFilter,
     bulk_schema,
 )
@@ -133,7 +134,7 @@ class LearnerFilter(django_filters.FilterSet):
     email = django_filters.CharFilter(lookup_expr="iexact")
     account = django_filters.CharFilter(field_name="account__external_id")
     updated_after = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
-    marketing_opt_in = django_filters.BooleanFilter()
+    marketing_opt_in = StrictBooleanFilter()
 
     class Meta:
         model = Learner
@@ -152,9 +153,7 @@ class CourseFilter(django_filters.FilterSet):
 class EnrollmentFilter(django_filters.FilterSet):
     learner = django_filters.CharFilter(field_name="learner__external_id")
     course = django_filters.CharFilter(field_name="course__external_id")
-    completed = django_filters.BooleanFilter(
-        field_name="completed_at", lookup_expr="isnull", exclude=True
-    )
+    completed = StrictBooleanFilter(field_name="completed_at", lookup_expr="isnull", exclude=True)
 
     class Meta:
         model = Enrollment

@@ -21,6 +21,7 @@ from expansion.batch import (
     boolean,
     choice,
     email,
+    identifier,
     integer,
     json_object,
     number,
@@ -74,7 +75,7 @@ def _unsubscribed_at(value: Any) -> Any:
 
 
 LEARNER_SPECS = {
-    "external_id": Spec(string(), required=True),
+    "external_id": Spec(identifier(), required=True),
     "email": Spec(email),
     "name": Spec(string(blank=True)),
     "account": Spec(optional(string())),
@@ -131,7 +132,7 @@ def _modules(value: Any) -> list[dict[str, Any]]:
 
 
 COURSE_SPECS = {
-    "external_id": Spec(string(), required=True),
+    "external_id": Spec(identifier(), required=True),
     "title": Spec(string(), required=True),
     "creator": Spec(optional(string(max_length=150))),
     "learning_path": Spec(string(blank=True)),

@@ -3,8 +3,9 @@ every response as the schema describes it (status code, content type, body).
 
 The checks are the ones this promise names. schemathesis's ``positive_data_acceptance`` and
 ``negative_data_rejection`` are left out: the schema does not yet carry every rule the bulk
-endpoints enforce (non-empty identifiers, for one), and the list endpoints fall back to the
-default page size for an unreadable ``page_size`` rather than refusing it.
+endpoints enforce (non-empty identifiers, for one). The list endpoints refuse what they cannot
+read (a bad ``page_size``, cursor, boolean or date, an unknown parameter); hostile query
+strings are covered by tests/security/test_corpus_filters.py.
 """
 
 import pytest
