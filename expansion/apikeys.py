@@ -106,7 +106,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         throttle = auth_failure_check(request)
         api_key = api_key_authenticate(raw_key) if raw_key else None
         if api_key is None:
-            throttle.record()
+            throttle.record(request)
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         return ApiKeyUser(api_key), api_key
 
@@ -143,7 +143,7 @@ class HasApiScope(permissions.BasePermission):
             return True
         user = request.user
         if user is None or not user.is_authenticated:
-            auth_failure_check(request).record()
+            auth_failure_check(request).record(request)
             return False
         if scope != ApiScope.READ:
             self.message = "An admin session cannot write through the API; use an API key."
@@ -207,15 +207,21 @@ class AuthFailureThrottle(throttling.SimpleRateThrottle):
         self.history = [at for at in self.cache.get(self.key, []) if at > self.now - self.duration]
         return len(self.history) >= self.num_requests
 
-    def record(self) -> None:
-        """Count one failure of the request last passed to ``exceeded``."""
+    def record(self, request: Request) -> None:
+        """Count the failure of ``request`` (after ``exceeded``), once however often its
+        permissions are checked: the browsable API checks them again for each form it
+        might show, on copies of the request sharing its HttpRequest."""
+        http_request = request._request
+        if getattr(http_request, "auth_failure_counted", False):
+            return
+        http_request.auth_failure_counted = True  # type: ignore[attr-defined]
         self.history.insert(0, self.now)
         self.cache.set(self.key, self.history, self.duration)
 
 
 def auth_failure_check(request: Request) -> AuthFailureThrottle:
     """Raise 429 if the request's address is past its failed-authentication limit; else the
-    throttle, whose ``record()`` counts this request if it fails."""
+    throttle, whose ``record(request)`` counts this request if it fails."""
     throttle = AuthFailureThrottle()
     if throttle.exceeded(request):
         raise exceptions.Throttled(

@@ -145,3 +145,16 @@ def test_a_signed_in_session_is_not_throttled_by_its_addresses_failures(clock):
     root = APIClient(REMOTE_ADDR=ADDRESS)
     root.force_login(UserFactory(is_staff=True, is_superuser=True))
     assert root.get("/api/v1/learners/").status_code == 200
+
+
+@pytest.mark.parametrize("header", [None, "Bearer exp_nope_nope"])
+def test_the_browsable_api_counts_a_failure_once(clock, header):
+    """Its page checks the permissions again for each form it might show."""
+    extra = {"HTTP_AUTHORIZATION": header} if header else {}
+    codes = [
+        APIClient(REMOTE_ADDR=ADDRESS, HTTP_ACCEPT="text/html", **extra)
+        .get("/api/v1/learners/")
+        .status_code
+        for _ in range(LIMIT + 1)
+    ]
+    assert codes == [401] * LIMIT + [429]
