@@ -1,4 +1,5 @@
-"""API keys: issue, authenticate, authorise by scope, throttle per key.
+"""API keys: issue, authenticate, authorise by scope; throttle per key, and failed authentication
+per client address.
 
 A key looks like ``exp_<prefix>_<secret>``. The prefix finds the row; the SHA-256 digest of the
 whole key is compared in constant time. Keys are never logged and never stored in clear.
