@@ -71,7 +71,9 @@ class LearnerOffers(APIView):
         summary="The learner's in-app offer card for a journey moment",
         description="The highest-priority live in-app offer the campaigns decided for this "
         "learner (after every guardrail), rendered, with its reason, expiry and tracking "
-        "endpoints; `offer` is null when there is none. Serving it marks it sent.",
+        "endpoints; `offer` is null when there is none. Read scope. Reading it changes "
+        "nothing: POST its `tracking.impression` when the card is shown, which records it "
+        "sent and seen (a click, accept or dismissal of a card not yet reported does too).",
         tags=["in-app"],
         parameters=[OffersQuery],
         responses={200: OffersOut},
@@ -88,9 +90,11 @@ class LearnerOffers(APIView):
 class OfferFeedback(APIView):
     @extend_schema(
         summary="Record an impression, click, accept or dismissal of an in-app offer",
-        description="A dismissal needs `reason` (not_now, not_relevant, too_expensive, "
-        "already_have, other); it is stored as a declined offer, which keeps further offers "
-        "away for the decline window. Impressions and dismissals count once.",
+        description="Write scope. An impression records the card sent and seen; the first "
+        "report of any kind on a card not yet reported records it sent. A dismissal needs "
+        "`reason` (not_now, not_relevant, too_expensive, already_have, other); it is stored "
+        "as a declined offer, which keeps further offers away for the decline window. "
+        "Impressions and dismissals count once.",
         tags=["in-app"],
         request=FeedbackIn,
         responses={200: FeedbackOut},

@@ -359,6 +359,12 @@ def send_clicked(*, send_id: int, url: str) -> bool:
     if not updated:
         return False
     Send.objects.filter(pk=send_id, clicked_at__isnull=True).update(clicked_at=now)
+    # An in-app card clicked before its impression came in was shown: sent now (serving it
+    # changed nothing, campaigns.inapp).
+    if Send.objects.filter(pk=send_id, channel="in_app", status=SendStatus.QUEUED).update(
+        status=SendStatus.SENT, sent_at=now
+    ):
+        SendEvent.objects.create(send_id=send_id, kind=SendEventKind.SERVED, at=now)
     Send.objects.filter(
         pk=send_id, status__in=[SendStatus.SENT, SendStatus.DELIVERED, SendStatus.OPENED]
     ).update(status=SendStatus.CLICKED)

@@ -2,15 +2,24 @@
 
 In-app sends are decided like emails (``campaigns.evaluate``: same guardrails, an in-app daily
 cap, no quiet hours). The platform asks for the card of a moment; the highest-priority live
-one is rendered with the same context as an email, marked served, and returned with its
-reason, its expiry (the offer's validity, default 48 hours — seed 000's countdown) and its
-tracking endpoints. Impressions, clicks, accepts and dismissals come back through the API. A
-dismissal carries a reason code and is stored as an ``offer_declined`` event, so the decline
-guardrail keeps further offers away for its window and the scoring flag sees it.
+one is rendered with the same context as an email and returned with its reason, its expiry
+(the offer's validity, default 48 hours — seed 000's countdown) and its tracking endpoints.
+
+Serving a card is read-only (a GET, a read-scope key, a widget token: nothing changes, however
+often it is fetched). The card becomes *sent* when the platform reports it shown — the
+impression POST, which records it sent and seen at once — or when the learner clicks, accepts
+or dismisses it before any impression arrived. What "sent" feeds keeps its meaning: the
+funnel's sent stage counts cards that reached a learner, attribution credits seen and clicked
+ones; the in-app cap counts a card from the moment it is decided (queued onwards,
+``campaigns.evaluate.COUNTED``), and experiments count learners from assignment (intention to
+treat), so neither depends on serving. A dismissal carries a reason code and is stored as an
+``offer_declined`` event, so the decline guardrail keeps further offers away for its window and
+the scoring flag sees it.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +39,9 @@ from .models import DismissReason, Send, SendEvent, SendEventKind, SendStatus
 
 DEFAULT_VALID_HOURS = 48
 LIVE = [SendStatus.QUEUED, SendStatus.SENT, SendStatus.OPENED]
+FEEDBACK_KINDS = ("impression", "click", "accept", "dismiss")
+
+logger = logging.getLogger(__name__)
 
 
 class OfferFeedbackError(ValueError):
@@ -57,7 +69,11 @@ class Card:
 
 
 def offer_card(*, learner: Learner, moment: str = "", now: datetime | None = None) -> Card | None:
-    """The learner's live in-app offer for ``moment`` (any moment if empty), served now."""
+    """The learner's live in-app offer for ``moment`` (any moment if empty), rendered.
+
+    Read-only: writes nothing (the card is marked sent by ``offer_feedback``). A card whose
+    template cannot render is skipped for the next live one, and logged by its send's id.
+    """
     now = now or timezone.now()
     candidates = (
         Send.objects.filter(
@@ -83,22 +99,12 @@ def offer_card(*, learner: Learner, moment: str = "", now: datetime | None = Non
                 version=send.template_version, context=send_context(send, now), locale=send.locale
             )
         except Exception as exc:  # noqa: BLE001 - one card that cannot render fails alone
-            reason = f"template: {exc}" if isinstance(exc, RenderError) else f"card: {exc!r}"
-            with transaction.atomic():
-                if Send.objects.filter(pk=send.pk, status__in=LIVE).update(
-                    status=SendStatus.FAILED, status_reason=reason[:500]
-                ):
-                    SendEvent.objects.create(
-                        send=send, kind=SendEventKind.FAILED, at=now, detail=reason[:1000]
-                    )
+            # Not marked failed: a read changes nothing (a passing fault would fail the card
+            # for good). The class only: a message may quote the learner's data.
+            kind = "template" if isinstance(exc, RenderError) else type(exc).__name__
+            logger.warning("in-app card of send %s cannot render (%s)", send.pk, kind)
             continue  # the next live card, if any
         target = send.offer.cta_url if send.offer is not None else ""
-        with transaction.atomic():
-            served = Send.objects.filter(pk=send.pk, status=SendStatus.QUEUED).update(
-                status=SendStatus.SENT, sent_at=now
-            )
-            if served:
-                SendEvent.objects.create(send=send, kind=SendEventKind.SERVED, at=now)
         return Card(
             send=send,
             title=rendered.subject,
@@ -111,15 +117,32 @@ def offer_card(*, learner: Learner, moment: str = "", now: datetime | None = Non
     return None
 
 
+def _shown(send: Send, now: datetime) -> None:
+    """A queued card the platform reports on was shown: it is sent now (once)."""
+    if Send.objects.filter(pk=send.pk, status=SendStatus.QUEUED).update(
+        status=SendStatus.SENT, sent_at=now
+    ):
+        SendEvent.objects.create(send=send, kind=SendEventKind.SERVED, at=now)
+
+
 def offer_feedback(*, send: Send, kind: str, reason: str = "", now: datetime | None = None) -> Send:
     """Record an impression, click, accept or dismissal of an in-app offer (idempotent for
-    impressions and dismissals; clicks count each time)."""
+    impressions and dismissals; clicks count each time).
+
+    The first report on a card still queued marks it sent (``sent_at``, a ``served`` event)
+    before its own effect: an impression records it sent and seen. Bad feedback (an unknown
+    kind, a dismissal without a valid reason) changes nothing."""
     now = now or timezone.now()
     if send.channel != "in_app":
         raise OfferFeedbackError("send", "is not an in-app offer")
+    if kind not in FEEDBACK_KINDS:
+        raise OfferFeedbackError("kind", "must be impression, click, accept or dismiss")
+    if kind == "dismiss" and reason not in DismissReason.values:
+        raise OfferFeedbackError("reason", f"must be one of {', '.join(DismissReason.values)}")
     rows = Send.objects.filter(pk=send.pk)
     open_statuses = [SendStatus.QUEUED, SendStatus.SENT]
     with transaction.atomic():
+        _shown(send, now)
         if kind == "impression":
             if rows.filter(seen_at__isnull=True).update(seen_at=now):
                 rows.filter(status__in=open_statuses).update(status=SendStatus.OPENED)
@@ -135,11 +158,7 @@ def offer_feedback(*, send: Send, kind: str, reason: str = "", now: datetime | N
                 kind=SendEventKind.ACCEPTED if kind == "accept" else SendEventKind.CLICKED,
                 at=now,
             )
-        elif kind == "dismiss":
-            if reason not in DismissReason.values:
-                raise OfferFeedbackError(
-                    "reason", f"must be one of {', '.join(DismissReason.values)}"
-                )
+        else:  # dismiss
             if rows.filter(dismissed_at__isnull=True).update(
                 dismissed_at=now, dismiss_reason=reason, status=SendStatus.DISMISSED
             ):
@@ -154,8 +173,6 @@ def offer_feedback(*, send: Send, kind: str, reason: str = "", now: datetime | N
                 )
                 learners_mark_dirty([send.learner_id])
                 scoring_kick_on_commit()
-        else:
-            raise OfferFeedbackError("kind", "must be impression, click, accept or dismiss")
     send.refresh_from_db()
     return send
 
@@ -179,7 +196,5 @@ def card_payload(card: Card, *, base: str) -> dict[str, Any]:
         }
         if send.offer
         else None,
-        "tracking": {
-            kind: f"{feedback}/{kind}/" for kind in ("impression", "click", "accept", "dismiss")
-        },
+        "tracking": {kind: f"{feedback}/{kind}/" for kind in FEEDBACK_KINDS},
     }

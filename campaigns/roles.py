@@ -7,6 +7,11 @@
 
 API keys (credentials of the platforms that sync data) are for superusers only: not even a
 marketer lists them (tests/security/test_boundaries.py).
+
+The API is for those keys. No role may read it with an admin session
+(``expansion.read_api_by_session``, held implicitly by superusers only): a marketer sees the
+same learners, orders and sends in the admin, which scopes what a creator sees; nothing in
+the admin calls the API. A session never writes through it (tests/security/test_api_roles.py).
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ MARKETER_EXTRA = [
 ]
 # Models no role may see, whatever its apps grant.
 ADMIN_ONLY_MODELS = {"apikey"}
+# Permissions no role holds, whatever its apps grant: reading the API with a session.
+NEVER_GRANTED = {"read_api_by_session"}
 CREATOR_PERMISSIONS = [
     ("campaigns", "view_campaign"),
     ("campaigns", "approve_campaign"),
@@ -73,6 +80,7 @@ def roles_ensure(**kwargs: Any) -> None:
             for p in perms
             if p.codename != "approve_campaign"  # creators approve
             and p.content_type.model not in ADMIN_ONLY_MODELS
+            and p.codename not in NEVER_GRANTED
         ]
     )
     creator, _ = Group.objects.get_or_create(name=COURSE_CREATOR)

@@ -97,6 +97,7 @@ def offers(request: HttpRequest) -> HttpResponse:
     learner = _learner(request)
     if learner is None:
         return _refused()
+    # Read-only: the widget's impression POST (on mount) records the card sent and seen.
     card = offer_card(learner=learner, moment=request.GET.get("moment", ""))
     payload = card_payload(card, base=settings.SITE_URL) if card else None
     if payload is not None:

@@ -1,4 +1,5 @@
-"""API keys: issue, authenticate, authorise by scope, throttle per key.
+"""API keys: issue, authenticate, authorise by scope; throttle per key, and failed authentication
+per client address.
 
 A key looks like ``exp_<prefix>_<secret>``. The prefix finds the row; the SHA-256 digest of the
 whole key is compared in constant time. Keys are never logged and never stored in clear.
@@ -101,8 +102,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if keyword.lower() not in self.keywords:
             return None
         raw_key = raw_key.strip()
+        # Checked before the key, and for every key: were a good key let through an address
+        # past its limit, a 200 among the 429s would still tell a guesser they had found one.
+        throttle = auth_failure_check(request)
         api_key = api_key_authenticate(raw_key) if raw_key else None
         if api_key is None:
+            throttle.record(request)
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         return ApiKeyUser(api_key), api_key
 
@@ -110,10 +115,21 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="api"'
 
 
+# The permission that lets a signed-in user read the API with their session (the browsable
+# API); superusers hold it implicitly, no role grants it (campaigns/roles.py).
+SESSION_READ_PERMISSION = "expansion.read_api_by_session"
+
+
 class HasApiScope(permissions.BasePermission):
     """Reads need the ``read`` scope, writes the ``write`` scope.
 
-    Staff signed in to the admin may read (the browsable API); superusers may also write.
+    The API is for API keys. An admin session may only read (GET, HEAD, OPTIONS), and only
+    with ``expansion.read_api_by_session`` (superusers hold it; no role grants it): a course
+    creator or a marketer signed in to the admin reads nothing through the API. A session
+    never writes, not even a superuser's — writes need a key.
+
+    A request with no credentials counts against its address's failed-authentication limit
+    (``AuthFailureThrottle``); past the limit it is a 429, not a 401.
     """
 
     message = "This API key lacks the scope this request needs."
@@ -128,10 +144,18 @@ class HasApiScope(permissions.BasePermission):
             return True
         user = request.user
         if user is None or not user.is_authenticated:
+            auth_failure_check(request).record(request)
             return False
-        if scope == ApiScope.READ:
-            return bool(user.is_staff)
-        return bool(user.is_superuser)
+        if scope != ApiScope.READ:
+            self.message = "An admin session cannot write through the API; use an API key."
+            return False
+        if not (user.is_staff and user.has_perm(SESSION_READ_PERMISSION)):
+            self.message = (
+                "An admin session may read the API only with the permission "
+                "'Can read the API from an admin session'; use an API key."
+            )
+            return False
+        return True
 
 
 class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
@@ -151,6 +175,61 @@ class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
         else:
             ident = self.get_ident(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class AuthFailureThrottle(throttling.SimpleRateThrottle):
+    """Requests that fail to authenticate — a bad, revoked or malformed key, or no
+    credentials at all — per client address: ``API_AUTH_FAILURE_RATE``, default ``20/min``.
+
+    Past the limit every API request from the address that does not come with a signed-in
+    session is a 429 with ``Retry-After`` (a good key too, see ``ApiKeyAuthentication``) until
+    its oldest failure leaves the window; requests refused with a 429 do not extend it. DRF's
+    throttles run only after authentication and permissions have passed, so these are
+    counted by the authentication class and the permission instead (``auth_failure_check``).
+
+    The address is ``REMOTE_ADDR``; behind trusted proxies set ``API_TRUSTED_PROXIES`` to
+    their number, and the client's address is read from ``X-Forwarded-For`` that many hops
+    from the right (DRF's ``NUM_PROXIES``). Never set it without such proxies: anyone could
+    then choose their address. Clients sharing an address share its limit (a job that keeps
+    using a revoked key blocks its host's other keys for the window).
+    """
+
+    scope = "auth_failure"
+    num_requests: int  # set from the rate by SimpleRateThrottle (not in its stubs)
+    duration: int
+
+    def get_cache_key(self, request: Request, view=None) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+    def exceeded(self, request: Request) -> bool:
+        """Whether the address has used up its failures in the window (counts nothing)."""
+        self.key = self.get_cache_key(request)
+        self.now = self.timer()
+        self.history = [at for at in self.cache.get(self.key, []) if at > self.now - self.duration]
+        return len(self.history) >= self.num_requests
+
+    def record(self, request: Request) -> None:
+        """Count the failure of ``request`` (after ``exceeded``), once however often its
+        permissions are checked: the browsable API checks them again for each form it
+        might show, on copies of the request sharing its HttpRequest."""
+        http_request = request._request
+        if getattr(http_request, "auth_failure_counted", False):
+            return
+        http_request.auth_failure_counted = True  # type: ignore[attr-defined]
+        self.history.insert(0, self.now)
+        self.cache.set(self.key, self.history, self.duration)
+
+
+def auth_failure_check(request: Request) -> AuthFailureThrottle:
+    """Raise 429 if the request's address is past its failed-authentication limit; else the
+    throttle, whose ``record(request)`` counts this request if it fails."""
+    throttle = AuthFailureThrottle()
+    if throttle.exceeded(request):
+        raise exceptions.Throttled(
+            wait=throttle.wait(),
+            detail="Too many requests from this address failed to authenticate.",
+        )
+    return throttle
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

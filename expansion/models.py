@@ -632,6 +632,11 @@ class ApiKey(models.Model):
     class Meta:
         verbose_name = "API key"
         ordering = ["-created_at"]
+        permissions = [
+            # expansion.apikeys.HasApiScope: a session reads the API only with this (never
+            # writes); superusers hold it implicitly, no role grants it (campaigns/roles.py).
+            ("read_api_by_session", "Can read the API from an admin session (browsable API)"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

@@ -99,6 +99,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Every response under /api/ is Cache-Control: no-store (expansion/middleware.py).
+    "expansion.middleware.no_store",
     # A query string no admin page can use (a NUL, a number out of range) is a 400, not a 500.
     "expansion.admin_guard.AdminQueryGuard",
     # A chunked body reads as empty under WSGI: 411 instead (expansion/api_common.py).
@@ -360,7 +362,15 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "expansion.api_common.CursorPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_THROTTLE_CLASSES": ["expansion.apikeys.ApiKeyRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"api_key": env("API_THROTTLE_RATE", "6000/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "api_key": env("API_THROTTLE_RATE", "6000/min"),
+        # Requests that fail to authenticate (or bring no credentials), per client address.
+        "auth_failure": env("API_AUTH_FAILURE_RATE", "20/min"),
+    },
+    # The client's address is REMOTE_ADDR unless this many trusted proxies (load balancers)
+    # stand in front and append to X-Forwarded-For; never more than there are, or clients
+    # pick their own address.
+    "NUM_PROXIES": env_int("API_TRUSTED_PROXIES", 0),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "expansion.api_common.exception_handler",
     "UNAUTHENTICATED_USER": None,

@@ -1,5 +1,6 @@
 """The in-app channel through the API: the card, its tracking, and a dismissal that sticks."""
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -40,10 +41,109 @@ def test_the_card_is_rendered_with_reason_expiry_and_tracking(api, card_setup):
     )
     expires = send.created_at + timedelta(hours=48)
     assert card["expires_at"] == expires.isoformat().replace("+00:00", "Z")
+    # Serving is read-only: the card stays queued, with no event, however often it is read.
+    assert api.get("/api/v1/learners/ann/offers/?moment=course_completion").json() == {
+        "offer": card
+    }
     send.refresh_from_db()
-    assert send.status == "sent"  # served
+    assert (send.status, send.sent_at, send.seen_at) == ("queued", None, None)
+    assert SendEvent.objects.filter(send=send).count() == 0
     # Another moment has no card.
     assert api.get("/api/v1/learners/ann/offers/?moment=renewal").json() == {"offer": None}
+
+
+def test_the_impression_records_the_card_sent_and_seen(api, card_setup):
+    campaign, version, learner = card_setup
+    send = card_send(campaign, version, learner)
+    assert api.get("/api/v1/learners/ann/offers/").json()["offer"]["send"] == send.pk
+
+    response = api.post(f"/api/v1/sends/{send.pk}/impression/", {}, format="json")
+
+    assert response.status_code == 200
+    send.refresh_from_db()
+    assert response.json() == {
+        "send": send.pk,
+        "status": "opened",
+        "seen_at": send.seen_at.isoformat().replace("+00:00", "Z"),
+        "clicked_at": None,
+        "dismissed_at": None,
+        "dismiss_reason": "",
+    }
+    assert send.sent_at == send.seen_at
+    events = list(SendEvent.objects.filter(send=send).values_list("kind", "at"))
+    assert events == [("served", send.sent_at), ("seen", send.seen_at)]
+    # A second impression changes nothing.
+    api.post(f"/api/v1/sends/{send.pk}/impression/", {}, format="json")
+    assert SendEvent.objects.filter(send=send).count() == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "status", "events"),
+    [
+        ("click", {}, "clicked", ["served", "clicked"]),
+        ("accept", {}, "clicked", ["served", "accepted"]),
+        ("dismiss", {"reason": "not_relevant"}, "dismissed", ["served", "dismissed"]),
+    ],
+)
+def test_a_report_before_any_impression_records_the_card_sent(
+    api, card_setup, kind, body, status, events
+):
+    campaign, version, learner = card_setup
+    send = card_send(campaign, version, learner)
+
+    assert api.post(f"/api/v1/sends/{send.pk}/{kind}/", body, format="json").status_code == 200
+
+    send.refresh_from_db()
+    assert (send.status, send.sent_at is not None, send.seen_at) == (status, True, None)
+    assert list(SendEvent.objects.filter(send=send).values_list("kind", flat=True)) == events
+
+
+def test_a_click_on_the_cards_link_before_any_impression_records_it_sent(client, api, card_setup):
+    campaign, version, learner = card_setup
+    send = card_send(campaign, version, learner)
+    card = api.get("/api/v1/learners/ann/offers/").json()["offer"]
+
+    response = client.get(card["cta_url"].removeprefix("https://expansion.example.org"))
+
+    assert response.status_code == 302
+    send.refresh_from_db()
+    assert (send.status, send.clicks, send.sent_at is not None) == ("clicked", 1, True)
+    kinds = list(SendEvent.objects.filter(send=send).values_list("kind", flat=True))
+    assert kinds == ["served", "clicked"]
+
+
+def test_bad_feedback_on_a_queued_card_changes_nothing(api, card_setup):
+    campaign, version, learner = card_setup
+    send = card_send(campaign, version, learner)
+
+    wave = api.post(f"/api/v1/sends/{send.pk}/wave/", {}, format="json")
+    meh = api.post(f"/api/v1/sends/{send.pk}/dismiss/", {"reason": "meh"}, format="json")
+    bare = api.post(f"/api/v1/sends/{send.pk}/dismiss/", {}, format="json")
+
+    assert (wave.status_code, meh.status_code, bare.status_code) == (400, 400, 400)
+    assert wave.json() == {
+        "errors": [
+            {
+                "index": None,
+                "field": "kind",
+                "reason": "must be impression, click, accept or dismiss",
+            }
+        ]
+    }
+    assert bare.json() == {
+        "errors": [
+            {
+                "index": None,
+                "field": "reason",
+                "reason": "must be one of not_now, not_relevant, too_expensive, already_have, "
+                "other",
+            }
+        ]
+    }
+    send.refresh_from_db()
+    assert (send.status, send.sent_at, send.dismissed_at) == ("queued", None, None)
+    assert SendEvent.objects.filter(send=send).count() == 0
+    assert Event.objects.count() == 0
 
 
 def test_an_expired_offer_is_not_served(api, card_setup):
@@ -113,14 +213,26 @@ def test_feedback_errors_and_scopes(api, read_api, card_setup):
     assert api.post(f"/api/v1/sends/{send.pk}/wave/", {}, format="json").status_code == 400
     assert api.post(f"/api/v1/sends/{email.pk}/click/", {}, format="json").status_code == 404
     assert api.post("/api/v1/sends/999999/click/", {}).status_code == 404
-    assert read_api.post(f"/api/v1/sends/{send.pk}/click/", {}, format="json").status_code == 403
-    assert read_api.get("/api/v1/learners/ann/offers/").status_code == 200
+    # Feedback needs the write scope; a read-scope key gets the card, and changes nothing.
+    for kind in ("impression", "click", "accept", "dismiss"):
+        refused = read_api.post(
+            f"/api/v1/sends/{send.pk}/{kind}/", {"reason": "not_now"}, format="json"
+        )
+        assert refused.status_code == 403, kind
+        assert refused.json() == {
+            "errors": [
+                {"index": None, "field": None, "reason": "This API key lacks the 'write' scope."}
+            ]
+        }
+    read = read_api.get("/api/v1/learners/ann/offers/")
+    assert (read.status_code, read.json()["offer"]["send"]) == (200, send.pk)
     assert api.get("/api/v1/learners/nobody/offers/").status_code == 404
     send.refresh_from_db()
-    assert send.clicks == 0
+    assert (send.status, send.sent_at, send.seen_at, send.clicks) == ("queued", None, None, 0)
+    assert SendEvent.objects.filter(send=send).count() == 0
 
 
-def test_a_card_that_cannot_render_fails_alone_and_the_next_one_is_served(api, card_setup):
+def test_a_card_that_cannot_render_is_skipped_and_the_next_one_is_served(api, card_setup, caplog):
     from tests.factories.templates import MessageTemplateFactory, MessageTemplateVersionFactory
 
     campaign, version, learner = card_setup
@@ -142,12 +254,16 @@ def test_a_card_that_cannot_render_fails_alone_and_the_next_one_is_served(api, c
     broken = card_send(campaign, broken_version, learner, occurrence_key="other")
     Send.objects.filter(pk=broken.pk).update(priority=200)
 
-    response = api.get("/api/v1/learners/ann/offers/")
+    with caplog.at_level(logging.WARNING, logger="campaigns.inapp"):
+        response = api.get("/api/v1/learners/ann/offers/")
 
     assert response.status_code == 200
     assert response.json()["offer"]["send"] == fine.pk
+    # A read changes nothing, not even on the card that cannot render: it is skipped and
+    # logged by its send's id (never its data).
     broken.refresh_from_db()
-    assert broken.status == "failed"
-    assert broken.status_reason.startswith("template: ")
-    assert "usage" in broken.status_reason
-    assert SendEvent.objects.filter(send=broken, kind="failed").count() == 1
+    assert (broken.status, broken.status_reason) == ("queued", "")
+    assert SendEvent.objects.count() == 0
+    assert [r.getMessage() for r in caplog.records if r.name == "campaigns.inapp"] == [
+        f"in-app card of send {broken.pk} cannot render (template)"
+    ]

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.core import signing
 
-from campaigns.models import Send
+from campaigns.models import Send, SendEvent
 from campaigns.widget import WIDGET_SALT, widget_token
 from learners.models import Event
 from tests.campaigns.conftest import card_send, data_analyst_path
@@ -45,6 +45,36 @@ def test_a_token_from_the_api_reads_the_card_and_the_path(api, client, card_setu
         ],
         "next": "SQL 2",
     }
+    assert response["Cache-Control"] == "no-store"
+    # Reading the card changed nothing; the widget's impression records it sent and seen.
+    send.refresh_from_db()
+    assert (send.status, send.sent_at, send.seen_at) == ("queued", None, None)
+    assert SendEvent.objects.filter(send=send).count() == 0
+    seen = client.post(
+        body["offer"]["tracking"]["impression"].removeprefix("https://expansion.example.org"),
+        data={},
+        content_type="application/json",
+        HTTP_X_WIDGET_TOKEN=issued["token"],
+    )
+    assert seen.json() == {"send": send.pk, "status": "opened"}
+    send.refresh_from_db()
+    assert send.sent_at == send.seen_at is not None
+    kinds = list(SendEvent.objects.filter(send=send).values_list("kind", flat=True))
+    assert kinds == ["served", "seen"]
+
+
+def test_reading_the_card_through_the_widget_changes_nothing(client, card_setup):
+    campaign, version, learner = card_setup
+    send = card_send(campaign, version, learner)
+    token = widget_token(learner)
+
+    bodies = [client.get("/w/offers/", HTTP_X_WIDGET_TOKEN=token).json() for _ in range(3)]
+
+    assert bodies[0]["offer"]["send"] == send.pk
+    assert bodies[1] == bodies[0] == bodies[2]
+    send.refresh_from_db()
+    assert (send.status, send.sent_at, send.seen_at) == ("queued", None, None)
+    assert SendEvent.objects.count() == 0
 
 
 def test_feedback_through_the_widget_and_its_boundaries(client, card_setup):
@@ -64,8 +94,10 @@ def test_feedback_through_the_widget_and_its_boundaries(client, card_setup):
     assert post(other.pk, "dismiss", {"reason": "not_now"}).status_code == 404  # not theirs
     assert post(send.pk, "dismiss", {"reason": "because"}).status_code == 400
     assert post(send.pk, "impression", {}, token="forged").status_code == 401
+    assert post(send.pk, "wave", {}).status_code == 400
     assert Event.objects.count() == 0
     assert Send.objects.get(pk=other.pk).dismissed_at is None
+    assert SendEvent.objects.count() == 0
     assert post(send.pk, "dismiss", {"reason": "not_now"}).json() == {
         "send": send.pk,
         "status": "dismissed",

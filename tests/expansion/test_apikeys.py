@@ -1,4 +1,5 @@
 import pytest
+from django.contrib.auth.models import Permission, User
 from rest_framework.test import APIClient
 
 from expansion.apikeys import ApiKeyRateThrottle, api_key_issue, api_key_revoke, digest_key
@@ -81,12 +82,21 @@ def test_last_used_is_recorded():
     assert issued.api_key.last_used_at is not None
 
 
-def test_staff_session_reads_but_only_superuser_writes(client):
+def test_a_session_reads_only_with_its_permission_and_never_writes(client):
+    """The full sweep over endpoints and roles: tests/security/test_api_roles.py."""
     staff = UserFactory(username="staff", is_staff=True)
     api = APIClient()
     api.force_authenticate(staff)
+    assert api.get("/api/v1/learners/").status_code == 403
+    staff.user_permissions.add(Permission.objects.get(codename="read_api_by_session"))
+    api.force_authenticate(User.objects.get(pk=staff.pk))  # a fresh permission cache
     assert api.get("/api/v1/learners/").status_code == 200
+    root = APIClient()
+    root.force_authenticate(UserFactory(username="root", is_staff=True, is_superuser=True))
+    assert root.get("/api/v1/learners/").status_code == 200
+    assert root.post("/api/v1/learners/bulk/", ITEMS, format="json").status_code == 403
     assert api.post("/api/v1/learners/bulk/", ITEMS, format="json").status_code == 403
+    assert Learner.objects.count() == 0
     nobody = APIClient()
     nobody.force_authenticate(UserFactory(username="plain"))
     assert nobody.get("/api/v1/learners/").status_code == 403
