@@ -11,6 +11,7 @@ Cross-origin by design (the platform's pages are on another host); no cookies ar
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django.conf import settings
@@ -40,6 +41,10 @@ def widget_token_read(token: str) -> int | None:
         return None
     learner = data.get("l") if isinstance(data, dict) else None
     return learner if isinstance(learner, int) else None
+
+
+# A journey moment's slug, as the API's LearnerOffers reads it (empty: any moment).
+MOMENT = re.compile(r"[-a-zA-Z0-9_]{0,40}")
 
 
 def _cors(response: HttpResponse) -> HttpResponse:
@@ -97,8 +102,11 @@ def offers(request: HttpRequest) -> HttpResponse:
     learner = _learner(request)
     if learner is None:
         return _refused()
+    moment = request.GET.get("moment", "")
+    if not MOMENT.fullmatch(moment):
+        return _cors(JsonResponse({"detail": "moment must be a journey moment's slug"}, status=400))
     # Read-only: the widget's impression POST (on mount) records the card sent and seen.
-    card = offer_card(learner=learner, moment=request.GET.get("moment", ""))
+    card = offer_card(learner=learner, moment=moment)
     payload = card_payload(card, base=settings.SITE_URL) if card else None
     if payload is not None:
         base = f"{settings.SITE_URL}/w/feedback/{payload['send']}"

@@ -34,9 +34,17 @@ ERROR = {
 ERRORS: dict[str, tuple[str, dict[str, Any]]] = {
     "400": ("The request is invalid; the body names each item and field, and why.", ERROR),
     "401": ("No valid API key.", ERROR),
-    "403": ("The API key lacks the scope this request needs.", ERROR),
+    "403": (
+        "The API key lacks the scope this request needs, or an admin session may not do this "
+        "(sessions only read, with the read_api_by_session permission).",
+        ERROR,
+    ),
     "404": ("No such object.", ERROR),
-    "429": ("Too many requests for this API key; retry after the Retry-After header.", ERROR),
+    "429": (
+        "Too many requests for this API key, or too many failed authentications from this "
+        "address; retry after the Retry-After header.",
+        ERROR,
+    ),
 }
 
 # Answered before a body is read (``api_json.FastJSONParser``, ``LengthRequiredMiddleware``).

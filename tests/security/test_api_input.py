@@ -128,6 +128,23 @@ def test_an_unreadable_moment_is_400(api, query, reason):
     assert response.json()["errors"][0] == {"index": None, "field": "moment", "reason": reason}
 
 
+@pytest.mark.parametrize("query", ["moment=%00", "moment=no%20slug", "moment=" + "m" * 41])
+def test_the_widget_refuses_an_unreadable_moment_and_changes_nothing(client, query):
+    """A NUL in the widget's moment was a 500 on PostgreSQL."""
+    from campaigns.models import Send
+    from campaigns.widget import widget_token
+
+    learner = LearnerFactory(external_id="ann")
+
+    response = client.get(f"/w/offers/?{query}", HTTP_X_WIDGET_TOKEN=widget_token(learner))
+
+    assert (response.status_code, response.json()) == (
+        400,
+        {"detail": "moment must be a journey moment's slug"},
+    )
+    assert Send.objects.count() == 0
+
+
 @pytest.mark.parametrize("limit", ["%C2%B2", "%D9%A3", "%EF%BC%93", "1.0", "-1", "0", "21", ""])
 @pytest.mark.parametrize(
     "path", ["/api/v1/learners/ann/recommendations/", "/api/v1/products/pro/recommendations/"]

@@ -24,6 +24,7 @@ from templates.context import KNOWN, VARIABLES, message_context
 from templates.library import STARTERS
 from templates.messages import content_check, message_render, template_snapshot
 from templates.models import MessageTemplate, MessageTemplateVariant, MessageTemplateVersion
+from tests.factories.experiments import ExperimentSettingsFactory
 from tests.factories.learners import LearnerFactory, UserFactory
 from tests.factories.templates import MessageTemplateFactory, MessageTemplateVersionFactory
 
@@ -310,6 +311,7 @@ def test_message_render_stops_a_cpu_bomb_under_the_loop_limit():
 
 @pytest.mark.django_db
 def test_a_data_dependent_bomb_fails_that_one_send_with_its_reason_and_nothing_leaves():
+    ExperimentSettingsFactory(global_holdout_percent=0)  # neither learner is held out
     # Passes the trial render at save (the sample learner is not called Zed) …
     body = HEAD + (
         "{% if learner.first_name == 'Zed' %}{{ (1..100000000) | join: ',' }}{% endif %}"
