@@ -25,6 +25,7 @@ from .batch import (
     boolean,
     choice,
     currency,
+    identifier,
     integer,
     money,
     optional,
@@ -46,13 +47,13 @@ from .models import (
 )
 
 PRODUCT_SPECS = {
-    "sku": Spec(string(max_length=100), required=True),
+    "sku": Spec(identifier(max_length=100), required=True),
     "name": Spec(string(), required=True),
     "kind": Spec(choice(ProductKind.values), required=True),
     "price": Spec(money(), required=True),
     "currency": Spec(currency),
     "unit_cost": Spec(optional(money())),
-    "course": Spec(optional(string())),
+    "course": Spec(optional(identifier())),
     "is_active": Spec(boolean),
 }
 
@@ -72,8 +73,8 @@ def products_upsert(*, items: list[Any]) -> SyncResult:
 
 
 LINE_SPECS = {
-    "external_id": Spec(string(), required=True),
-    "sku": Spec(string(max_length=100), required=True),
+    "external_id": Spec(identifier(), required=True),
+    "sku": Spec(identifier(max_length=100), required=True),
     "quantity": Spec(integer(minimum=1, maximum=1_000_000)),
     "unit_price": Spec(money(), required=True),
     "refunded_amount": Spec(money()),
@@ -105,8 +106,8 @@ orders_synced = Signal()
 
 
 ORDER_SPECS = {
-    "external_id": Spec(string(), required=True),
-    "learner": Spec(string(), required=True),
+    "external_id": Spec(identifier(), required=True),
+    "learner": Spec(identifier(), required=True),
     "placed_at": Spec(past_datetime, required=True),
     "currency": Spec(currency),
     "lines": Spec(_lines, required=True),
@@ -164,10 +165,10 @@ def orders_upsert(*, items: list[Any]) -> SyncResult:
 
 
 SUBSCRIPTION_SPECS = {
-    "external_id": Spec(string(), required=True),
-    "learner": Spec(string()),
-    "account": Spec(string()),
-    "plan": Spec(string(max_length=100), required=True),
+    "external_id": Spec(identifier(), required=True),
+    "learner": Spec(identifier()),
+    "account": Spec(identifier()),
+    "plan": Spec(identifier(max_length=100), required=True),
     "mrr": Spec(money(), required=True),
     "status": Spec(choice(SubscriptionStatus.values), required=True),
     "started_at": Spec(past_datetime, required=True),

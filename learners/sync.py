@@ -21,6 +21,7 @@ from expansion.batch import (
     boolean,
     choice,
     email,
+    identifier,
     integer,
     json_object,
     number,
@@ -74,10 +75,10 @@ def _unsubscribed_at(value: Any) -> Any:
 
 
 LEARNER_SPECS = {
-    "external_id": Spec(string(), required=True),
+    "external_id": Spec(identifier(), required=True),
     "email": Spec(email),
     "name": Spec(string(blank=True)),
-    "account": Spec(optional(string())),
+    "account": Spec(optional(identifier())),
     "time_zone": Spec(time_zone),
     "locale": Spec(string(max_length=16)),
     "marketing_opt_in": Spec(boolean),
@@ -112,7 +113,7 @@ def _modules(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise FieldError("must be an array of modules")
     specs = {
-        "external_id": Spec(string(), required=True),
+        "external_id": Spec(identifier(), required=True),
         "title": Spec(string(blank=True)),
         "position": Spec(integer(minimum=1, maximum=MODULE_POSITION_LIMIT - 1), required=True),
         "is_final": Spec(boolean),
@@ -131,7 +132,7 @@ def _modules(value: Any) -> list[dict[str, Any]]:
 
 
 COURSE_SPECS = {
-    "external_id": Spec(string(), required=True),
+    "external_id": Spec(identifier(), required=True),
     "title": Spec(string(), required=True),
     "creator": Spec(optional(string(max_length=150))),
     "learning_path": Spec(string(blank=True)),
@@ -210,8 +211,8 @@ def _modules_replace(modules_by_course: dict[str, list[dict[str, Any]]]) -> None
 
 
 ENROLLMENT_SPECS = {
-    "learner": Spec(string(), required=True),
-    "course": Spec(string(), required=True),
+    "learner": Spec(identifier(), required=True),
+    "course": Spec(identifier(), required=True),
     "enrolled_at": Spec(past_datetime, required=True),
     "completed_at": Spec(optional(past_datetime)),
     "progress": Spec(number(minimum=0, maximum=100)),
