@@ -224,12 +224,18 @@ def _conflict(index: int, key: str, where: str) -> dict[str, Any]:
     }
 
 
-def events_ingest(*, items: list[Any]) -> IngestResult:
-    """Store the valid events of a batch; report duplicates and per-item errors.
+# A valid event with its learner, course and module ids resolved.
+_Kept = tuple[_Row, int, int | None, int | None]
 
-    Guarantees: idempotent by ``idempotency_key`` (a key already stored, or repeated inside the
-    batch, is reported as a duplicate and not written again); the valid events are stored
-    even when others in the batch are refused; all-or-nothing for the valid rows.
+
+def events_ingest(*, items: list[Any]) -> IngestResult:
+    """Store the valid events of a batch; report duplicates, conflicts and per-item errors.
+
+    Guarantees: idempotent by ``idempotency_key``: a key already stored, or repeated inside
+    the batch, with the same content (the same instant in any offset, JSON-equal properties)
+    is reported as a duplicate and not written again; with different content it is refused
+    (``field: idempotency_key``, naming the key) and nothing is overwritten. The valid events
+    are stored even when others in the batch are refused; all-or-nothing for the valid rows.
     """
     if not isinstance(items, list):
         raise BatchError(f"must be an array, got {type_name(items)}")
@@ -237,30 +243,10 @@ def events_ingest(*, items: list[Any]) -> IngestResult:
     errors = result.errors
     now_limit = datetime.now(UTC) + FUTURE_TOLERANCE
     rows: list[_Row] = []
-    seen: dict[str, _Row] = {}
     for index, item in enumerate(items):
         row = _validate(index, item, errors, now_limit)
-        if row is None:
-            continue
-        first = seen.get(row.key)
-        if first is not None:
-            if (
-                (first.learner, first.kind, first.occurred_at, first.value)
-                == (
-                    row.learner,
-                    row.kind,
-                    row.occurred_at,
-                    row.value,
-                )
-                and (first.course, first.module) == (row.course, row.module)
-                and _same_json(first.props, row.props)
-            ):
-                result.duplicates.append({"index": index, "idempotency_key": row.key})
-            else:
-                errors.append(_conflict(index, row.key, f"by item {first.index} of this batch"))
-            continue
-        seen[row.key] = row
-        rows.append(row)
+        if row is not None:
+            rows.append(row)
     if not rows:
         return result
 
@@ -280,7 +266,10 @@ def events_ingest(*, items: list[Any]) -> IngestResult:
             ).values_list("id", "course_id", "external_id")
         }
 
-    kept: list[tuple[_Row, int, int | None, int | None]] = []
+    # The first resolved item of each key is the one inserted; later ones are repeats.
+    kept: list[_Kept] = []
+    first: dict[str, _Kept] = {}
+    repeats: list[_Kept] = []
     for row in rows:
         learner_id = learners.get(row.learner)
         if learner_id is None:
@@ -316,7 +305,12 @@ def events_ingest(*, items: list[Any]) -> IngestResult:
                         }
                     )
                     continue
-        kept.append((row, learner_id, course_id, module_id))
+        entry = (row, learner_id, course_id, module_id)
+        if row.key in first:
+            repeats.append(entry)
+        else:
+            first[row.key] = entry
+            kept.append(entry)
     if not kept:
         errors.sort(key=lambda e: e["index"])
         return result
@@ -332,24 +326,36 @@ def events_ingest(*, items: list[Any]) -> IngestResult:
     if inserted:
         transaction.on_commit(scoring_kick)
         transaction.on_commit(events_stored_notify)
-    repeated = [entry for entry in kept if entry[0].key not in inserted]
-    result.accepted = len(kept) - len(repeated)
-    if repeated:
-        stored = _stored_events({row.key for row, *_ in repeated})
-        for row, learner_id, course_id, module_id in repeated:
-            before = stored.get(row.key)
-            if before is None or (
-                before[:6]
-                == (learner_id, row.kind, row.occurred_at, row.value, course_id, module_id)
-                and _same_json(before[6], row.props)
-            ):
-                # None: stored by a concurrent batch this statement could not see yet.
-                result.duplicates.append({"index": row.index, "idempotency_key": row.key})
-            else:
-                errors.append(_conflict(row.index, row.key, "by an event already stored"))
-    result.duplicates.sort(key=lambda d: d["index"])
+    not_new = [entry for entry in kept if entry[0].key not in inserted]
+    result.accepted = len(kept) - len(not_new)
+    # Only a batch that repeats keys pays for this query (a replay, ~1 row per key).
+    stored = _stored_events({entry[0].key for entry in not_new}) if not_new else {}
+    for entry in sorted(not_new + repeats, key=lambda e: e[0].index):
+        row = entry[0]
+        before = stored.get(row.key)
+        if before is None and row.key not in inserted:
+            # Stored by a concurrent batch this statement could not see yet: a duplicate.
+            result.duplicates.append({"index": row.index, "idempotency_key": row.key})
+        elif _same_event(entry, before if before is not None else _content(first[row.key])):
+            result.duplicates.append({"index": row.index, "idempotency_key": row.key})
+        elif before is not None:
+            errors.append(_conflict(row.index, row.key, "by an event already stored"))
+        else:
+            where = f"by item {first[row.key][0].index} of this batch"
+            errors.append(_conflict(row.index, row.key, where))
     errors.sort(key=lambda e: e["index"])
     return result
+
+
+def _content(entry: _Kept) -> tuple:
+    """An event as ``_stored_events`` returns it."""
+    row, learner_id, course_id, module_id = entry
+    return (learner_id, row.kind, row.occurred_at, row.value, course_id, module_id, row.props)
+
+
+def _same_event(entry: _Kept, stored: tuple) -> bool:
+    content = _content(entry)
+    return content[:6] == stored[:6] and _same_json(content[6], stored[6])
 
 
 def _stored_events(keys: set[str]) -> dict[str, tuple]:
@@ -395,7 +401,7 @@ _SQLITE_COLUMNS = (
 _SQLITE_CHUNK = 1000
 
 
-def _insert(kept: list[tuple[_Row, int, int | None, int | None]]) -> set[str]:
+def _insert(kept: list[_Kept]) -> set[str]:
     """Insert the rows; return the idempotency keys that were new."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
