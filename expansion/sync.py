@@ -87,7 +87,8 @@ def _lines(value: Any) -> list[dict[str, Any]]:
     nested = validate_items(value, LINE_SPECS, unique="external_id")
     if nested.errors:
         first = nested.errors[0]
-        raise FieldError(first["reason"], field=f"lines[{first['index']}].{first['field']}")
+        inner = f".{first['field']}" if first["field"] else ""
+        raise FieldError(first["reason"], field=f"lines[{first['index']}]{inner}")
     lines = []
     for index, line in nested.rows:
         line.setdefault("quantity", 1)

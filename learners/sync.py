@@ -121,7 +121,8 @@ def _modules(value: Any) -> list[dict[str, Any]]:
     nested = validate_items(value, specs, unique="external_id")
     if nested.errors:
         first = nested.errors[0]
-        raise FieldError(first["reason"], field=f"modules[{first['index']}].{first['field']}")
+        inner = f".{first['field']}" if first["field"] else ""
+        raise FieldError(first["reason"], field=f"modules[{first['index']}]{inner}")
     modules = [row for _, row in nested.rows]
     positions = [m["position"] for m in modules]
     if len(set(positions)) != len(positions):
