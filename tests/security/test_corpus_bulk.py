@@ -29,8 +29,8 @@ from tests.factories.learners import CourseFactory, LearnerFactory, ModuleFactor
 
 pytestmark = pytest.mark.django_db
 
-REFS = 12  # learners ref-0 … ref-11: enrolments need one (learner, course) pair per item
-EXAMPLES = 40  # per endpoint: 280 batches in all
+REFS = 64  # learners ref-0 … ref-63: enrolments need one (learner, course) pair per item
+EXAMPLES = 40  # random batches per endpoint: 280 in all, besides the sweep of every bad value
 
 # --- valid, if odd, values -------------------------------------------------------------------
 
@@ -275,7 +275,7 @@ ENDPOINTS = [
                     5,
                     None,
                     "x" * 250 + "@example.org",
-                    "a@b.c\n",
+                    "a@b\n.c",
                 ],
             ),
             M("name", bad_text(blank=True)),
@@ -428,28 +428,28 @@ class Planned:
 
 @st.composite
 def batch(draw, endpoint: Endpoint) -> list[Planned]:
-    size = draw(st.integers(min_value=1, max_value=REFS))
+    size = draw(st.integers(min_value=1, max_value=16))
     planned: list[Planned] = []
     for n in range(size):
         item = endpoint.good(draw, n)
-        roll = draw(st.integers(min_value=0, max_value=9))
+        roll = draw(st.integers(min_value=0, max_value=11))
         goods = [p for p in planned if not p.bad and p.duplicate_of is None]
-        if roll < 4:  # a good item
-            planned.append(Planned(item, rows=len(item.get("modules", item.get("lines", [])))))
-        elif roll < 7:  # one field made bad
+        if roll < 3:  # a good item
+            planned.append(_good(item))
+        elif roll < 8:  # one field made bad
             mutation = draw(st.sampled_from(endpoint.mutations))
             value = draw(st.sampled_from(mutation.values + ANYWHERE))
             if value == "unknown":  # well-formed but absent: unique, or it repeats the last
                 value = f"unknown-{n}"
             planned.append(Planned({**item, mutation.field: value}, mutation.field, bad=True))
-        elif roll == 7:  # a required field left out, or an unknown one added
+        elif roll == 8:  # a required field left out, or an unknown one added
             if draw(st.booleans()):
                 name = draw(st.sampled_from(endpoint.required))
                 item.pop(name)
                 planned.append(Planned(item, name, bad=True))
             else:
                 planned.append(Planned({**item, "surprise": draw(json_scalar)}, "surprise", True))
-        elif roll == 8:  # not an object at all
+        elif roll == 9:  # not an object at all
             planned.append(Planned(draw(st.sampled_from([1, "x", [], None, [item]])), None, True))
         elif goods:  # an earlier good item again
             earlier = draw(st.sampled_from(goods))
@@ -462,7 +462,31 @@ def batch(draw, endpoint: Endpoint) -> list[Planned]:
                 other = {**earlier.item, "kind": "custom.other"}
                 planned.append(Planned(other, "idempotency_key", bad=True))
         else:
-            planned.append(Planned(item, rows=len(item.get("modules", item.get("lines", [])))))
+            planned.append(_good(item))
+    return planned
+
+
+def _good(item: dict[str, Any]) -> Planned:
+    return Planned(item, rows=len(item.get("modules", item.get("lines", []))))
+
+
+@st.composite
+def sweep(draw, endpoint: Endpoint, mutation: Mutation | None) -> list[Planned]:
+    """Every bad value of one field (``None``: every required field left out, an unknown
+    field), each after a good item."""
+    if mutation is None:
+        bad = [(name, None) for name in endpoint.required] + [("surprise", 1)]
+    else:
+        bad = [(mutation.field, value) for value in mutation.values + ANYWHERE]
+    planned: list[Planned] = []
+    for k, (name, value) in enumerate(bad):
+        planned.append(_good(endpoint.good(draw, 2 * k)))
+        item = endpoint.good(draw, 2 * k + 1)
+        if mutation is None and name != "surprise":
+            item.pop(name)
+        else:
+            item[name] = f"unknown-{k}" if value == "unknown" else value
+        planned.append(Planned(item, name, bad=True))
     return planned
 
 
@@ -472,7 +496,9 @@ class Rollback(Exception):
 
 @pytest.fixture
 def references(db):
-    refs = [LearnerFactory(external_id=f"ref-{n}") for n in range(REFS)]
+    refs = Learner.objects.bulk_create(
+        [LearnerFactory.build(external_id=f"ref-{n}") for n in range(REFS)]
+    )
     course = CourseFactory(external_id="ref-c")
     ModuleFactory(course=course, external_id="m1", position=1)
     ProductFactory(sku="ref-p", kind=ProductKind.PLAN)
@@ -483,20 +509,41 @@ def counts(endpoint: Endpoint) -> tuple[int, ...]:
     return tuple(model.objects.count() for model in endpoint.models)
 
 
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=[e.name for e in ENDPOINTS])
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,  # the same corpus on every run and machine
-    suppress_health_check=[
+SETTINGS = {
+    "deadline": None,
+    "derandomize": True,  # the same corpus on every run and machine
+    "suppress_health_check": [
         HealthCheck.function_scoped_fixture,
         HealthCheck.too_slow,
         HealthCheck.data_too_large,
     ],
-)
+}
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=[e.name for e in ENDPOINTS])
+@settings(max_examples=EXAMPLES, **SETTINGS)
 @given(data=st.data())
 def test_hostile_batches_store_exactly_the_good_items(api, references, endpoint, data):
-    planned = data.draw(batch(endpoint))
+    _check_in_savepoint(api, endpoint, data.draw(batch(endpoint)))
+
+
+SWEEPS = [(e, m) for e in ENDPOINTS for m in (*e.mutations, None)]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "mutation"),
+    SWEEPS,
+    ids=[f"{e.name}-{m.field if m else 'structure'}" for e, m in SWEEPS],
+)
+@settings(max_examples=1, **SETTINGS)
+@given(data=st.data())
+def test_every_bad_value_of_every_field_is_named_and_the_rest_stored(
+    api, references, endpoint, mutation, data
+):
+    _check_in_savepoint(api, endpoint, data.draw(sweep(endpoint, mutation)))
+
+
+def _check_in_savepoint(api, endpoint: Endpoint, planned: list[Planned]) -> None:
     ingest._LEARNER_IDS.clear()  # the savepoint below rolls back ids it would cache
     try:
         with transaction.atomic():
