@@ -4,6 +4,11 @@ Every bulk endpoint takes ``{"items": [...]}``, validates each item on its own a
 bad field as ``{"index": i, "field": "occurred_at", "reason": "..."}``; the valid items are then
 written set-based in one transaction. Validators are plain callables ``value -> cleaned`` that
 raise :class:`FieldError`; they are cheap on purpose (this is the ingestion hot path).
+
+What every item field is held to, before its own validator runs (:func:`text_storable`): no NUL
+and no lone surrogate at any depth, and containers nested at most :data:`MAX_JSON_DEPTH` deep.
+Single-line text (names, titles, ...) carries no control character; identifiers follow
+:func:`identifier`; timestamps carry a whole-minute offset and are stored in UTC.
 """
 
 from __future__ import annotations
@@ -43,11 +48,33 @@ Validator = Callable[[Any], Any]
 
 # Timestamps outside this range are refused as absurd (typos such as year 20225, epoch zero).
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+TIMESTAMP_RANGE = (
+    f"timestamps must fall from {EARLIEST:%Y-%m-%d} up to (not including) {LATEST:%Y-%m-%d}, UTC"
+)
 FUTURE_TOLERANCE = timedelta(days=1)
 MAX_JSON_BYTES = 16_384
+# How deep containers may nest inside one item field (``{"a": {"b": 1}}`` is 2 deep). orjson
+# parses up to 1,024 levels but encodes at most 255, and no platform's attributes need more
+# than a handful; past this an item is refused by field instead of failing its whole batch.
+MAX_JSON_DEPTH = 32
+
+# C0 and C1 control characters and the Unicode line and paragraph separators: none belongs in
+# single-line text, and a CR or LF in a name would break every email header it reaches.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _control_reason(value: str) -> str | None:
+    found = CONTROL_CHARACTERS.search(value)
+    if found is None:
+        return None
+    return f"must not contain control characters or line breaks (found U+{ord(found[0]):04X})"
 
 
 def string(*, max_length: int = 255, blank: bool = False) -> Validator:
+    """Single-line text: stripped, then refused if empty (unless ``blank``), longer than
+    ``max_length`` or holding a control character (CR, LF, TAB, ...)."""
+
     def clean(value: Any) -> str:
         if not isinstance(value, str):
             raise FieldError(f"must be a string, got {type_name(value)}")
@@ -56,47 +83,68 @@ def string(*, max_length: int = 255, blank: bool = False) -> Validator:
             raise FieldError("must not be empty")
         if len(value) > max_length:
             raise FieldError(f"must be at most {max_length} characters, got {len(value)}")
+        reason = _control_reason(value)
+        if reason is not None:
+            raise FieldError(reason)
         return value
 
-    clean.schema = {"type": "string", "maxLength": max_length}  # type: ignore[attr-defined]
+    clean.schema = {  # type: ignore[attr-defined]
+        "type": "string",
+        "maxLength": max_length,
+        "description": "Single-line text: no control characters or line breaks.",
+    }
     return clean
 
 
-# What a detail route (``learners/<id>/``, ``products/<sku>/``) can reach: no '/', no control
-# characters, no space at either end (a stripped id was stored as another), and not a name
-# that is a route itself or that HTTP clients rewrite ('bulk', '.', '..').
-_ID_FORBIDDEN = re.compile(r"[/\x00-\x1f\x7f-\x9f]")
-ID_PATTERN = r"^[^\s/\x00-\x1f\x7f-\x9f](?:[^/\x00-\x1f\x7f-\x9f]*[^\s/\x00-\x1f\x7f-\x9f])?$"
+# An identifier is sent back in a detail URL (/api/v1/learners/<external_id>/), so it must be
+# reachable there: no '/', no control character, no whitespace at either end (refused, not
+# stripped: a stripped id would silently name another record), and not a dot segment.
+_ID_CHAR = r"[^/\s\x00-\x1f\x7f-\x9f\u2028\u2029]"
+_ID_INNER = r"[^/\x00-\x1f\x7f-\x9f\u2028\u2029]"
+ID_PATTERN = f"^{_ID_CHAR}({_ID_INNER}*{_ID_CHAR})?$"
+_ID_RE = re.compile(rf"{_ID_CHAR}(?:{_ID_INNER}*{_ID_CHAR})?\Z")
+# 'bulk' names a route of its own (/learners/bulk/); '.' and '..' are rewritten by clients.
 RESERVED_IDS = frozenset({"bulk", ".", ".."})
+ID_RULES = (
+    "An identifier: 1 to {max_length} characters, no '/', no control characters, no "
+    "whitespace at either end, and not 'bulk', '.' or '..' (it is used in detail URLs)."
+)
 
 
 def identifier(*, max_length: int = 255) -> Validator:
-    """An external id or sku, kept exactly as sent, that its detail route can reach."""
+    """The one check of every identifier field (external ids, skus, references to them).
+
+    Returns the value unchanged. Refuses, naming the rule broken: a non-string, an empty
+    value, more than ``max_length`` characters, '/', a control character, leading or
+    trailing whitespace, '.' and '..'.
+    """
 
     def clean(value: Any) -> str:
         if not isinstance(value, str):
             raise FieldError(f"must be a string, got {type_name(value)}")
+        if 0 < len(value) <= max_length and _ID_RE.match(value) and value not in RESERVED_IDS:
+            return value
         if not value:
             raise FieldError("must not be empty")
         if len(value) > max_length:
             raise FieldError(f"must be at most {max_length} characters, got {len(value)}")
+        reason = _control_reason(value)
+        if reason is not None:
+            raise FieldError(reason)
+        if "/" in value:
+            raise FieldError("must not contain '/' (identifiers are used in URLs)")
         if value != value.strip():
             raise FieldError("must not start or end with whitespace")
-        if (bad := _ID_FORBIDDEN.search(value)) is not None:
-            raise FieldError(
-                f"must not contain {bad.group()!r}: an id is used in URL paths, so no '/' "
-                "and no control characters"
-            )
-        if value in RESERVED_IDS:
-            raise FieldError(f"{value!r} is reserved: it names an API route")
-        return value
+        if value == "bulk":
+            raise FieldError("'bulk' is reserved: it names an API route")
+        raise FieldError("must not be '.' or '..' (identifiers are used in URLs)")
 
     clean.schema = {  # type: ignore[attr-defined]
         "type": "string",
         "minLength": 1,
         "maxLength": max_length,
         "pattern": ID_PATTERN,
-        "description": "No '/', control characters or surrounding spaces; not bulk, . or ..",
+        "description": ID_RULES.format(max_length=max_length),
     }
     return clean
 
@@ -111,40 +159,63 @@ def web_url(value: Any) -> str:
     value = value.strip()
     if value and not value.lower().startswith(("http://", "https://")):
         raise FieldError("must be an http(s) URL")
+    reason = _control_reason(value)
+    if reason is not None:
+        raise FieldError(reason)
     return value
 
 
+EMAIL_MAX_LENGTH = 254
+_email_text = string(max_length=EMAIL_MAX_LENGTH, blank=True)
+
+
 def email(value: Any) -> str:
-    value = string(max_length=254, blank=True)(value)
+    """An address, lower-cased; its length is checked once lower-cased, the form stored
+    (``'İ'.lower()`` is two code points, so 242 of them grew past the column's 254)."""
+    value = _email_text(value).lower()
+    if len(value) > EMAIL_MAX_LENGTH:
+        raise FieldError(
+            f"must be at most {EMAIL_MAX_LENGTH} characters once lower-cased, got {len(value)}"
+        )
     if value and not _EMAIL_RE.match(value):
         raise FieldError("is not a valid email address")
-    return value.lower()
+    return value
 
 
-email.schema = {"type": "string", "format": "email"}  # type: ignore[attr-defined]
+email.schema = {"type": "string", "format": "email", "maxLength": EMAIL_MAX_LENGTH}  # type: ignore[attr-defined]
 
-
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+_MINUTE = timedelta(minutes=1)
+_TOO_EARLY = f"is before {EARLIEST:%Y-%m-%d}: {TIMESTAMP_RANGE}"
+_TOO_LATE = f"is on or after {LATEST:%Y-%m-%d}: {TIMESTAMP_RANGE}"
 
 
 def aware_datetime(value: Any) -> datetime:
-    """An ISO 8601 timestamp with a zone, within [1990, 2200); returned in UTC."""
+    """An ISO 8601 timestamp with a whole-minute zone offset, within [1990, 2200); returned
+    in UTC (Python reads offsets up to ±23:59, PostgreSQL only to ±15:59, so nothing
+    reaches the database with its own offset)."""
     if not isinstance(value, str):
         raise FieldError(f"must be an ISO 8601 string, got {type_name(value)}")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise FieldError(f"is not an ISO 8601 timestamp: {value[:40]!r}") from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
+    offset = parsed.utcoffset()
+    if offset is None:
         raise FieldError("must include a time zone offset, e.g. 2026-05-01T09:30:00+02:00 or Z")
+    if offset % _MINUTE:
+        raise FieldError(
+            "has a time zone offset with seconds; offsets must be whole minutes, e.g. +05:30"
+        )
     try:
         parsed = parsed.astimezone(UTC)
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 is before year 1 in UTC
-        raise FieldError(f"is before {EARLIEST:%Y-%m-%d}") from None
+    except OverflowError:
+        # Shifted to UTC, 0001-01-01T00:00+05:00 falls before year 1, 9999-12-31T23:00-05:00
+        # after year 9999.
+        raise FieldError(_TOO_EARLY if parsed.year < 2000 else _TOO_LATE) from None
     if parsed < EARLIEST:
-        raise FieldError(f"is before {EARLIEST:%Y-%m-%d}")
+        raise FieldError(_TOO_EARLY)
     if parsed >= LATEST:
-        raise FieldError(f"is after {LATEST:%Y-%m-%d}")
+        raise FieldError(_TOO_LATE)
     return parsed
 
 
@@ -179,6 +250,10 @@ boolean.schema = {"type": "boolean"}  # type: ignore[attr-defined]
 
 def integer(*, minimum: int = 0, maximum: int = 2**53) -> Validator:
     def clean(value: Any) -> int:
+        if isinstance(value, float) and value.is_integer() and not minimum <= value <= maximum:
+            # JSON integers past 64 bits (2**64) reach us as floats: say what is wrong.
+            bound = f"max {maximum}" if value > maximum else f"min {minimum}"
+            raise FieldError(f"is out of range ({bound}), got {value:.6g}")
         if isinstance(value, bool) or not isinstance(value, int):
             raise FieldError(f"must be an integer, got {type_name(value)}")
         if not minimum <= value <= maximum:
@@ -331,27 +406,46 @@ def batch_items(data: Any) -> list[Any]:
     return items
 
 
-def text_storable(value: Any, depth: int = 0) -> None:
-    """Refuse text no database column can hold, wherever it sits in the value.
-
-    PostgreSQL text and JSON cannot contain NUL (U+0000), and a lone surrogate (U+D800–DFFF,
-    which JSON's ``\\ud800`` escapes can produce) is not encodable as UTF-8. Either was a
-    server error (schemathesis).
-    """
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise FieldError("must not contain NUL (\\u0000) characters")
+def _text_check(value: str) -> None:
+    if "\x00" in value:
+        raise FieldError("must not contain NUL (\\u0000) characters")
+    if not value.isascii():
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise FieldError("must be valid Unicode (no lone surrogate)") from None
-    elif depth < 64 and isinstance(value, dict):
-        for key, item in value.items():
-            text_storable(key, depth + 1)
-            text_storable(item, depth + 1)
-    elif depth < 64 and isinstance(value, list):
-        for item in value:
-            text_storable(item, depth + 1)
+
+
+def text_storable(value: Any) -> None:
+    """Refuse a field value no database column can hold, wherever in it the problem sits.
+
+    PostgreSQL text and JSON cannot contain NUL (U+0000), and a lone surrogate (U+D800–DFFF,
+    which JSON's ``\\ud800`` escapes can produce) is not encodable as UTF-8. Either was a
+    server error (schemathesis). Containers nested deeper than :data:`MAX_JSON_DEPTH` are
+    refused too: orjson cannot re-encode past 255 levels. Walked iteratively, so no depth
+    the parser accepts (1,024) reaches Python's recursion limit; ~0.2 µs per node.
+    """
+    if isinstance(value, str):
+        _text_check(value)
+        return
+    if not isinstance(value, dict | list):
+        return
+    stack: list[tuple[dict | list, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise FieldError(f"is nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(node, dict):
+            for key in node:
+                _text_check(key)
+            children: Iterable[Any] = node.values()
+        else:
+            children = node
+        for child in children:
+            if isinstance(child, str):
+                _text_check(child)
+            elif isinstance(child, dict | list):
+                stack.append((child, depth + 1))
 
 
 def validate_items(

@@ -53,7 +53,7 @@ PRODUCT_SPECS = {
     "price": Spec(money(), required=True),
     "currency": Spec(currency),
     "unit_cost": Spec(optional(money())),
-    "course": Spec(optional(string())),
+    "course": Spec(optional(identifier())),
     "is_active": Spec(boolean),
 }
 
@@ -73,8 +73,8 @@ def products_upsert(*, items: list[Any]) -> SyncResult:
 
 
 LINE_SPECS = {
-    "external_id": Spec(string(), required=True),
-    "sku": Spec(string(max_length=100), required=True),
+    "external_id": Spec(identifier(), required=True),
+    "sku": Spec(identifier(max_length=100), required=True),
     "quantity": Spec(integer(minimum=1, maximum=1_000_000)),
     "unit_price": Spec(money(), required=True),
     "refunded_amount": Spec(money()),
@@ -87,7 +87,8 @@ def _lines(value: Any) -> list[dict[str, Any]]:
     nested = validate_items(value, LINE_SPECS, unique="external_id")
     if nested.errors:
         first = nested.errors[0]
-        raise FieldError(first["reason"], field=f"lines[{first['index']}].{first['field']}")
+        inner = f".{first['field']}" if first["field"] else ""
+        raise FieldError(first["reason"], field=f"lines[{first['index']}]{inner}")
     lines = []
     for index, line in nested.rows:
         line.setdefault("quantity", 1)
@@ -107,7 +108,7 @@ orders_synced = Signal()
 
 ORDER_SPECS = {
     "external_id": Spec(identifier(), required=True),
-    "learner": Spec(string(), required=True),
+    "learner": Spec(identifier(), required=True),
     "placed_at": Spec(past_datetime, required=True),
     "currency": Spec(currency),
     "lines": Spec(_lines, required=True),
@@ -166,9 +167,9 @@ def orders_upsert(*, items: list[Any]) -> SyncResult:
 
 SUBSCRIPTION_SPECS = {
     "external_id": Spec(identifier(), required=True),
-    "learner": Spec(string()),
-    "account": Spec(string()),
-    "plan": Spec(string(max_length=100), required=True),
+    "learner": Spec(identifier()),
+    "account": Spec(identifier()),
+    "plan": Spec(identifier(max_length=100), required=True),
     "mrr": Spec(money(), required=True),
     "status": Spec(choice(SubscriptionStatus.values), required=True),
     "started_at": Spec(past_datetime, required=True),

@@ -21,7 +21,7 @@ from expansion.api_common import (
     UtcDateTimeFilter,
     bulk_schema,
 )
-from expansion.batch import batch_items
+from expansion.batch import batch_items, identifier
 
 from . import ingest, sync
 from .models import Course, Enrollment, Event, Learner, Module
@@ -247,15 +247,15 @@ EVENT_ITEM_SCHEMA = {
     "additionalProperties": False,
     "properties": {
         "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200},
-        "learner": {"type": "string", "minLength": 1, "maxLength": 255},
+        "learner": identifier().schema,  # type: ignore[attr-defined]
         "kind": {
             "type": "string",
             "description": "One of " + ", ".join(sorted(ingest.KNOWN_KINDS)) + ", or custom.<name>",
         },
         "occurred_at": {"type": "string", "format": "date-time"},
         "value": {"type": "number", "nullable": True},
-        "course": {"type": "string", "nullable": True},
-        "module": {"type": "string", "nullable": True},
+        "course": {**identifier().schema, "nullable": True},  # type: ignore[attr-defined]
+        "module": {**identifier().schema, "nullable": True},  # type: ignore[attr-defined]
         "properties": {"type": "object", "additionalProperties": True},
     },
 }

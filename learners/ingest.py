@@ -3,7 +3,8 @@
 A batch of up to 1,000 events is validated item by item in plain Python (no serializer
 objects), its learners, courses and modules are resolved in one query each, and the valid rows
 go to the database in one ``INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING``.
-Keys the insert did not return are duplicates: a replayed batch adds nothing and says so.
+Keys the insert did not return are duplicates: a replayed batch adds nothing and says so;
+a key reused with different content is refused as a conflict, naming the key.
 On PostgreSQL the rows travel as arrays through ``unnest`` (one statement, 8 parameters);
 measured by bench/ingest.py.
 """
@@ -20,11 +21,13 @@ import orjson
 from django.db import IntegrityError, connection, transaction
 
 from expansion.batch import (
-    EARLIEST,
+    CONTROL_CHARACTERS,
     FUTURE_TOLERANCE,
     MAX_JSON_BYTES,
     BatchError,
     FieldError,
+    aware_datetime,
+    identifier,
     text_storable,
     type_name,
 )
@@ -33,12 +36,14 @@ from .dirty import events_stored_notify, learners_mark_dirty, scoring_kick
 from .models import CUSTOM_KIND_PREFIX, Course, DirtyLearner, Event, EventKind, Learner, Module
 
 KNOWN_KINDS = frozenset(EventKind.values)
-CUSTOM_KIND_RE = re.compile(r"^custom\.[a-z0-9][a-z0-9_.-]{0,55}$")
+# \Z, not $: "$" also matches before a trailing newline.
+CUSTOM_KIND_RE = re.compile(r"custom\.[a-z0-9][a-z0-9_.-]{0,55}\Z")
 EVENT_FIELDS = frozenset(
     {"idempotency_key", "learner", "kind", "occurred_at", "value", "course", "module", "properties"}
 )
 REQUIRED_FIELDS = ("idempotency_key", "learner", "kind", "occurred_at")
 MAX_VALUE = 1e12
+_reference = identifier()
 
 
 @dataclass
@@ -62,6 +67,7 @@ class _Row:
     course: str | None
     module: str | None
     properties: bytes  # already-encoded JSON object
+    props: dict  # the same, decoded: compared with a stored event whose key it reuses
 
 
 def _check_kind_specific(kind: str, value: float | None, props: dict) -> tuple[str, str] | None:
@@ -121,35 +127,28 @@ def _validate(index: int, item: Any, errors: list, now_limit: datetime) -> _Row 
     key = item["idempotency_key"]
     if not isinstance(key, str) or not 0 < len(key) <= 200:
         fail("idempotency_key", "must be a string of 1 to 200 characters")
+    elif CONTROL_CHARACTERS.search(key):
+        fail("idempotency_key", "must not contain control characters or line breaks")
     learner = item["learner"]
-    if not isinstance(learner, str) or not 0 < len(learner) <= 255:
-        fail("learner", "must be a learner's external_id (a string of 1 to 255 characters)")
+    try:
+        _reference(learner)
+    except FieldError as error:
+        fail("learner", f"must be a learner's external_id: {error.reason}")
     kind = item["kind"]
     if not isinstance(kind, str) or (kind not in KNOWN_KINDS and not CUSTOM_KIND_RE.match(kind)):
         fail(
             "kind", f"must be a known kind or '{CUSTOM_KIND_PREFIX}<name>'; got {str(kind)[:64]!r}"
         )
 
-    raw_time = item["occurred_at"]
     occurred_at = None
-    if not isinstance(raw_time, str):
-        fail("occurred_at", f"must be an ISO 8601 string, got {type_name(raw_time)}")
+    try:
+        # In UTC from here on: PostgreSQL refuses offsets past ±15:59 that Python reads.
+        occurred_at = aware_datetime(item["occurred_at"])
+    except FieldError as error:
+        fail("occurred_at", error.reason)
     else:
-        try:
-            occurred_at = datetime.fromisoformat(raw_time)
-            if occurred_at.tzinfo is not None:
-                occurred_at.astimezone(UTC)  # 0001-01-01T00:00+05:00 is before year 1 in UTC
-        except ValueError:
-            fail("occurred_at", f"is not an ISO 8601 timestamp: {raw_time[:40]!r}")
-        except OverflowError:
-            fail("occurred_at", f"is before {EARLIEST:%Y-%m-%d}")
-        else:
-            if occurred_at.tzinfo is None:
-                fail("occurred_at", "must include a time zone offset, e.g. +02:00 or Z")
-            elif occurred_at < EARLIEST:
-                fail("occurred_at", f"is before {EARLIEST:%Y-%m-%d}")
-            elif occurred_at > now_limit:
-                fail("occurred_at", "is more than a day in the future")
+        if occurred_at > now_limit:
+            fail("occurred_at", "is more than a day in the future")
 
     value = item.get("value")
     if value is not None:
@@ -163,14 +162,20 @@ def _validate(index: int, item: Any, errors: list, now_limit: datetime) -> _Row 
             value = float(value)
 
     course = item.get("course")
-    if course is not None and (not isinstance(course, str) or not 0 < len(course) <= 255):
-        fail("course", "must be a course's external_id or null")
+    if course is not None:
+        try:
+            _reference(course)
+        except FieldError as error:
+            fail("course", f"must be a course's external_id or null: {error.reason}")
     module = item.get("module")
     if module is not None:
-        if not isinstance(module, str) or not 0 < len(module) <= 255:
-            fail("module", "must be a module's external_id or null")
-        elif course is None:
-            fail("module", "needs course: module ids are unique within a course")
+        try:
+            _reference(module)
+        except FieldError as error:
+            fail("module", f"must be a module's external_id or null: {error.reason}")
+        else:
+            if course is None:
+                fail("module", "needs course: module ids are unique within a course")
 
     props = item.get("properties")
     props_json = b"{}"
@@ -190,15 +195,47 @@ def _validate(index: int, item: Any, errors: list, now_limit: datetime) -> _Row 
         fail(*problem)
         return None
     assert occurred_at is not None
-    return _Row(index, key, learner, kind, occurred_at, value, course, module, props_json)
+    return _Row(index, key, learner, kind, occurred_at, value, course, module, props_json, props)
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """JSON equality: 1 == 1.0 as in JSON, but true is not 1 (Python says it is).
+    Depth is bounded by MAX_JSON_DEPTH, so the recursion is too."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict)
+            and a.keys() == b.keys()
+            and all(_same_json(v, b[k]) for k, v in a.items())
+        )
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(_same_json, a, b))
+    if isinstance(b, dict | list):
+        return False
+    return a == b
+
+
+def _conflict(index: int, key: str, where: str) -> dict[str, Any]:
+    return {
+        "index": index,
+        "field": "idempotency_key",
+        "reason": f"idempotency key {key!r} was already used with different content ({where})",
+    }
+
+
+# A valid event with its learner, course and module ids resolved.
+_Kept = tuple[_Row, int, int | None, int | None]
 
 
 def events_ingest(*, items: list[Any]) -> IngestResult:
-    """Store the valid events of a batch; report duplicates and per-item errors.
+    """Store the valid events of a batch; report duplicates, conflicts and per-item errors.
 
-    Guarantees: idempotent by ``idempotency_key`` (a key already stored, or repeated inside the
-    batch, is reported as a duplicate and not written again); the valid events are stored
-    even when others in the batch are refused; all-or-nothing for the valid rows.
+    Guarantees: idempotent by ``idempotency_key``: a key already stored, or repeated inside
+    the batch, with the same content (the same instant in any offset, JSON-equal properties)
+    is reported as a duplicate and not written again; with different content it is refused
+    (``field: idempotency_key``, naming the key) and nothing is overwritten. The valid events
+    are stored even when others in the batch are refused; all-or-nothing for the valid rows.
     """
     if not isinstance(items, list):
         raise BatchError(f"must be an array, got {type_name(items)}")
@@ -206,17 +243,10 @@ def events_ingest(*, items: list[Any]) -> IngestResult:
     errors = result.errors
     now_limit = datetime.now(UTC) + FUTURE_TOLERANCE
     rows: list[_Row] = []
-    seen: dict[str, int] = {}
     for index, item in enumerate(items):
         row = _validate(index, item, errors, now_limit)
-        if row is None:
-            continue
-        first = seen.get(row.key)
-        if first is not None:
-            result.duplicates.append({"index": index, "idempotency_key": row.key})
-            continue
-        seen[row.key] = index
-        rows.append(row)
+        if row is not None:
+            rows.append(row)
     if not rows:
         return result
 
@@ -236,7 +266,10 @@ def events_ingest(*, items: list[Any]) -> IngestResult:
             ).values_list("id", "course_id", "external_id")
         }
 
-    kept: list[tuple[_Row, int, int | None, int | None]] = []
+    # The first resolved item of each key is the one inserted; later ones are repeats.
+    kept: list[_Kept] = []
+    first: dict[str, _Kept] = {}
+    repeats: list[_Kept] = []
     for row in rows:
         learner_id = learners.get(row.learner)
         if learner_id is None:
@@ -272,7 +305,12 @@ def events_ingest(*, items: list[Any]) -> IngestResult:
                         }
                     )
                     continue
-        kept.append((row, learner_id, course_id, module_id))
+        entry = (row, learner_id, course_id, module_id)
+        if row.key in first:
+            repeats.append(entry)
+        else:
+            first[row.key] = entry
+            kept.append(entry)
     if not kept:
         errors.sort(key=lambda e: e["index"])
         return result
@@ -288,14 +326,52 @@ def events_ingest(*, items: list[Any]) -> IngestResult:
     if inserted:
         transaction.on_commit(scoring_kick)
         transaction.on_commit(events_stored_notify)
-    for row, *_ in kept:
-        if row.key in inserted:
-            result.accepted += 1
-        else:
+    not_new = [entry for entry in kept if entry[0].key not in inserted]
+    result.accepted = len(kept) - len(not_new)
+    # Only a batch that repeats keys pays for this query (a replay, ~1 row per key).
+    stored = _stored_events({entry[0].key for entry in not_new}) if not_new else {}
+    for entry in sorted(not_new + repeats, key=lambda e: e[0].index):
+        row = entry[0]
+        before = stored.get(row.key)
+        if before is None and row.key not in inserted:
+            # Stored by a concurrent batch this statement could not see yet: a duplicate.
             result.duplicates.append({"index": row.index, "idempotency_key": row.key})
-    result.duplicates.sort(key=lambda d: d["index"])
+        elif _same_event(entry, before if before is not None else _content(first[row.key])):
+            result.duplicates.append({"index": row.index, "idempotency_key": row.key})
+        elif before is not None:
+            errors.append(_conflict(row.index, row.key, "by an event already stored"))
+        else:
+            where = f"by item {first[row.key][0].index} of this batch"
+            errors.append(_conflict(row.index, row.key, where))
     errors.sort(key=lambda e: e["index"])
     return result
+
+
+def _content(entry: _Kept) -> tuple:
+    """An event as ``_stored_events`` returns it."""
+    row, learner_id, course_id, module_id = entry
+    return (learner_id, row.kind, row.occurred_at, row.value, course_id, module_id, row.props)
+
+
+def _same_event(entry: _Kept, stored: tuple) -> bool:
+    content = _content(entry)
+    return content[:6] == stored[:6] and _same_json(content[6], stored[6])
+
+
+def _stored_events(keys: set[str]) -> dict[str, tuple]:
+    """``{key: (learner_id, kind, occurred_at, value, course_id, module_id, properties)}`` of
+    the stored events holding ``keys``: one query, only when a batch repeats keys."""
+    rows = Event.objects.filter(idempotency_key__in=keys).values_list(
+        "idempotency_key",
+        "learner_id",
+        "kind",
+        "occurred_at",
+        "value",
+        "course_id",
+        "module_id",
+        "properties",
+    )
+    return {key: tuple(rest) for key, *rest in rows}
 
 
 _TABLE = Event._meta.db_table
@@ -325,7 +401,7 @@ _SQLITE_COLUMNS = (
 _SQLITE_CHUNK = 1000
 
 
-def _insert(kept: list[tuple[_Row, int, int | None, int | None]]) -> set[str]:
+def _insert(kept: list[_Kept]) -> set[str]:
     """Insert the rows; return the idempotency keys that were new."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":

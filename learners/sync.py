@@ -78,7 +78,7 @@ LEARNER_SPECS = {
     "external_id": Spec(identifier(), required=True),
     "email": Spec(email),
     "name": Spec(string(blank=True)),
-    "account": Spec(optional(string())),
+    "account": Spec(optional(identifier())),
     "time_zone": Spec(time_zone),
     "locale": Spec(string(max_length=16)),
     "marketing_opt_in": Spec(boolean),
@@ -113,7 +113,7 @@ def _modules(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise FieldError("must be an array of modules")
     specs = {
-        "external_id": Spec(string(), required=True),
+        "external_id": Spec(identifier(), required=True),
         "title": Spec(string(blank=True)),
         "position": Spec(integer(minimum=1, maximum=MODULE_POSITION_LIMIT - 1), required=True),
         "is_final": Spec(boolean),
@@ -121,7 +121,8 @@ def _modules(value: Any) -> list[dict[str, Any]]:
     nested = validate_items(value, specs, unique="external_id")
     if nested.errors:
         first = nested.errors[0]
-        raise FieldError(first["reason"], field=f"modules[{first['index']}].{first['field']}")
+        inner = f".{first['field']}" if first["field"] else ""
+        raise FieldError(first["reason"], field=f"modules[{first['index']}]{inner}")
     modules = [row for _, row in nested.rows]
     positions = [m["position"] for m in modules]
     if len(set(positions)) != len(positions):
@@ -211,8 +212,8 @@ def _modules_replace(modules_by_course: dict[str, list[dict[str, Any]]]) -> None
 
 
 ENROLLMENT_SPECS = {
-    "learner": Spec(string(), required=True),
-    "course": Spec(string(), required=True),
+    "learner": Spec(identifier(), required=True),
+    "course": Spec(identifier(), required=True),
     "enrolled_at": Spec(past_datetime, required=True),
     "completed_at": Spec(optional(past_datetime)),
     "progress": Spec(number(minimum=0, maximum=100)),

@@ -141,7 +141,8 @@ def message_render(
     used = version.resolve_locale(locale or context.get("learner", {}).get("locale") or "")
     parts = version.content[used]
     return Rendered(
-        subject=engine.render(parts["subject"], context, html=False).strip(),
+        # One line: a CR or LF (a name stored before the API refused them) is a BadHeaderError.
+        subject=" ".join(engine.render(parts["subject"], context, html=False).split()),
         preheader=engine.render(parts["preheader"], context, html=False).strip(),
         html=engine.render(parts["html_compiled"], context, html=True),
         text=engine.render(parts["text_compiled"], context, html=False),

@@ -92,7 +92,12 @@ def test_a_timestamp_before_year_one_in_utc_is_refused(api):
 
     assert (events.status_code, subscriptions.status_code) == (400, 400)
     assert events.json()["errors"] == [
-        {"index": 0, "field": "occurred_at", "reason": "is before 1990-01-01"}
+        {
+            "index": 0,
+            "field": "occurred_at",
+            "reason": "is before 1990-01-01: timestamps must fall from 1990-01-01 up to "
+            "(not including) 2200-01-01, UTC",
+        }
     ]
     assert [(e["index"], e["field"]) for e in subscriptions.json()["errors"]] == [(0, "started_at")]
     assert (Event.objects.count(), Subscription.objects.count()) == (0, 0)
