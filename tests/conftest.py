@@ -21,6 +21,14 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -
             db.setdefault("TEST", {})["NAME"] = f"test_expansion_{RUN_ID}_{worker}"
 
 
+def pytest_configure(config) -> None:
+    """Users are made by the hundred in the security sweeps: hash their passwords with a
+    fast hasher (PBKDF2's 1,000,000 rounds took most of their time). Logins still check."""
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_session_outlives_the_run(django_db_setup, django_db_blocker):
     """Before the test database is dropped: end the sessions other processes and threads left

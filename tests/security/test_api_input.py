@@ -410,14 +410,43 @@ def test_an_escaped_colon_key_next_to_its_plain_spelling_is_stored_once_each(api
     assert Learner.objects.get(external_id="a").attributes == {"a:": 1, "a;": 2}
 
 
-def test_a_body_nested_past_254_levels_is_400(api):
-    deep = b'{"items": [{"external_id": "a", "attributes": ' + b'{"a": ' * 300 + b"1"
-    deep += b"}" * 300 + b"}]}"
+@pytest.mark.parametrize("depth", [300, 1000])
+def test_an_item_nested_past_orjsons_writing_depth_is_refused_alone(api, depth):
+    """orjson reads 1,024 levels but writes 254: the item is refused by the bulk checks, by
+    index and field, and the good item beside it is stored."""
+    deep = b'{"items": [{"external_id": "good"}, {"external_id": "a", "attributes": '
+    deep += b'{"a": ' * depth + b"1" + b"}" * depth + b"}]}"
+
+    response = _post_raw(api, deep)
+
+    assert (response.status_code, response.json()) == (
+        400,
+        {
+            "created": 1,
+            "updated": 0,
+            "errors": [
+                {"index": 1, "field": "attributes", "reason": "is nested deeper than 32 levels"}
+            ],
+        },
+    )
+    assert list(Learner.objects.values_list("external_id", flat=True)) == ["good"]
+
+
+def test_a_repeated_key_beside_a_deep_item_is_still_found(api):
+    deep = b'{"items": [{"external_id": "x", "external_id": "y"}, {"external_id": "a", '
+    deep += b'"attributes": ' + b'{"a": ' * 300 + b"1" + b"}" * 300 + b"}]}"
 
     response = _post_raw(api, deep)
 
     assert response.status_code == 400
-    assert response.json() == error("The body nests objects or arrays more than 254 levels deep.")
+    assert response.json()["errors"] == [
+        {
+            "index": 0,
+            "field": "external_id",
+            "reason": "the key 'external_id' appears more than once in one object; send each "
+            "key once",
+        }
+    ]
     assert Learner.objects.count() == 0
 
 
