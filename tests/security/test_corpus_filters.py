@@ -24,18 +24,10 @@ from tests.factories.learners import (
     EventFactory,
     LearnerFactory,
 )
+from tests.security.test_api_input import FILTERS  # each list's filters, stated once
 
 pytestmark = pytest.mark.django_db
 
-FILTERS = {
-    "learners": ["account", "email", "marketing_opt_in", "updated_after"],
-    "courses": ["creator", "learning_path"],
-    "enrollments": ["completed", "course", "learner"],
-    "events": ["course", "kind", "learner", "occurred_after", "occurred_before"],
-    "products": ["is_active", "kind"],
-    "orders": ["learner", "placed_after", "placed_before"],
-    "subscriptions": ["account", "learner", "renews_before", "status"],
-}
 PAGING = ["cursor", "page_size"]
 MODELS = [
     Account,
