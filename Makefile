@@ -15,7 +15,11 @@ export SITE_URL
 # With no mail server configured, `make run` writes each email to var/mail/ instead.
 export EMAIL_BACKEND ?= django.core.mail.backends.filebased.EmailBackend
 
-.PHONY: run test install lint typecheck bench clean
+# With no DATABASE_URL, the database is the embedded PostgreSQL (expansion/embedded.py, data in
+# var/postgres): started before the command, stopped after it if it was not already running.
+WITH_DB := $(if $(DATABASE_URL),,$(BIN)/python -m expansion.embedded run --)
+
+.PHONY: run serve test install lint typecheck bench clean db-stop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +33,11 @@ install: $(STAMP)
 
 run: install
 	@mkdir -p var
+	@$(WITH_DB) $(MAKE) --no-print-directory serve
+
+# The body of `make run`, with the database up. Ctrl-C stops the three processes, then the
+# embedded database (its data is kept for the next `make run`).
+serve:
 	$(MANAGE) migrate --noinput
 	$(MANAGE) seed_demo --if-empty
 	$(MANAGE) ensure_admin
@@ -39,7 +48,10 @@ run: install
 	$(MANAGE) runserver --noreload $(HOST):$(PORT)
 
 test: install
-	$(BIN)/pytest
+	$(WITH_DB) $(BIN)/pytest
+
+db-stop: install
+	$(BIN)/python -m expansion.embedded stop
 
 lint: install
 	$(BIN)/ruff format --check .

