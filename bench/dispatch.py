@@ -141,7 +141,7 @@ def populate(conn: psycopg.Connection, learners: int, zone: str) -> int:
 SETUP = """
 from decimal import Decimal
 from campaigns.models import Campaign, JourneyMoment
-from expansion.models import Offer, Product
+from expansion.commerce.models import Offer, Product
 from experiments.models import ExperimentSettings
 from templates.messages import template_snapshot
 from templates.models import MessageTemplate

@@ -108,8 +108,8 @@ def oulad(path: Path) -> None:
 def retail(path: Path) -> None:
     from django.db.models import Count, Max
 
-    from expansion.models import Order
-    from expansion.retail import retail_import
+    from expansion.commerce.models import Order
+    from expansion.commerce.retail import retail_import
     from learners.models import LearnerScore
     from learners.scoring import score_learners
 

@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
-from expansion.singleton import SingletonAdmin
+from expansion.core.singleton import SingletonAdmin
 
 from .evaluate import campaigns_evaluate
 from .failures import OUTCOME_UNKNOWN, campaign_resume, retryable_failed, sends_retry_failed

@@ -29,7 +29,7 @@ class CampaignsConfig(AppConfig):
         # New events: evaluate the triggers soon (learners cannot import campaigns).
         events_stored.connect(evaluation_kick, dispatch_uid="campaigns.evaluation_kick")
 
-        from expansion.sync import orders_synced
+        from expansion.commerce.sync import orders_synced
 
         from .attribution import on_orders_synced
 

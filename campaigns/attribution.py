@@ -4,7 +4,8 @@ The learner's last *clicked* send within the window before the order wins; witho
 the last *opened* (email) or *seen* (in-app) one. A send converts at most once and an order
 credits at most one send (``Send.converted_order`` is one-to-one): when two orders would credit
 the same send, the earlier order does. Test sends and suppressed sends never convert. Revenue
-is the order's net of refunds. Runs after every order sync (``expansion.sync.orders_synced``).
+is the order's net of refunds. Runs after every order sync
+(``expansion.commerce.sync.orders_synced``).
 """
 
 from __future__ import annotations

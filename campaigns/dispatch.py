@@ -37,7 +37,7 @@ from django.db import connection, transaction
 from django.db.models import Case, F, PositiveSmallIntegerField, Q, Value, When
 from django.utils import timezone
 
-from expansion.models import CommerceSettings
+from expansion.commerce.models import CommerceSettings
 from templates.context import ContextRequest, contexts_build
 from templates.engine import RenderError
 

@@ -49,7 +49,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from expansion.models import Order, OrderLine
+from expansion.commerce.models import Order, OrderLine
 from experiments.assignment import assign, bucket_sql, global_holdout_bucket_limit
 from experiments.models import Assignment, Status
 from learners.consent import reachable_q

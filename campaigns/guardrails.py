@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import Max, Min, Q
 
-from expansion.models import Order, OrderLine
+from expansion.commerce.models import Order, OrderLine
 from learners.models import (
     DirtyLearner,
     Enrollment,

@@ -18,7 +18,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from expansion.singleton import SingletonModel
+from expansion.core.singleton import SingletonModel
 from learners.models import Learner, MessageCategory
 
 

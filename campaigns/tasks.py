@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 
-from expansion.celery import queue_for
+from expansion.core.queues import queue_for
 
 from .dispatch import CHUNK, dispatch_chunk, due_count, sends_recover
 from .evaluate import campaigns_evaluate

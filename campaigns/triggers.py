@@ -36,7 +36,7 @@ from django.db.models import (
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce, Concat, Lower, Replace, TruncMonth
 
-from expansion.models import Order, Subscription, SubscriptionStatus
+from expansion.commerce.models import Order, Subscription, SubscriptionStatus
 from learners.models import (
     AccountRole,
     Enrollment,

@@ -9,7 +9,7 @@ from django.views import defaults
 
 
 def _error(reason: str) -> dict[str, Any]:
-    """The API's error body (``expansion.api_common.exception_handler``)."""
+    """The API's error body (``expansion.core.api.views.exception_handler``)."""
     return {"errors": [{"index": None, "field": None, "reason": reason}]}
 
 

@@ -89,10 +89,11 @@ INSTALLED_APPS = [
     "anymail",
     "csp",
     "learners",
-    "expansion.apps.ExpansionConfig",
+    "expansion.commerce.apps.ExpansionConfig",
     "templates.apps.MessageTemplatesConfig",
     "experiments",
     "campaigns",
+    "expansion.demo",
 ]
 
 MIDDLEWARE = [
@@ -102,7 +103,7 @@ MIDDLEWARE = [
     # A query string no admin page can use (a NUL, a number out of range) is a 400, not a 500.
     "expansion.admin_guard.AdminQueryGuard",
     # A chunked body reads as empty under WSGI: 411 instead (expansion/api_common.py).
-    "expansion.api_common.LengthRequiredMiddleware",
+    "expansion.core.api.views.LengthRequiredMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -349,19 +350,19 @@ API_BATCH_LIMIT = env_int("API_BATCH_LIMIT", 1000)
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 20 * 1024 * 1024)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "expansion.apikeys.ApiKeyAuthentication",
+        "expansion.commerce.apikeys.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["expansion.apikeys.HasApiScope"],
-    "DEFAULT_PARSER_CLASSES": ["expansion.api_json.FastJSONParser"],
+    "DEFAULT_PERMISSION_CLASSES": ["expansion.commerce.apikeys.HasApiScope"],
+    "DEFAULT_PARSER_CLASSES": ["expansion.core.api.json.FastJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
-        "expansion.api_json.FastJSONRenderer",
+        "expansion.core.api.json.FastJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_FILTER_BACKENDS": ["expansion.api_common.StrictFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "expansion.api_common.CursorPagination",
+    "DEFAULT_FILTER_BACKENDS": ["expansion.core.api.views.StrictFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "expansion.core.api.views.CursorPagination",
     "PAGE_SIZE": 100,
-    "DEFAULT_THROTTLE_CLASSES": ["expansion.apikeys.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["expansion.commerce.apikeys.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "api_key": env("API_THROTTLE_RATE", "6000/min"),
         # Requests that fail to authenticate (or bring no credentials), per client address.
@@ -372,7 +373,7 @@ REST_FRAMEWORK = {
     # pick their own address.
     "NUM_PROXIES": env_int("API_TRUSTED_PROXIES", 0),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "expansion.api_common.exception_handler",
+    "EXCEPTION_HANDLER": "expansion.core.api.views.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {

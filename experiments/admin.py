@@ -8,7 +8,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from expansion.singleton import SingletonAdmin
+from expansion.core.singleton import SingletonAdmin
 
 from .analysis import cumulative_lift, experiment_results, global_holdout_results
 from .assignment import phase_record

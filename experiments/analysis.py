@@ -460,7 +460,7 @@ def cumulative_lift(*, experiment: Experiment) -> list[dict[str, Any]]:
     from django.db.models import Count, Exists, OuterRef, Q
     from django.db.models.functions import TruncDate
 
-    from expansion.models import OrderLine
+    from expansion.commerce.models import OrderLine
 
     lines = OrderLine.objects.filter(
         order__learner=OuterRef("learner"),

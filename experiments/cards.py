@@ -9,7 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from expansion.models import Offer
+from expansion.commerce.models import Offer
 
 from .assignment import phase_record
 from .design import decision_comparisons, is_sequential, planned_sample

@@ -18,7 +18,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from expansion.singleton import SingletonModel
+from expansion.core.singleton import SingletonModel
 from learners.models import Learner
 
 BUCKETS = 10_000

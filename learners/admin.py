@@ -10,7 +10,8 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from .charts import bar_chart
+from expansion.core.charts import bar_chart
+
 from .models import (
     Account,
     CategoryOptOut,

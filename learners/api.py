@@ -13,7 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from expansion.api_common import (
+from expansion.core.api.batch import batch_items, identifier
+from expansion.core.api.views import (
     BulkUpsertView,
     ErrorItemSerializer,
     ErrorSerializer,
@@ -21,7 +22,6 @@ from expansion.api_common import (
     UtcDateTimeFilter,
     bulk_schema,
 )
-from expansion.batch import batch_items, identifier
 
 from . import ingest, sync
 from .models import Course, Enrollment, Event, Learner, Module

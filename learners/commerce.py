@@ -2,7 +2,7 @@
 
 ``learners`` sits below ``expansion`` and must not import it, yet RFM, the renewal stage, the
 refund flag and the "owns product" segment condition need orders and subscriptions. The
-commerce app hands its facts over at start-up (``expansion.apps.ExpansionConfig.ready``) as
+commerce app hands its facts over at start-up (``expansion.commerce.apps.ExpansionConfig.ready``) as
 SQL fragments and querysets; learners only composes them.
 """
 

@@ -70,7 +70,7 @@ def scoring_kick() -> None:
     """Enqueue an incremental scoring pass unless one was enqueued moments ago."""
     if not cache.add("learners:scoring-kick", 1, timeout=KICK_DEBOUNCE_SECONDS):
         return
-    from expansion.celery import queue_for
+    from expansion.core.queues import queue_for
 
     from .tasks import score_dirty
 

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from django.db import IntegrityError, connection, transaction
 
-from expansion.batch import (
+from expansion.core.api.batch import (
     CONTROL_CHARACTERS,
     FUTURE_TOLERANCE,
     MAX_JSON_BYTES,

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import models, transaction
 from django.db.models import F
 
-from expansion.batch import (
+from expansion.core.api.batch import (
     BatchResult,
     FieldError,
     Spec,

@@ -18,8 +18,8 @@ from django.conf import settings
 from django.db.models import Avg, Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from expansion.models import Offer, Subscription
-from expansion.pricing import offers_terms
+from expansion.commerce.models import Offer, Subscription
+from expansion.commerce.pricing import offers_terms
 from learners.models import (
     Course,
     Enrollment,

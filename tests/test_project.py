@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from expansion.models import (
+from expansion.commerce.models import (
     Bundle,
     Offer,
     Order,
@@ -126,7 +126,7 @@ def demo_reset() -> None:
     from django.contrib.auth import get_user_model
 
     from campaigns.models import Campaign, Send
-    from expansion.models import PairReview, ProductAffinity
+    from expansion.commerce.models import PairReview, ProductAffinity
     from experiments.models import Experiment
     from learners.models import Account
     from templates.models import MessageTemplate
@@ -230,8 +230,8 @@ def test_seed_demo_if_empty_leaves_data_alone(capsys):
 
 @pytest.mark.django_db
 def test_api_key_created_in_admin_is_shown_once(client):
-    from expansion.apikeys import digest_key
-    from expansion.models import ApiKey
+    from expansion.commerce.apikeys import digest_key
+    from expansion.commerce.models import ApiKey
 
     client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
     response = client.post(

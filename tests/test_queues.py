@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from expansion.celery import app, queue_for
+from expansion.celery import app
+from expansion.core.queues import queue_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

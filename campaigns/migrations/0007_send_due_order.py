@@ -1,6 +1,6 @@
 from django.db import migrations, models
 
-from learners.migration_ops import AddIndexOnline, RemoveIndexOnline
+from expansion.core.db.migration_ops import AddIndexOnline, RemoveIndexOnline
 
 
 class Migration(migrations.Migration):

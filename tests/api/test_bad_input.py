@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from expansion.models import Order, Product, Subscription
+from expansion.commerce.models import Order, Product, Subscription
 from learners.models import Event, Learner
 from tests.factories.learners import LearnerFactory
 

@@ -20,7 +20,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from expansion.apikeys import api_key_issue
+from expansion.commerce.apikeys import api_key_issue
 from expansion.wsgi import application
 from tests.factories.learners import CourseFactory, LearnerFactory
 

@@ -13,8 +13,8 @@ from django.db.models import Min
 from campaigns.dispatch import dispatch_chunk
 from campaigns.evaluate import campaigns_evaluate
 from campaigns.models import Campaign, CampaignStatus, Rule, Send, SendStatus
-from expansion.affinity import affinity_refresh
-from expansion.demo import demo_seed
+from expansion.commerce.affinity import affinity_refresh
+from expansion.demo.data import demo_seed
 from learners.models import DirtyLearner
 from learners.scoring import score_learners
 

@@ -12,7 +12,7 @@ import pytest
 
 from campaigns.dispatch import dispatch_chunk
 from campaigns.models import JourneyMoment, Send, SendStatus
-from expansion.models import Incentive, OfferKind, ProductKind
+from expansion.commerce.models import Incentive, OfferKind, ProductKind
 from learners.models import DirtyLearner, EventKind, LearnerScore
 from templates.library import STARTERS
 from templates.models import MessageTemplate
@@ -106,7 +106,7 @@ def events(learner, kind: str, n: int, **extra) -> None:
 
 
 def offers():
-    """The demo's offers (expansion.demo), by what they are for."""
+    """The demo's offers (expansion.demo.data), by what they are for."""
     plan = ProductFactory(name="Pro membership", kind=ProductKind.PLAN, price=D("39.00"))
     return {
         "pro": OfferFactory(

@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignStatus, JourneyMoment, Send
 from campaigns.roles import COURSE_CREATOR, MARKETER
-from expansion.apikeys import api_key_issue
+from expansion.commerce.apikeys import api_key_issue
 from experiments.assignment import bucket
 from experiments.models import BUCKETS, Experiment
 from learners.models import Event, Learner

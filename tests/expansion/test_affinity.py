@@ -5,13 +5,13 @@ from decimal import Decimal
 
 import pytest
 
-from expansion.affinity import (
+from expansion.commerce.affinity import (
     affinity_gated,
     affinity_refresh,
     recommendations_for_learner,
     recommendations_for_product,
 )
-from expansion.models import CommerceSettings, ProductAffinity
+from expansion.commerce.models import CommerceSettings, ProductAffinity
 from tests.factories.expansion import (
     OrderFactory,
     OrderLineFactory,

@@ -2,8 +2,8 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from rest_framework.test import APIClient
 
-from expansion.apikeys import ApiKeyRateThrottle, api_key_issue, api_key_revoke, digest_key
-from expansion.models import ApiKey
+from expansion.commerce.apikeys import ApiKeyRateThrottle, api_key_issue, api_key_revoke, digest_key
+from expansion.commerce.models import ApiKey
 from learners.models import Learner
 from tests.factories.learners import UserFactory
 

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from expansion.demo import demo_seed
+from expansion.demo.data import demo_seed
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from expansion.metrics import (
+from expansion.commerce.metrics import (
     ExpansionByType,
     Opportunity,
     expansion_by_type,
@@ -13,8 +13,8 @@ from expansion.metrics import (
     revenue_metrics,
     top_opportunities,
 )
-from expansion.models import ProductKind, SubscriptionChange
-from expansion.sync import subscription_changes_backfill, subscriptions_upsert
+from expansion.commerce.models import ProductKind, SubscriptionChange
+from expansion.commerce.sync import subscription_changes_backfill, subscriptions_upsert
 from learners.models import EventKind
 from tests.factories.expansion import (
     OrderFactory,

@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from expansion.admin import revenue_dashboard_context
-from expansion.metrics import ExpansionByType, expansion_by_type, revenue_metrics
-from expansion.models import ExpansionType, ProductKind
-from expansion.sync import subscriptions_upsert
+from expansion.commerce.admin import revenue_dashboard_context
+from expansion.commerce.metrics import ExpansionByType, expansion_by_type, revenue_metrics
+from expansion.commerce.models import ExpansionType, ProductKind
+from expansion.commerce.sync import subscriptions_upsert
 from tests.factories.expansion import (
     OrderFactory,
     OrderLineFactory,

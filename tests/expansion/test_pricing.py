@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from expansion.models import (
+from expansion.commerce.models import (
     Bundle,
     CommerceSettings,
     Offer,
@@ -14,7 +14,7 @@ from expansion.models import (
     Tier,
     TierLadder,
 )
-from expansion.pricing import (
+from expansion.commerce.pricing import (
     BundleLine,
     TierDraft,
     bundle_figures,

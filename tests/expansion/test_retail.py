@@ -3,7 +3,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
-from expansion.models import Order, OrderLine
+from expansion.commerce.models import Order, OrderLine
 from learners.models import Learner
 
 CSV = """InvoiceNo,InvoiceDate,CustomerID,TotalPrice

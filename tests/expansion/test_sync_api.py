@@ -3,7 +3,7 @@ from decimal import Decimal
 
 import pytest
 
-from expansion.models import Order, OrderLine, Product, Subscription
+from expansion.commerce.models import Order, OrderLine, Product, Subscription
 from learners.models import Account
 from tests.factories.expansion import ProductFactory
 from tests.factories.learners import CourseFactory, LearnerFactory

@@ -3,8 +3,8 @@ from decimal import Decimal
 
 import factory
 
-from expansion.apikeys import digest_key
-from expansion.models import (
+from expansion.commerce.apikeys import digest_key
+from expansion.commerce.models import (
     ApiKey,
     Bundle,
     BundleItem,

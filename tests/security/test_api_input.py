@@ -14,8 +14,8 @@ from urllib.parse import quote, urlsplit
 import orjson
 import pytest
 
-from expansion.apikeys import api_key_issue
-from expansion.models import Order, Product, Subscription
+from expansion.commerce.apikeys import api_key_issue
+from expansion.commerce.models import Order, Product, Subscription
 from learners.models import Course, Learner
 from tests.factories.expansion import OrderFactory, ProductFactory, SubscriptionFactory
 from tests.factories.learners import CourseFactory, LearnerFactory

@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from campaigns.models import Send
 from campaigns.roles import COURSE_CREATOR, MARKETER
-from expansion.apikeys import AuthFailureThrottle, api_key_issue
+from expansion.commerce.apikeys import AuthFailureThrottle, api_key_issue
 from tests.campaigns.conftest import card_campaign, card_send
 from tests.factories.expansion import (
     CommerceSettingsFactory,

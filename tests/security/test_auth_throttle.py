@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from expansion.apikeys import AuthFailureThrottle, api_key_issue, api_key_revoke
+from expansion.commerce.apikeys import AuthFailureThrottle, api_key_issue, api_key_revoke
 from learners.models import Learner
 
 pytestmark = pytest.mark.django_db

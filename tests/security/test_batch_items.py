@@ -8,8 +8,8 @@ import orjson
 import pytest
 from django.core.mail import EmailMultiAlternatives
 
-from expansion.batch import ID_PATTERN, MAX_JSON_DEPTH
-from expansion.models import Order, Product, Subscription
+from expansion.commerce.models import Order, Product, Subscription
+from expansion.core.api.batch import ID_PATTERN, MAX_JSON_DEPTH
 from learners.models import Course, Enrollment, Event, Learner
 from templates.context import message_context
 from templates.mail import email_build

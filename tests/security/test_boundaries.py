@@ -13,7 +13,7 @@ from django.urls import URLPattern, get_resolver, reverse
 from rest_framework.test import APIClient
 
 from campaigns.roles import COURSE_CREATOR, MARKETER
-from expansion.apikeys import AuthFailureThrottle, api_key_issue
+from expansion.commerce.apikeys import AuthFailureThrottle, api_key_issue
 from tests.factories.campaigns import CampaignFactory, SendFactory
 from tests.factories.learners import CourseFactory, LearnerFactory, UserFactory
 

@@ -21,7 +21,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from expansion.models import Order, OrderLine, Product, ProductKind, Subscription
+from expansion.commerce.models import Order, OrderLine, Product, ProductKind, Subscription
 from learners import ingest
 from learners.models import Course, Enrollment, Event, Learner, Module
 from tests.factories.expansion import ProductFactory

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from campaigns.models import Send
-from expansion.models import Order, OrderLine, Product, Subscription
+from expansion.commerce.models import Order, OrderLine, Product, Subscription
 from learners.models import Account, Course, Enrollment, Event, Learner
 from tests.factories.expansion import OrderLineFactory, SubscriptionFactory
 from tests.factories.learners import (

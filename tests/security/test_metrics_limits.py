@@ -1,6 +1,6 @@
 """Revenue metrics hold every value the API accepts (issue 18, item 6).
 
-The write limits: money is at most 9,999,999,999.99 (``expansion.batch.money``), a line's
+The write limits: money is at most 9,999,999,999.99 (``expansion.core.api.batch.money``), a line's
 quantity at most 1,000,000, a batch at most 1,000 items, an order's lines unbounded. Metrics
 used to be a 500 at those limits: an NRR of 20,000 or an attach rate of 20,000 did not fit
 their 8-digit field, and one line of 1,000,000 × 9,999,999,999.99 did not fit revenue's 16.
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from expansion.models import Order, OrderLine, Product, Subscription, SubscriptionChange
+from expansion.commerce.models import Order, OrderLine, Product, Subscription, SubscriptionChange
 from tests.factories.learners import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from expansion.models import CommerceSettings, ProductKind
+from expansion.commerce.models import CommerceSettings, ProductKind
 from learners.models import Course, EventKind, Learner
 from templates.context import (
     PREVIEW_LINKS,

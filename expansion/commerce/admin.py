@@ -14,7 +14,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from learners.charts import bar_chart
+from expansion.core.charts import bar_chart
+from expansion.core.singleton import SingletonAdmin
 
 from .affinity import affinity_refresh, gate_reasons, pair_lift
 from .apikeys import api_key_issue, api_key_revoke
@@ -52,7 +53,6 @@ from .pricing import (
     ladder_check,
     offer_check,
 )
-from .singleton import SingletonAdmin
 
 admin.site.site_header = "Expansion"
 admin.site.site_title = "Expansion"

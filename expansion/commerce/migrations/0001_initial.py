@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.db.models.expressions
-import expansion.models
+import expansion.commerce.models
 from decimal import Decimal
 from django.conf import settings
 from django.db import migrations, models
@@ -42,7 +42,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('external_id', models.CharField(max_length=255, unique=True)),
                 ('placed_at', models.DateTimeField()),
-                ('currency', models.CharField(default=expansion.models.default_currency, max_length=3)),
+                ('currency', models.CharField(default=expansion.commerce.models.default_currency, max_length=3)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('learner', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='learners.learner')),
@@ -59,7 +59,7 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(max_length=255)),
                 ('kind', models.CharField(choices=[('course', 'Course'), ('coaching', 'Coaching'), ('cohort', 'Cohort program'), ('certificate', 'Certificate'), ('templates', 'Templates / resource pack'), ('session', '1:1 session'), ('plan', 'Plan'), ('addon', 'Add-on'), ('seat_pack', 'Seat pack')], max_length=20)),
                 ('price', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('currency', models.CharField(default=expansion.models.default_currency, max_length=3)),
+                ('currency', models.CharField(default=expansion.commerce.models.default_currency, max_length=3)),
                 ('unit_cost', models.DecimalField(blank=True, decimal_places=2, help_text='Cost per unit sold, for gross margin. Empty = unknown.', max_digits=12, null=True)),
                 ('is_active', models.BooleanField(default=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),

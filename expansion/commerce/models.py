@@ -8,9 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from expansion.core.singleton import SingletonModel
 from learners.models import Account, Course, Learner
-
-from .singleton import SingletonModel
 
 
 def default_currency() -> str:
@@ -215,7 +214,7 @@ class SubscriptionChange(models.Model):
     subscriptions contribute nothing. Only changes are stored (a replayed sync adds none), so
     the ledger summed up to any moment is the MRR at that moment, and the movement kind
     (new, expansion, contraction, churn, reactivation) is decided per customer from it in SQL
-    (``expansion.metrics``).
+    (``expansion.commerce.metrics``).
     """
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="changes")
@@ -633,7 +632,7 @@ class ApiKey(models.Model):
         verbose_name = "API key"
         ordering = ["-created_at"]
         permissions = [
-            # expansion.apikeys.HasApiScope: a session reads the API only with this (never
+            # expansion.commerce.apikeys.HasApiScope: a session reads the API only with this (never
             # writes); superusers hold it implicitly, no role grants it (campaigns/roles.py).
             ("read_api_by_session", "Can read the API from an admin session (browsable API)"),
         ]

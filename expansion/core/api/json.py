@@ -161,8 +161,8 @@ class FastJSONParser(parsers.BaseParser):
             suspected = _duplicate_suspected(body, data)
         except orjson.JSONEncodeError:
             # Deeper than orjson writes (254 levels): the bulk checks refuse that item alone
-            # (expansion.batch.MAX_JSON_DEPTH), so only the exact duplicate check runs here —
-            # as far as the standard library can nest.
+            # (expansion.core.api.batch.MAX_JSON_DEPTH), so only the exact duplicate check runs
+            # here — as far as the standard library can nest.
             suspected = True
         if suspected and (duplicate := _first_duplicate(body)) is not None:
             raise duplicate

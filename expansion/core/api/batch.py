@@ -25,7 +25,7 @@ import orjson
 from django.conf import settings
 from django.db import models
 
-from learners.models import available_time_zones
+from expansion.core.timezones import available_time_zones
 
 
 class FieldError(Exception):

@@ -17,6 +17,26 @@ from typing import Any, cast
 import factory.random
 from django.db import transaction
 
+from expansion.commerce.models import (
+    Bundle,
+    BundleItem,
+    ExpansionType,
+    Incentive,
+    Moment,
+    Offer,
+    OfferKind,
+    Order,
+    OrderLine,
+    OutcomeGap,
+    Product,
+    ProductKind,
+    Subscription,
+    SubscriptionChange,
+    SubscriptionStatus,
+    Tier,
+    TierLadder,
+)
+from expansion.commerce.sync import subscription_changes_backfill
 from learners.models import (
     Account,
     Course,
@@ -41,27 +61,6 @@ from tests.factories.learners import (
     ModuleFactory,
     UserFactory,
 )
-
-from .models import (
-    Bundle,
-    BundleItem,
-    ExpansionType,
-    Incentive,
-    Moment,
-    Offer,
-    OfferKind,
-    Order,
-    OrderLine,
-    OutcomeGap,
-    Product,
-    ProductKind,
-    Subscription,
-    SubscriptionChange,
-    SubscriptionStatus,
-    Tier,
-    TierLadder,
-)
-from .sync import subscription_changes_backfill
 
 PATHS = {
     "Data": ["SQL Basics", "SQL Intermediate", "SQL Advanced"],

@@ -14,11 +14,7 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from learners.dirty import learners_mark_dirty, learners_mark_dirty_query, scoring_kick_on_commit
-from learners.models import Course, Learner
-from learners.sync import SyncResult, accounts_ensure, external_ids
-
-from .batch import (
+from expansion.core.api.batch import (
     FieldError,
     Spec,
     aware_datetime,
@@ -35,6 +31,10 @@ from .batch import (
     upsert,
     validate_items,
 )
+from learners.dirty import learners_mark_dirty, learners_mark_dirty_query, scoring_kick_on_commit
+from learners.models import Course, Learner
+from learners.sync import SyncResult, accounts_ensure, external_ids
+
 from .models import (
     ExpansionType,
     Order,

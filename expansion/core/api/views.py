@@ -38,8 +38,8 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .api_json import BodyError
-from .batch import BatchError, Spec, batch_items, items_schema
+from expansion.core.api.batch import BatchError, Spec, batch_items, items_schema
+from expansion.core.api.json import BodyError
 
 # Every list orders by id, so a cursor's position is an id: a bigint.
 _POSITION = re.compile(r"[0-9]{1,19}")
@@ -213,19 +213,6 @@ class StrictFilterBackend(DjangoFilterBackend):
         if errors:
             raise exceptions.ValidationError(errors)
         return filterset.qs if filterset is not None else queryset
-
-
-class ExternalIdConverter:
-    """A path segment naming an external id or sku: no '/', no control characters (the sync
-    API refuses those at write, ``batch.identifier``). Anything else is no route: 404."""
-
-    regex = r"[^/\x00-\x1f\x7f]+"
-
-    def to_python(self, value: str) -> str:
-        return value
-
-    def to_url(self, value: str) -> str:
-        return value
 
 
 class LengthRequiredMiddleware:

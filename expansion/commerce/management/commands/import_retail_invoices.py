@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ...retail import retail_import
+from expansion.commerce.retail import retail_import
 
 
 class Command(BaseCommand):

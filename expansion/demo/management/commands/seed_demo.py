@@ -2,9 +2,8 @@ from datetime import date
 
 from django.core.management.base import BaseCommand
 
+from expansion.demo.data import demo_seed
 from learners.models import Learner
-
-from ...demo import demo_seed
 
 
 class Command(BaseCommand):
@@ -34,7 +33,7 @@ class Command(BaseCommand):
         from learners.scoring import score_learners
 
         scored = score_learners(full=True)
-        from ...affinity import affinity_refresh
+        from expansion.commerce.affinity import affinity_refresh
 
         affinity = affinity_refresh()
         from campaigns.evaluate import campaigns_evaluate

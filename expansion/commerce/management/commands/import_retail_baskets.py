@@ -3,8 +3,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from ...affinity import affinity_refresh
-from ...retail import retail_baskets_import
+from expansion.commerce.affinity import affinity_refresh
+from expansion.commerce.retail import retail_baskets_import
 
 
 class Command(BaseCommand):

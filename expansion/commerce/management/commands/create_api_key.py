@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from ...apikeys import api_key_issue
-from ...models import ApiScope
+from expansion.commerce.apikeys import api_key_issue
+from expansion.commerce.models import ApiScope
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 """Open the MRR ledger for subscriptions that existed before it: a change at the start, and
 one at the cancellation for cancelled ones (when it was last updated if the
-cancellation time is missing). Mirrors ``expansion.sync.subscription_changes_backfill``."""
+cancellation time is missing). Mirrors ``expansion.commerce.sync.subscription_changes_backfill``."""
 
 from decimal import Decimal
 

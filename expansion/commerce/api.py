@@ -15,10 +15,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from expansion.core.api.views import (
+    BulkUpsertView,
+    StrictBooleanFilter,
+    UtcDateTimeFilter,
+    bulk_schema,
+)
 from learners.models import Learner
 
 from .affinity import Recommendation, recommendations_for_learner, recommendations_for_product
-from .api_common import BulkUpsertView, StrictBooleanFilter, UtcDateTimeFilter, bulk_schema
 from .metrics import DIGITS, MAX_PERIODS, PERIODS, period_starts, revenue_metrics
 from .models import Order, OrderLine, Product, Subscription
 from .sync import (
