@@ -30,7 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "expansion.settings")
-os.environ.setdefault("DATABASE_URL", "sqlite:///:memory:")
+# The bench makes no query (objects are built in memory): a database that is never connected.
+os.environ.setdefault("DATABASE_URL", "postgres://unused@127.0.0.1:1/unused")
 
 import django  # noqa: E402
 

@@ -29,6 +29,13 @@ class CampaignsConfig(AppConfig):
         # New events: evaluate the triggers soon (learners cannot import campaigns).
         events_stored.connect(evaluation_kick, dispatch_uid="campaigns.evaluation_kick")
 
+        from templates import test_send
+
+        from .test_send import template_test_send
+
+        # The template preview's "Send test" goes through campaigns' delivery.
+        test_send.provide(template_test_send)
+
         from expansion.commerce.sync import orders_synced
 
         from .attribution import on_orders_synced

@@ -2,7 +2,7 @@
 
 Django's changelists pass unknown query parameters on as lookups, and its date drill-down turns
 ``__year``/``__month``/``__day`` into a ``datetime``: a NUL character (PostgreSQL refuses it in
-a text value), an integer past 64 bits (SQLite's and the drivers' limit) or a date part past a
+a text value), an integer past 64 bits (bigint's and the drivers' limit) or a date part past a
 C int raised from inside the query and the page was a 500 — on every changelist, ours and
 Django's own (users, periodic tasks) alike. Checked once here for every admin URL, so a page
 added later is covered too (tests/security/test_admin_odd_queries.py sweeps them all).

@@ -33,7 +33,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
+from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models.functions import TruncDate
 from django.utils import timezone
+
+from expansion.commerce.models import OrderLine
 
 from .assignment import bucket_sql, phase_plan, plan_for, plan_shares
 from .design import (
@@ -457,11 +461,6 @@ def cumulative_lift(*, experiment: Experiment) -> list[dict[str, Any]]:
     control (for the chart of lift over time). On a sequential card each lift carries its
     always-valid interval (``interval``), which may be read on any day; a fixed-horizon
     card's daily lifts are for looking at, not for deciding."""
-    from django.db.models import Count, Exists, OuterRef, Q
-    from django.db.models.functions import TruncDate
-
-    from expansion.commerce.models import OrderLine
-
     lines = OrderLine.objects.filter(
         order__learner=OuterRef("learner"),
         order__placed_at__gte=OuterRef("assigned_at"),

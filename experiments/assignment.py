@@ -1,7 +1,6 @@
 """Deterministic, sticky assignment: a hash of a salt and the learner id → one of 10,000
-buckets → holdout or arm. The same function in Python and in SQL (PostgreSQL: md5; SQLite: a
-registered function), so whole audiences are assigned in one statement and a single learner's
-arm can be recomputed anywhere."""
+buckets → holdout or arm. The same function in Python and in SQL (md5), so whole audiences
+are assigned in one statement and a single learner's arm can be recomputed anywhere."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import BooleanField, Q, QuerySet
@@ -28,23 +26,10 @@ def bucket(salt: str, learner_id: int) -> int:
 
 def bucket_sql(column: str) -> str:
     """SQL for ``bucket(%s, column)``; takes the salt as its one parameter."""
-    if connection.vendor == "postgresql":
-        return (
-            f"mod(('x' || substr(md5(%s || ':' || CAST({column} AS TEXT)), 1, 8))"
-            f"::bit(32)::bigint, {BUCKETS})"
-        )
-    return f"expansion_bucket(%s, {column})"
-
-
-def sqlite_functions(sender: Any, connection: Any, **kwargs: Any) -> None:
-    """Register ``expansion_bucket`` on each new SQLite connection (connected in apps.py)."""
-    if connection.vendor == "sqlite":
-        connection.connection.create_function(
-            "expansion_bucket",
-            2,
-            lambda salt, learner_id: bucket(salt, learner_id),
-            deterministic=True,
-        )
+    return (
+        f"mod(('x' || substr(md5(%s || ':' || CAST({column} AS TEXT)), 1, 8))"
+        f"::bit(32)::bigint, {BUCKETS})"
+    )
 
 
 def _cut(percent: Decimal | float) -> int:

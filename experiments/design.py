@@ -106,7 +106,7 @@ def planned_sample(
                 [planned, planned, experiment.pk],
             )
             for arm_id, n, first, nth, closes in cursor.fetchall():
-                counts[group_key(arm_id)] = (int(n), _moment(first), _moment(nth), _moment(closes))
+                counts[group_key(arm_id)] = (int(n), first, nth, closes)
     groups = []
     for key in keys:
         n, first, nth, closes = counts.get(key, (0, None, None, None))
@@ -178,17 +178,3 @@ def _horizon_warning(
         "sample; checking them repeatedly and stopping at the first 'significant' look "
         "inflates false positives."
     )
-
-
-def _moment(value: Any) -> Any:
-    """A timestamp from raw SQL: SQLite returns its text (PostgreSQL a datetime)."""
-    if isinstance(value, str):
-        from datetime import UTC
-
-        from django.utils.dateparse import parse_datetime
-
-        parsed = parse_datetime(value)
-        if parsed is not None and parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed
-    return value

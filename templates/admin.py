@@ -22,6 +22,7 @@ from .models import (
     MessageTemplateVariant,
     MessageTemplateVersion,
 )
+from .test_send import test_send
 
 
 class MessageTemplateForm(forms.ModelForm):
@@ -169,20 +170,16 @@ class MessageTemplateAdmin(admin.ModelAdmin):
             except ValidationError:
                 messages.error(request, f"{to!r} is not an email address.")
             else:
-                from campaigns.delivery import DeliveryDeferred, email_send, send_create
-
-                send = send_create(learner=learner, version=version, is_test=True, to_email=to)
-                try:
-                    outcome = email_send(send=send, context=preview_context(learner=learner))
-                except DeliveryDeferred as exc:
-                    # A test is not retried: the marketer is watching and can press again.
-                    type(send).objects.filter(pk=send.pk).update(status="failed")
-                    messages.error(request, f"The mail server did not take it: {exc}")
+                result = test_send(
+                    learner=learner,
+                    version=version,
+                    to_email=to,
+                    context=preview_context(learner=learner),
+                )
+                if result.sent:
+                    messages.success(request, result.message)
                 else:
-                    if outcome.sent:
-                        messages.success(request, f"Test email sent to {to} (send {send.pk}).")
-                    else:
-                        messages.error(request, f"Not sent: {outcome.send.status_reason}")
+                    messages.error(request, result.message)
             return HttpResponseRedirect(request.get_full_path())
         context = {
             **self.admin_site.each_context(request),

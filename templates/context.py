@@ -254,8 +254,7 @@ def _courses(requests: list[ContextRequest]) -> list[dict[str, Any] | None]:
     without = {r.learner.pk for r in requests if r.course_id is None}
     latest: dict[int, Enrollment] = {}
     if without:
-        # The newest enrollment per learner, in one query on any database (DISTINCT ON is
-        # PostgreSQL's only, and the embedded mode runs SQLite: every preview failed there).
+        # The newest enrollment per learner, in one query (a correlated subquery per learner).
         newest = (
             Enrollment.objects.filter(learner_id=OuterRef("learner_id"))
             .order_by("-enrolled_at", "-id")

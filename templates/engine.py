@@ -49,6 +49,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import css_inline
+from django.conf import settings
 from liquid import BoundTemplate, Environment, RenderContext, StrictDefaultUndefined
 from liquid.ast import Node
 from liquid.builtin.expressions.primitive import RangeLiteral
@@ -461,8 +462,6 @@ def _amount(name: str, value: Any) -> Decimal:
 
 def money(value: Any, currency: str = "") -> str:
     """``{{ offer.price | money }}`` → ``$1,234.50``; ``| money: "EUR"`` → ``€1,234.50``."""
-    from django.conf import settings
-
     code = (currency or settings.EXPANSION_CURRENCY).upper()
     amount = _amount("money", value).quantize(Decimal("0.01"), ROUND_HALF_UP)
     symbol = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}.get(code)

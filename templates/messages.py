@@ -2,61 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from liquid.exceptions import LiquidError
 
 from . import engine
-from .context import KNOWN
-from .models import Channel, MessageTemplate, MessageTemplateVersion
+from .checks import FIELDS, ContentCheck, content_check
+from .models import MessageTemplate, MessageTemplateVersion
 
-FIELDS = (("subject", False), ("preheader", False), ("html_body", True), ("text_body", False))
-
-
-@dataclass
-class ContentCheck:
-    errors: list[engine.Problem] = field(default_factory=list)
-    warnings: list[engine.Problem] = field(default_factory=list)
-
-
-def content_check(
-    *, content: dict[str, str], channel: str, marketing: bool, locale: str = ""
-) -> ContentCheck:
-    """Syntax errors and unknown filters (errors, with line and column), unknown variables
-    (warnings), and for a marketing email: a subject, and an unsubscribe link in the HTML."""
-    result = ContentCheck()
-    prefix = f"[{locale}] " if locale else ""
-    for name, html in FIELDS:
-        source = content.get(name) or ""
-        errors, warnings = engine.check(f"{prefix}{name}", source, known=KNOWN, html=html)
-        result.errors += errors
-        result.warnings += warnings
-    if channel == Channel.EMAIL:
-        if not (content.get("subject") or "").strip():
-            result.errors.append(
-                engine.Problem(f"{prefix}subject", None, None, "an email needs a subject")
-            )
-        body = content.get("html_body") or ""
-        if marketing and not _mentions(body, "unsubscribe_url"):
-            result.errors.append(
-                engine.Problem(
-                    f"{prefix}html_body",
-                    None,
-                    None,
-                    "a marketing email must link {{ unsubscribe_url }} (one-click unsubscribe)",
-                )
-            )
-    return result
-
-
-def _mentions(source: str, variable: str) -> bool:
-    try:
-        analysis = engine.environment(True).from_string(source).analyze(include_partials=False)
-    except LiquidError:  # a syntax error is reported by the checks above
-        return True
-    return variable in analysis.globals
+__all__ = ["FIELDS", "ContentCheck", "content_check"]  # re-exported: checks live in checks.py
 
 
 def compile_content(content: dict[str, str]) -> dict[str, str]:

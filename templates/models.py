@@ -16,6 +16,9 @@ from django.db.models import Q
 
 from learners.models import MARKETING_CATEGORIES, MessageCategory
 
+from .channels import Channel
+from .checks import content_check
+
 __all__ = ["MARKETING_CATEGORIES", "Category", "Channel"]
 
 CONTENT_FIELDS = ("subject", "preheader", "html_body", "text_body")
@@ -25,10 +28,8 @@ def _content_clean(
     obj: models.Model, *, channel: str, marketing: bool, locale: str = ""
 ) -> list[str]:
     """Refuse ``obj``'s content (a template or a variant) on the field each problem is in,
-    with its line and column (``templates.messages.content_check``: syntax, unknown filters,
+    with its line and column (``templates.checks.content_check``: syntax, unknown filters,
     include/render, and what a trial render runs into); returns the warnings."""
-    from .messages import content_check  # messages imports this module
-
     content = {name: getattr(obj, name) or "" for name in CONTENT_FIELDS}
     check = content_check(content=content, channel=channel, marketing=marketing, locale=locale)
     errors: dict[str, list[str]] = {}
@@ -39,11 +40,6 @@ def _content_clean(
     if errors:
         raise ValidationError(errors)
     return [str(warning) for warning in check.warnings]
-
-
-class Channel(models.TextChoices):
-    EMAIL = "email", "Email"
-    IN_APP = "in_app", "In-app card"
 
 
 # The categories belong to consent, which the learners app owns.

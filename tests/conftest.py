@@ -16,9 +16,8 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -
     from django.conf import settings
 
     for db in settings.DATABASES.values():
-        if db["ENGINE"] == "django.db.backends.postgresql":
-            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-            db.setdefault("TEST", {})["NAME"] = f"test_expansion_{RUN_ID}_{worker}"
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        db.setdefault("TEST", {})["NAME"] = f"test_expansion_{RUN_ID}_{worker}"
 
 
 def pytest_configure(config) -> None:
@@ -37,8 +36,6 @@ def _no_session_outlives_the_run(django_db_setup, django_db_blocker):
     yield
     from django.db import connection
 
-    if connection.vendor != "postgresql":
-        return
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

@@ -54,10 +54,9 @@ def affinity_refresh(*, now: datetime | None = None) -> AffinityResult:
         # A pair below this many orders cannot reach the minimum support; products below it
         # are dropped before the self-join, which is what keeps the join small.
         floor = max(1, math.ceil(float(policy.affinity_min_support) * total - 1e-9))
-        if connection.vendor == "postgresql":
-            # The pair counts are one hash aggregate over every pair in every basket (54 M rows
-            # for the 25,900 UCI baskets); in the default 4 MB it spilled 1.8 GB to disk.
-            cursor.execute(f"SET LOCAL work_mem = '{int(settings.AFFINITY_WORK_MEM_MB)}MB'")
+        # The pair counts are one hash aggregate over every pair in every basket (54 M rows
+        # for the 25,900 UCI baskets); in the default 4 MB it spilled 1.8 GB to disk.
+        cursor.execute(f"SET LOCAL work_mem = '{int(settings.AFFINITY_WORK_MEM_MB)}MB'")
         # Each unordered pair is counted once (a < b), then written in both directions.
         cursor.execute(
             f"""

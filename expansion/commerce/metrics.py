@@ -32,12 +32,9 @@ days, ISO weeks starting Monday, and calendar months):
   recurring rows sum exactly to the expansion MRR of the same days, then the one-time rows.
 
 Exact at any size the API accepts (money ≤ 9,999,999,999.99, a line's quantity ≤ 1,000,000,
-any number of lines): the SQL sums money in cents — PostgreSQL's numeric is exact; SQLite
-stores decimals as floats, so each stored amount is rounded back to its integer cents (12
-significant digits survive a float) and summed by ``exact_sum``, a Python aggregate, where
-SQLite's SUM would stop at 2⁶³ cents. Python's arithmetic runs in :data:`EXACT`, whose
-:data:`DIGITS` significant digits hold 10²² of the largest lines. (On SQLite, one
-customer's running MRR is SQL integer cents: exact up to 92 quadrillion.)
+any number of lines): the SQL sums money in cents in PostgreSQL's numeric, which is exact;
+Python's arithmetic runs in :data:`EXACT`, whose :data:`DIGITS` significant digits hold 10²²
+of the largest lines.
 
 One module past 400 lines: every figure shares the period arithmetic, and the dashboard's
 table shares the movement SQL with the MRR figures so that the two cannot disagree.
@@ -119,16 +116,9 @@ def _ts(value: datetime) -> Any:
 
 
 def _trunc_sql(period: str, column: str) -> str:
-    """The period start of a UTC timestamp column, as a date, in this backend's SQL."""
-    if connection.vendor == "postgresql":
-        unit = {"day": "day", "week": "week", "month": "month"}[period]
-        return f"CAST(date_trunc('{unit}', {column} AT TIME ZONE 'UTC') AS date)"
-    if period == "day":
-        return f"date({column})"
-    if period == "week":
-        # SQLite: the Monday on or before the date ('weekday 1' moves forward to a Monday).
-        return f"date({column}, '-6 days', 'weekday 1')"
-    return f"date({column}, 'start of month')"
+    """The period start of a UTC timestamp column, as a date."""
+    unit = {"day": "day", "week": "week", "month": "month"}[period]
+    return f"CAST(date_trunc('{unit}', {column} AT TIME ZONE 'UTC') AS date)"
 
 
 def _as_date(value: Any) -> date:
@@ -139,43 +129,17 @@ def _as_date(value: Any) -> date:
     return date.fromisoformat(str(value)[:10])
 
 
-class _ExactSum:
-    """SQLite aggregate ``exact_sum(cents)``: the sum of integers, unbounded (Python's int),
-    as text; NULL over no value. SQLite's SUM raises "integer overflow" past 2⁶³."""
-
-    def __init__(self) -> None:
-        self.total: int | None = None
-
-    def step(self, value: Any) -> None:
-        if value is not None:
-            self.total = (self.total or 0) + int(value)
-
-    def finalize(self) -> str | None:
-        return None if self.total is None else str(self.total)
-
-
 def _cursor() -> Any:
-    """A cursor for this module's SQL; on SQLite, its connection knows ``exact_sum``."""
-    if connection.vendor == "sqlite":
-        connection.ensure_connection()
-        raw = connection.connection
-        if getattr(connection, "_expansion_exact_sum", None) is not raw:
-            raw.create_aggregate("exact_sum", 1, _ExactSum)
-            setattr(connection, "_expansion_exact_sum", raw)  # noqa: B010 (a ConnectionProxy)
     return connection.cursor()
 
 
 def _cents(column: str) -> str:
-    """SQL: a money column in cents, exactly (SQLite: its float rounded to an integer)."""
-    if connection.vendor == "sqlite":
-        return f"CAST(ROUND({column} * 100) AS INTEGER)"
+    """SQL: a money column in cents (numeric: exact)."""
     return f"({column} * 100)"
 
 
 def _sum(cents: str) -> str:
-    """SQL: the exact sum of an amount in cents, whatever the number of rows."""
-    if connection.vendor == "sqlite":
-        return f"exact_sum({cents})"
+    """SQL: the exact sum of an amount in cents, whatever the number of rows (numeric)."""
     return f"SUM({cents})"
 
 

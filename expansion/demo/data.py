@@ -15,8 +15,11 @@ from decimal import Decimal
 from typing import Any, cast
 
 import factory.random
+from django.contrib.auth.models import Group
 from django.db import transaction
 
+from campaigns.models import Campaign, JourneyMoment
+from campaigns.roles import COURSE_CREATOR
 from expansion.commerce.models import (
     Bundle,
     BundleItem,
@@ -37,6 +40,8 @@ from expansion.commerce.models import (
     TierLadder,
 )
 from expansion.commerce.sync import subscription_changes_backfill
+from experiments.assignment import assign
+from experiments.models import Arm, Experiment
 from learners.models import (
     Account,
     Course,
@@ -47,6 +52,8 @@ from learners.models import (
     Module,
     Segment,
 )
+from templates.messages import template_snapshot
+from templates.models import MessageTemplate
 from tests.factories.expansion import (
     OrderFactory,
     OrderLineFactory,
@@ -431,10 +438,6 @@ def demo_seed(*, learners: int = 3000, seed: int = 42, anchor: date | None = Non
 def _demo_creator(username: str) -> Any:
     """A course creator who can sign in to review their courses' campaigns: staff, in the
     Course creator role, with no password until ``ensure_admin`` gives one (printed once)."""
-    from django.contrib.auth.models import Group
-
-    from campaigns.roles import COURSE_CREATOR
-
     user: Any = UserFactory(username=username, is_staff=True)
     user.set_unusable_password()
     user.save()
@@ -446,9 +449,6 @@ def _demo_creator(username: str) -> Any:
 def _demo_experiment(*, seed: int, now: datetime) -> None:
     """A running experiment card on the next-course offer: 30 % off against the bonus only,
     with a 10 % holdout; every demo learner assigned three weeks ago."""
-    from experiments.assignment import assign
-    from experiments.models import Arm, Experiment
-
     discount = Offer.objects.get(name="Next course in the path")
     bonus = Offer.objects.create(
         name="Next course in the path (bonus only)",
@@ -494,11 +494,6 @@ def _demo_campaigns() -> None:
     """The demo's campaigns: the experiment's cross-sell email, an in-app card after a strong
     assessment, the stall re-engagement email and the teams' usage band (active), and a
     renewal email still in draft, to preview."""
-    from campaigns.models import Campaign, JourneyMoment
-    from experiments.models import Experiment
-    from templates.messages import template_snapshot
-    from templates.models import MessageTemplate
-
     moment = {m.slug: m for m in JourneyMoment.objects.all()}
     email = MessageTemplate.objects.get(name="Cross-sell: the next step")
     template_snapshot(template=email)

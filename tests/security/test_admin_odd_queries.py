@@ -18,7 +18,7 @@ from tests.factories.templates import MessageTemplateFactory
 pytestmark = pytest.mark.django_db
 
 # Values that broke pages: a NUL byte (PostgreSQL refuses it in text), "²" (a digit to
-# str.isdigit(), not to int()), numbers past int and past bigint (SQLite, datetime()).
+# str.isdigit(), not to int()), numbers past int and past bigint (the drivers, datetime()).
 ODD_VALUES = ["%00", "%C2%B2", "2147483648", "99999999999999999999999"]
 # The parameters any page might read (its own filters' are added per changelist).
 PARAMS = ["learner", "a", "q", "campaign", "p", "o", "by"]

@@ -5,7 +5,7 @@ quantity at most 1,000,000, a batch at most 1,000 items, an order's lines unboun
 used to be a 500 at those limits: an NRR of 20,000 or an attach rate of 20,000 did not fit
 their 8-digit field, and one line of 1,000,000 × 9,999,999,999.99 did not fit revenue's 16.
 Every test here writes through the real bulk API and reads ``GET /api/v1/metrics/`` (and
-the admin dashboard), asserting the exact figures on PostgreSQL and SQLite alike.
+the admin dashboard), asserting the exact figures.
 """
 
 from datetime import timedelta
@@ -231,13 +231,13 @@ def test_the_revenue_dashboard_shows_the_extreme_figures(api, catalogue, client)
     assert "<td>9999999999990.00</td>" in page  # L1's MRR, behind premium-feature attempts
     # Subscriptions at their quota: the top 20 opportunities are L1's and 19 of them.
     assert page.count("<td>9999999999.99</td>") == 19
-    # The order list renders its total too (a float sum on SQLite, exact on PostgreSQL).
+    # The order list renders its total too (an exact numeric sum).
     assert client.get("/admin/expansion/order/").status_code == 200
 
 
-def test_sqlite_floats_do_not_blur_a_full_refund_or_a_churn(api, catalogue):
-    """SQLite stores decimals as floats: 3 × 0.10 is 0.30000000000000004 there, so a refund of
-    0.30 looked partial, and a customer at 0.10 + 0.20 − 0.10 − 0.20 still paying."""
+def test_binary_fractions_do_not_blur_a_full_refund_or_a_churn(api, catalogue):
+    """In floats 3 × 0.10 is 0.30000000000000004, so a refund of 0.30 would look partial, and a
+    customer at 0.10 + 0.20 − 0.10 − 0.20 still paying: money stays decimal end to end."""
     lines = [
         _line("c", "COURSE", 1, "1.00"),
         _line("a", "ADDON", 3, "0.10", refunded_amount="0.30"),

@@ -6,6 +6,8 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from campaigns.roles import COURSE_CREATOR
+
 
 class Command(BaseCommand):
     help = "Create an admin superuser with a random password, printed once."
@@ -19,8 +21,6 @@ class Command(BaseCommand):
         self._creators()
 
     def _creators(self) -> None:
-        from campaigns.roles import COURSE_CREATOR
-
         users = get_user_model()
         waiting = users.objects.filter(
             groups__name=COURSE_CREATOR, is_active=True, password__startswith="!"

@@ -2,8 +2,11 @@ from datetime import date
 
 from django.core.management.base import BaseCommand
 
+from campaigns.evaluate import campaigns_evaluate
+from expansion.commerce.affinity import affinity_refresh
 from expansion.demo.data import demo_seed
 from learners.models import Learner
+from learners.scoring import score_learners
 
 
 class Command(BaseCommand):
@@ -30,14 +33,8 @@ class Command(BaseCommand):
             self.stderr.write("The database already has learners; seed_demo needs an empty one.")
             raise SystemExit(1)
         counts = demo_seed(learners=learners, seed=seed, anchor=anchor)
-        from learners.scoring import score_learners
-
         scored = score_learners(full=True)
-        from expansion.commerce.affinity import affinity_refresh
-
         affinity = affinity_refresh()
-        from campaigns.evaluate import campaigns_evaluate
-
         decided = campaigns_evaluate()
         self.stdout.write(
             self.style.SUCCESS(
