@@ -10,8 +10,10 @@ within seconds; the beat schedule (every 20 s) catches anything a lost message m
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
@@ -20,8 +22,10 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from .models import DirtyLearner
+from .tasks import score_dirty
 
 KICK_DEBOUNCE_SECONDS = 5
+logger = logging.getLogger(__name__)
 
 # Sent after the commit of a batch that stored new events. Apps above learners (campaigns)
 # listen to react to them without learners importing them.
@@ -52,7 +56,7 @@ def learners_mark_dirty_query(learner_ids: QuerySet) -> int:
         cursor.execute(
             f"INSERT INTO {DirtyLearner._meta.db_table} (learner_id, marked_at) "
             f"SELECT DISTINCT d.* , %s FROM ({sql}) d",
-            [connection.ops.adapt_datetimefield_value(timezone.now()), *params],
+            [timezone.now(), *params],
         )
         return cursor.rowcount
 
@@ -66,18 +70,18 @@ def events_stored_notify() -> None:
     events_stored.send(sender=None)
 
 
+def scoring_queue() -> str:
+    """The queue scoring passes go to: their own if one is configured (``CELERY_QUEUE_SCORING``,
+    the project's ``CELERY_QUEUES_BY_KIND``), else the default queue. Read at each kick."""
+    return settings.CELERY_QUEUES_BY_KIND.get("scoring") or settings.CELERY_TASK_DEFAULT_QUEUE
+
+
 def scoring_kick() -> None:
     """Enqueue an incremental scoring pass unless one was enqueued moments ago."""
     if not cache.add("learners:scoring-kick", 1, timeout=KICK_DEBOUNCE_SECONDS):
         return
-    from expansion.celery import queue_for
-
-    from .tasks import score_dirty
-
     try:
-        score_dirty.apply_async(queue=queue_for("scoring"))
+        score_dirty.apply_async(queue=scoring_queue())
     except Exception:  # noqa: BLE001 - the broker being down must not fail ingestion
-        import logging
-
-        logging.getLogger(__name__).warning("could not enqueue scoring; beat will catch up")
+        logger.warning("could not enqueue scoring; beat will catch up")
         cache.delete("learners:scoring-kick")
