@@ -24,7 +24,9 @@ from expansion.core.api.views import (
 )
 
 from . import ingest, sync
+from .event_items import KNOWN_KINDS, REQUIRED_FIELDS
 from .models import Course, Enrollment, Event, Learner, Module
+from .scoring import learner_scores
 
 TAGS = ["learners"]
 
@@ -243,14 +245,14 @@ class EventDetail(generics.RetrieveAPIView):
 
 EVENT_ITEM_SCHEMA = {
     "type": "object",
-    "required": list(ingest.REQUIRED_FIELDS),
+    "required": list(REQUIRED_FIELDS),
     "additionalProperties": False,
     "properties": {
         "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200},
         "learner": identifier().schema,  # type: ignore[attr-defined]
         "kind": {
             "type": "string",
-            "description": "One of " + ", ".join(sorted(ingest.KNOWN_KINDS)) + ", or custom.<name>",
+            "description": "One of " + ", ".join(sorted(KNOWN_KINDS)) + ", or custom.<name>",
         },
         "occurred_at": {"type": "string", "format": "date-time"},
         "value": {"type": "number", "nullable": True},
@@ -364,56 +366,3 @@ class LearnerScores(APIView):
     def get(self, request: Request, external_id: str) -> Response:
         learner = generics.get_object_or_404(Learner, external_id=external_id)
         return Response(LearnerScoresOut(learner_scores(learner=learner)).data)
-
-
-def learner_scores(*, learner: Learner) -> dict:
-    """Everything that explains a learner's offers, as plain data."""
-    from .models import EnrollmentScore, LearnerScore, RfmSegment, SegmentMembership
-    from .scoring import learner_explain
-
-    score = LearnerScore.objects.filter(learner=learner).first()
-    memberships = SegmentMembership.objects.filter(
-        learner=learner, exited_at__isnull=True
-    ).select_related("segment")
-    enrollments = EnrollmentScore.objects.filter(learner=learner).select_related("course")
-    rfm = None
-    if score is not None and score.rfm_cell:
-        cell = RfmSegment.objects.filter(name=score.rfm_segment).first()
-        rfm = {
-            "recency": score.rfm_recency,
-            "frequency": score.rfm_frequency,
-            "monetary": score.rfm_monetary,
-            "cell": score.rfm_cell,
-            "segment": score.rfm_segment,
-            "move": cell.move if cell else None,
-            "do_not_pitch": bool(cell and cell.do_not_pitch),
-        }
-    return {
-        "learner": learner.external_id,
-        "scored": score is not None,
-        "lps": score.lps if score else None,
-        "band": score.band if score else None,
-        "components": score.components() if score else None,
-        "explanation": learner_explain(score) if score else [],
-        "model_version": score.model_version if score else None,
-        "rfm": rfm,
-        "stage": score.stage if score else None,
-        "flags": score.flags if score else [],
-        "segments": [{"segment": m.segment.name, "entered_at": m.entered_at} for m in memberships],
-        "enrollments": [
-            {
-                "course": e.course.external_id,
-                "lps": e.lps,
-                "band": e.band,
-                "components": {
-                    "completion": e.completion,
-                    "assessment": e.assessment,
-                    "community": e.community,
-                    "downloads": e.downloads,
-                    "login": e.login,
-                },
-            }
-            for e in enrollments
-        ],
-        "computed_at": score.computed_at if score else None,
-    }

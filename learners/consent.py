@@ -8,8 +8,6 @@ unsubscribe, a preference form saved unchanged) writes nothing.
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 from .models import (
@@ -19,6 +17,7 @@ from .models import (
     EmailSuppression,
     Learner,
 )
+from .models import reachable_q as reachable_q  # defined beside LearnerQuerySet.reachable
 
 
 def consent_blocker(learner: Learner, category: str, address: str = "") -> str:
@@ -62,22 +61,6 @@ def consent_blockers(items: list[tuple[Learner, str, str]]) -> list[str]:
             reason = ""
         reasons.append(reason)
     return reasons
-
-
-def reachable_q(category: str = "") -> Q:
-    """Learners a message of ``category`` may reach, as one condition for a queryset of
-    learners ('' = any marketing category: opted in, not unsubscribed from everything)."""
-    condition: Q = ~Q(email="") & ~Q(
-        Exists(EmailSuppression.objects.filter(email=Lower(OuterRef("email"))))
-    )
-    if category and category not in MARKETING_CATEGORIES:
-        return condition
-    condition &= Q(marketing_opt_in=True, unsubscribed_at__isnull=True)
-    if category:
-        condition &= ~Q(
-            Exists(CategoryOptOut.objects.filter(learner=OuterRef("pk"), category=category))
-        )
-    return condition
 
 
 def opted_out(learner: Learner) -> set[str]:

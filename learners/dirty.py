@@ -10,6 +10,7 @@ within seconds; the beat schedule (every 20 s) catches anything a lost message m
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from django.core.cache import cache
@@ -19,9 +20,13 @@ from django.db.models import QuerySet
 from django.dispatch import Signal
 from django.utils import timezone
 
+from expansion.core.queues import queue_for
+
 from .models import DirtyLearner
+from .tasks import score_dirty
 
 KICK_DEBOUNCE_SECONDS = 5
+logger = logging.getLogger(__name__)
 
 # Sent after the commit of a batch that stored new events. Apps above learners (campaigns)
 # listen to react to them without learners importing them.
@@ -52,7 +57,7 @@ def learners_mark_dirty_query(learner_ids: QuerySet) -> int:
         cursor.execute(
             f"INSERT INTO {DirtyLearner._meta.db_table} (learner_id, marked_at) "
             f"SELECT DISTINCT d.* , %s FROM ({sql}) d",
-            [connection.ops.adapt_datetimefield_value(timezone.now()), *params],
+            [timezone.now(), *params],
         )
         return cursor.rowcount
 
@@ -70,14 +75,8 @@ def scoring_kick() -> None:
     """Enqueue an incremental scoring pass unless one was enqueued moments ago."""
     if not cache.add("learners:scoring-kick", 1, timeout=KICK_DEBOUNCE_SECONDS):
         return
-    from expansion.core.queues import queue_for
-
-    from .tasks import score_dirty
-
     try:
         score_dirty.apply_async(queue=queue_for("scoring"))
     except Exception:  # noqa: BLE001 - the broker being down must not fail ingestion
-        import logging
-
-        logging.getLogger(__name__).warning("could not enqueue scoring; beat will catch up")
+        logger.warning("could not enqueue scoring; beat will catch up")
         cache.delete("learners:scoring-kick")

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import models, transaction
 from django.db.models import F
 
@@ -145,8 +146,6 @@ COURSE_SPECS = {
 
 def courses_upsert(*, items: list[Any]) -> SyncResult:
     """Upsert courses. A course that carries ``modules`` gets exactly that module list."""
-    from django.contrib.auth import get_user_model
-
     batch = validate_items(items, COURSE_SPECS, unique="external_id")
     for index, row in batch.rows:
         if row.get("path_position") is not None and not row.get("learning_path"):

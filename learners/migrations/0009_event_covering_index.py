@@ -13,8 +13,6 @@ def fillfactor(apps, schema_editor, value=80):
     column changed) PostgreSQL updates in place without touching the indexes. Only 63 % of
     updates were HOT at the default fillfactor of 100 (bench/scoring.py).
     """
-    if schema_editor.connection.vendor != "postgresql":
-        return
     for table in SCORE_TABLES:
         schema_editor.execute(f"ALTER TABLE {table} SET (fillfactor = {int(value)})")
 

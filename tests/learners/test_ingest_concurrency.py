@@ -12,8 +12,6 @@ from tests.factories.learners import LearnerFactory
 
 @pytest.mark.django_db(transaction=True)
 def test_same_batch_twice_concurrently_stores_each_event_once():
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite serialises writers; the race needs PostgreSQL")
     LearnerFactory(external_id="alice")
     items = [
         {

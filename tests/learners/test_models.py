@@ -2,6 +2,7 @@ from datetime import timedelta
 
 import pytest
 
+from learners.models import Learner
 from tests.factories.learners import (
     BASE_TIME,
     CourseFactory,
@@ -49,8 +50,6 @@ def test_course_position_needs_path_and_is_unique_in_it():
 
 
 def test_reachable_learners():
-    from learners.models import Learner
-
     LearnerFactory(external_id="ok")
     LearnerFactory(external_id="no-consent", marketing_opt_in=False)
     LearnerFactory(external_id="gone", unsubscribed_at=BASE_TIME)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from learners.models import ScoringModel, Segment
-from learners.scoring import score_learners
+from learners.scoring import score_learners, scoring_model_active
 from tests.factories.learners import (
     CourseFactory,
     EnrollmentFactory,
@@ -112,8 +112,6 @@ def test_segment_admin_refuses_bad_rules_and_previews(admin_client, scored):
 
 
 def test_editing_the_scoring_model_saves_a_new_version(admin_client):
-    from learners.scoring import scoring_model_active
-
     v1 = scoring_model_active()
     form = {
         field.name: getattr(v1, field.name)

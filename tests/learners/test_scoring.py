@@ -400,7 +400,7 @@ def test_band_thresholds_are_editable(ann):
 
 
 def test_mean_assessment_is_not_truncated_by_whole_number_scores():
-    """SQLite stores 80.0 cast to NUMERIC as the integer 80: 80 + 91 over 2 must be 85.5."""
+    """Whole-number scores are averaged exactly: 80 + 91 over 2 is 85.5, not 85."""
     learner = LearnerFactory()
     course, _ = course_with_modules(2, "avg")
     EnrollmentFactory(learner=learner, course=course, enrolled_at=ago(days=5))

@@ -19,7 +19,12 @@ from learners.models import (
     SegmentMembership,
 )
 from learners.scoring import score_learners, score_scheduled, scoring_model_active
-from tests.factories.expansion import OrderFactory, OrderLineFactory, SubscriptionFactory
+from tests.factories.expansion import (
+    OrderFactory,
+    OrderLineFactory,
+    ProductFactory,
+    SubscriptionFactory,
+)
 from tests.factories.learners import (
     CourseFactory,
     EnrollmentFactory,
@@ -305,8 +310,6 @@ def test_syncs_and_admin_edits_mark_learners_dirty(api):
 
 
 def product_sku() -> str:
-    from tests.factories.expansion import ProductFactory
-
     return ProductFactory(sku="SKU-SYNC").sku
 
 

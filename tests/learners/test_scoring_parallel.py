@@ -3,7 +3,6 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
 
 from learners.ingest import events_ingest
 from learners.models import (
@@ -61,8 +60,6 @@ def active_segment():
 
 @pytest.mark.django_db(transaction=True)
 def test_parallel_passes_score_disjoint_shards_and_agree_with_one_pass(settings, active_segment):
-    if connection.vendor != "postgresql":
-        pytest.skip("parallel passes are a PostgreSQL feature (SQLite runs one)")
     settings.SCORING_PARALLEL_MIN_LEARNERS = 10
     for n in range(40):
         LearnerFactory(external_id=f"p-{n}")

@@ -5,16 +5,19 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from learners.models import SegmentMembership, SegmentSnapshot
+from learners.models import DirtyLearner, Learner, Segment, SegmentMembership, SegmentSnapshot
+from learners.scoring import score_learners
 from learners.segments import (
     SegmentError,
     compile_definition,
     segment_members,
     segment_preview,
     segment_refresh,
+    segments_refresh,
 )
 from tests.factories.expansion import OrderLineFactory, ProductFactory
 from tests.factories.learners import (
@@ -23,6 +26,7 @@ from tests.factories.learners import (
     EventFactory,
     LearnerFactory,
     LearnerScoreFactory,
+    ModuleFactory,
     SegmentFactory,
 )
 
@@ -193,8 +197,6 @@ def test_refresh_records_entries_and_exits_with_their_time():
 
 
 def test_scoring_pass_refreshes_segments(api):
-    from learners.scoring import score_learners
-
     LearnerFactory(external_id="ann")
     segment = SegmentFactory(
         definition={"field": "event_count", "kind": "resource_downloaded", "days": 30, "value": 1}
@@ -318,10 +320,6 @@ def reference(node: dict, row: dict) -> bool:
 )
 @given(rows=learner_rows, definition=tree)
 def test_sql_agrees_with_python_reference(django_db_blocker, rows, definition):
-    from django.db import transaction
-
-    from learners.models import Learner
-
     with django_db_blocker.unblock(), transaction.atomic():
         expected = set()
         for n, row in enumerate(rows):
@@ -362,12 +360,7 @@ def test_owns_product_ignores_fully_refunded_purchases():
 
 
 def test_a_scoped_pass_refreshes_all_segments_together_like_a_full_refresh():
-    from learners.models import DirtyLearner, Learner, Segment
-    from learners.scoring import score_learners
-
     course = CourseFactory(external_id="seg-c")
-    from tests.factories.learners import ModuleFactory
-
     ModuleFactory(course=course, position=1, external_id="m1")
     learners = []
     for n in range(12):
@@ -408,8 +401,6 @@ def test_a_scoped_pass_refreshes_all_segments_together_like_a_full_refresh():
         )
     )
     sizes = dict(Segment.objects.values_list("name", "size"))
-    from learners.segments import segments_refresh
-
     segments_refresh(as_of=AS_OF + timedelta(minutes=1))  # everyone, one by one
     full = set(
         SegmentMembership.objects.filter(exited_at__isnull=True).values_list(

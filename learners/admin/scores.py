@@ -1,127 +1,31 @@
-import json
+"""Admin for scores: the score card, the scores list and dashboard, the versioned scoring
+model, the RFM map and the record of passes."""
 
 from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
-from django.db.models import F
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.db.models import Count, F, IntegerField
+from django.db.models.functions import Cast, Least
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from expansion.core.charts import bar_chart
 
-from .models import (
-    Account,
-    CategoryOptOut,
-    ConsentChange,
-    Course,
+from ..models import (
     DirtyLearner,
-    EmailSuppression,
-    Enrollment,
     EnrollmentScore,
-    Event,
     Learner,
     LearnerScore,
-    Module,
     RfmSegment,
     ScoreHistory,
     ScoringModel,
     ScoringRun,
     Segment,
-    SegmentMembership,
 )
-from .scoring import scoring_model_active, scoring_model_new_version
-from .segments import (
-    FIELDS_HELP,
-    SegmentError,
-    compile_definition,
-    segment_preview,
-    segment_refresh,
-)
-
-
-@admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
-    list_display = ["external_id", "name", "created_at"]
-    search_fields = ["external_id", "name"]
-
-
-class EnrollmentInline(admin.TabularInline):
-    model = Enrollment
-    extra = 0
-    fields = ["course", "enrolled_at", "completed_at", "progress"]
-    raw_id_fields = ["course"]
-    show_change_link = True
-
-
-class RecentEventInline(admin.TabularInline):
-    """The learner's 20 latest events, read-only (the full list is under Events)."""
-
-    model = Event
-    extra = 0
-    max_num = 0
-    can_delete = False
-    fields = ("occurred_at", "kind", "value", "course", "properties")
-    readonly_fields = fields
-    ordering = ["-occurred_at"]
-
-    def get_queryset(self, request):
-        qs = super().get_queryset(request).select_related("course")
-        match = request.resolver_match
-        learner_id = match.kwargs.get("object_id") if match else None
-        if learner_id is None:
-            return qs.none()
-        latest = qs.filter(learner_id=learner_id).order_by("-occurred_at")[:20]
-        return qs.filter(id__in=list(latest.values_list("id", flat=True)))
-
-
-class ModuleInline(admin.TabularInline):
-    model = Module
-    extra = 0
-    fields = ["position", "external_id", "title", "is_final"]
-
-
-@admin.register(Course)
-class CourseAdmin(admin.ModelAdmin):
-    list_display = ["title", "external_id", "creator", "learning_path", "path_position"]
-    list_filter = ["learning_path"]
-    search_fields = ["title", "=external_id"]
-    list_select_related = ["creator"]
-    autocomplete_fields = ["creator"]
-    inlines = [ModuleInline]
-
-
-@admin.register(Enrollment)
-class EnrollmentAdmin(admin.ModelAdmin):
-    list_display = ["learner", "course", "enrolled_at", "completed_at", "progress"]
-    list_filter = ["course", ("completed_at", admin.EmptyFieldListFilter)]
-    search_fields = ["=learner__external_id", "learner__email", "course__title"]
-    list_select_related = ["learner", "course"]
-    raw_id_fields = ["learner"]
-    autocomplete_fields = ["course"]
-    show_full_result_count = False
-    date_hierarchy = "enrolled_at"
-
-
-@admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
-    list_display = ["occurred_at", "kind", "learner", "course", "value", "received_at"]
-    list_filter = ["kind", "course"]
-    search_fields = ["=learner__external_id", "=idempotency_key"]
-    list_select_related = ["learner", "course"]
-    raw_id_fields = ["learner", "course", "module"]
-    show_full_result_count = False
-    date_hierarchy = "occurred_at"
-    readonly_fields = ["received_at"]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        # Events are the platform's record of what happened: append-only.
-        return False
-
-
-# --- Scores and segments ---------------------------------------------------------------------
+from ..scoring import scoring_model_active, scoring_model_new_version
+from ..tasks import score_all_from_scratch
 
 
 class ScoreHistoryInline(admin.TabularInline):
@@ -141,20 +45,6 @@ class ScoreHistoryInline(admin.TabularInline):
             return qs.none()
         days = qs.filter(learner_id=learner_id).order_by("-day").values_list("id", flat=True)
         return qs.filter(id__in=list(days[:30]))
-
-
-class MembershipInline(admin.TabularInline):
-    model = SegmentMembership
-    fk_name = "learner"
-    extra = 0
-    max_num = 0
-    can_delete = False
-    fields = ("segment", "entered_at", "exited_at")
-    readonly_fields = fields
-    verbose_name_plural = "Segments (current and past)"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("segment")
 
 
 def score_card(learner: Learner) -> str:
@@ -259,9 +149,6 @@ class LearnerScoreAdmin(admin.ModelAdmin):
 
 def score_dashboard_context() -> dict:
     """Score distribution per course and segment sizes over time: two aggregate queries."""
-    from django.db.models import Count, IntegerField
-    from django.db.models.functions import Cast, Least
-
     bucket = Least(Cast(F("lps") / 10, IntegerField()), 9)
     rows = (
         EnrollmentScore.objects.values("course_id", "course__title")
@@ -408,8 +295,6 @@ class ScoringModelAdmin(admin.ModelAdmin):
 
     @admin.action(description="Score everyone now with the active model (queued)")
     def score_everyone_now(self, request, queryset) -> None:
-        from .tasks import score_all_from_scratch
-
         transaction.on_commit(score_all_from_scratch.delay)
         self.message_user(request, "A scoring pass from scratch is queued.", messages.SUCCESS)
 
@@ -419,90 +304,6 @@ class RfmSegmentAdmin(admin.ModelAdmin):
     list_display = ["name", "cells", "priority", "do_not_pitch", "move"]
     list_editable = ["priority", "do_not_pitch"]
     ordering = ["priority"]
-
-
-class SegmentForm(forms.ModelForm):
-    class Meta:
-        model = Segment
-        fields = ["name", "description", "definition", "is_active"]
-        widgets = {
-            "definition": forms.Textarea(
-                attrs={"rows": 14, "cols": 90, "style": "font-family: monospace"}
-            )
-        }
-
-    def clean_definition(self):
-        definition = self.cleaned_data["definition"]
-        try:
-            compile_definition(definition)
-        except SegmentError as error:
-            raise forms.ValidationError(error.messages[0]) from None
-        return definition
-
-
-@admin.register(Segment)
-class SegmentAdmin(admin.ModelAdmin):
-    form = SegmentForm
-    change_form_template = "learners/segment_change_form.html"
-    list_display = ["name", "size", "is_active", "refreshed_at", "updated_at"]
-    list_filter = ["is_active"]
-    search_fields = ["name"]
-    readonly_fields = ["size", "refreshed_at", "created_by"]
-    actions = ["refresh_now"]
-
-    def save_model(self, request, obj, form, change) -> None:
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
-
-    def get_urls(self):
-        return [
-            path(
-                "preview/",
-                self.admin_site.admin_view(self.preview_view),
-                name="learners_segment_preview",
-            ),
-            *super().get_urls(),
-        ]
-
-    def preview_view(self, request: HttpRequest) -> JsonResponse:
-        if request.method != "POST" or not self.has_view_permission(request):
-            return JsonResponse({"ok": False, "error": "POST a definition"}, status=405)
-        try:
-            definition = json.loads(request.body or b"null")
-        except json.JSONDecodeError as error:
-            return JsonResponse({"ok": False, "error": f"not valid JSON: {error}"})
-        return JsonResponse(segment_preview(definition))
-
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        context["rule_reference"] = FIELDS_HELP
-        if obj is not None:
-            history = [(s.day.strftime("%m-%d"), s.size) for s in obj.snapshots.all()][-30:]
-            context["size_chart"] = bar_chart(history) if history else None
-        return super().render_change_form(request, context, add, change, form_url, obj)
-
-    @admin.action(description="Refresh membership now")
-    def refresh_now(self, request, queryset) -> None:
-        now = timezone.now()
-        sizes = [segment_refresh(segment=s, as_of=now) for s in queryset]
-        self.message_user(request, f"Refreshed {len(sizes)} segment(s): sizes {sizes}.")
-
-
-@admin.register(SegmentMembership)
-class SegmentMembershipAdmin(admin.ModelAdmin):
-    list_display = ["segment", "learner", "entered_at", "exited_at"]
-    list_filter = ["segment", ("exited_at", admin.EmptyFieldListFilter)]
-    search_fields = ["=learner__external_id"]
-    list_select_related = ["segment", "learner"]
-    raw_id_fields = ["learner"]
-    show_full_result_count = False
-    date_hierarchy = "entered_at"
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_add_permission(self, request) -> bool:
-        return False
 
 
 @admin.register(ScoringRun)
@@ -529,74 +330,3 @@ class ScoringRunAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
-
-
-class CategoryOptOutInline(admin.TabularInline):
-    model = CategoryOptOut
-    extra = 0
-    fields = ["category", "created_at"]
-    readonly_fields = ["created_at"]
-    verbose_name_plural = "Opted out of these categories"
-
-
-class ConsentChangeInline(admin.TabularInline):
-    """The consent log, read-only: how and when each choice was made."""
-
-    model = ConsentChange
-    extra = 0
-    can_delete = False
-    fields = ["changed_at", "category", "subscribed", "source", "send_id"]
-    readonly_fields = ["changed_at", "category", "subscribed", "source", "send_id"]
-    max_num = 0
-    verbose_name_plural = "Consent changes"
-
-
-@admin.register(EmailSuppression)
-class EmailSuppressionAdmin(admin.ModelAdmin):
-    """Addresses nothing is sent to. Provider webhooks add bounces and complaints; deleting a
-    row lets mail go to the address again."""
-
-    list_display = ["email", "reason", "detail", "created_at"]
-    list_filter = ["reason"]
-    search_fields = ["email"]
-    date_hierarchy = "created_at"
-
-
-@admin.register(Learner)
-class LearnerAdmin(admin.ModelAdmin):
-    list_display = [
-        "external_id",
-        "name",
-        "email",
-        "account",
-        "time_zone",
-        "marketing_opt_in",
-        "unsubscribed_at",
-        "created_at",
-    ]
-    list_filter = ["marketing_opt_in", ("unsubscribed_at", admin.EmptyFieldListFilter), "locale"]
-    search_fields = ["=external_id", "email", "name"]
-    list_select_related = ["account"]
-    autocomplete_fields = ["account"]
-    readonly_fields = ["scores", "created_at", "updated_at"]
-    show_full_result_count = False
-    date_hierarchy = "created_at"
-    inlines = [
-        EnrollmentInline,
-        RecentEventInline,
-        ScoreHistoryInline,
-        MembershipInline,
-        CategoryOptOutInline,
-        ConsentChangeInline,
-    ]
-    fieldsets = [
-        ("Scores", {"fields": ["scores"]}),
-        (None, {"fields": ["external_id", "name", "email", "account"]}),
-        ("Locale", {"fields": ["time_zone", "locale"]}),
-        ("Consent", {"fields": ["marketing_opt_in", "unsubscribed_at"]}),
-        ("Data", {"fields": ["attributes", "created_at", "updated_at"]}),
-    ]
-
-    @admin.display(description="Why this learner scores what they score")
-    def scores(self, obj: Learner) -> str:
-        return score_card(obj) if obj.pk else "—"
