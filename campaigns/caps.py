@@ -88,7 +88,7 @@ def _channel_caps(run: uuid.UUID, channel: str, caps: dict[int, dict[str, int]])
         return f"(CASE c.campaign_id {' '.join(['WHEN %s THEN %s'] * len(caps))} END)"
 
     counted = [str(status) for status in COUNTED]
-    marketing = sorted(str(category) for category in MARKETING_CATEGORIES)
+    marketing = [str(category) for category in MARKETING_CATEGORIES]
     when = "COALESCE(s.scheduled_for, s.created_at)"
     sends = f"""
         FROM {send} s
