@@ -134,6 +134,9 @@ def main() -> None:
         "ALLOWED_HOSTS": "127.0.0.1",
         "API_THROTTLE_RATE": "1000000/min",
         "LOG_LEVEL": "WARNING",
+        # Production mode on loopback: plain HTTP, no provider webhooks (issue 18's refusals).
+        "SECURE_SSL_REDIRECT": "0",
+        "TRACKING_WEBHOOKS": "0",
     }
     python = sys.executable
     with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -144,12 +147,23 @@ def main() -> None:
         with psycopg.connect(db_url, autocommit=True) as conn:
             with conn.cursor().copy(
                 "COPY learners_learner (external_id, email, name, time_zone, locale, "
-                "marketing_opt_in, attributes, created_at, updated_at) FROM STDIN"
+                "marketing_opt_in, attributes, role, created_at, updated_at) FROM STDIN"
             ) as copy:
                 now = datetime.now(UTC)
                 for n in range(args.learners):
                     copy.write_row(
-                        (f"bench-{n}", f"b{n}@example.org", "", "UTC", "en", True, "{}", now, now)
+                        (
+                            f"bench-{n}",
+                            f"b{n}@example.org",
+                            "",
+                            "UTC",
+                            "en",
+                            True,
+                            "{}",
+                            "member",
+                            now,
+                            now,
+                        )
                     )
         key = subprocess.run(
             [python, "manage.py", "create_api_key", "bench", "--scope", "write", "--quiet"],

@@ -109,8 +109,8 @@ with connection.cursor() as cursor:
     with transaction.atomic():
         if TUNED:
             # The planner settings the product's full pass uses (learners.scoring).
-            from learners.scoring import _planner_settings
-            _planner_settings(full=True)
+            from learners.scoring import planner_settings
+            planner_settings(full=True)
         cursor.execute(sql, params)
     seconds = time.perf_counter() - started
     cursor.execute(

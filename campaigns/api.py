@@ -13,6 +13,7 @@ from learners.models import Learner
 
 from .inapp import OfferFeedbackError, card_payload, offer_card, offer_feedback
 from .models import DismissReason, Send
+from .widget import TOKEN_SECONDS, widget_token
 
 
 class OfferRef(serializers.Serializer):
@@ -130,8 +131,6 @@ class WidgetToken(APIView):
         responses={200: WidgetTokenOut},
     )
     def post(self, request: Request, external_id: str) -> Response:
-        from .widget import TOKEN_SECONDS, widget_token
-
         learner = generics.get_object_or_404(Learner, external_id=external_id)
         body = {
             "token": widget_token(learner),

@@ -16,7 +16,7 @@ class CampaignsConfig(AppConfig):
 
         from anymail.signals import tracking
 
-        from .delivery import on_anymail_tracking
+        from .tracking import on_anymail_tracking
 
         # Provider webhooks (bounces, complaints, deliveries, opens, clicks) → sends and
         # suppressions. Not business flow in a signal: anymail only offers this hook.

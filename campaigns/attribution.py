@@ -14,22 +14,15 @@ from collections.abc import Iterable
 
 from django.db import connection, transaction
 
-from .models import GuardrailPolicy
+from expansion.commerce.models import Order, OrderLine
 
-
-def _minus_days(column: str) -> str:
-    if connection.vendor == "postgresql":
-        return f"{column} - make_interval(days => %s)"
-    return f"datetime({column}, '-' || %s || ' days')"
+from .models import GuardrailPolicy, Send
 
 
 def _within(column: str) -> str:
-    if connection.vendor == "postgresql":
-        return f"(s.{column} <= o.placed_at AND s.{column} >= {_minus_days('o.placed_at')})"
-    return (
-        f"(datetime(s.{column}) <= datetime(o.placed_at) "
-        f"AND datetime(s.{column}) >= {_minus_days('o.placed_at')})"
-    )
+    """The send's ``column`` lies within the attribution window before the order (one day
+    parameter)."""
+    return f"(s.{column} <= o.placed_at AND s.{column} >= o.placed_at - make_interval(days => %s))"
 
 
 def orders_attribute(*, order_ids: Iterable[int]) -> int:
@@ -40,7 +33,8 @@ def orders_attribute(*, order_ids: Iterable[int]) -> int:
     days = GuardrailPolicy.load().attribution_days
     placeholders = ", ".join(["%s"] * len(ids))
     clicked, opened, seen = _within("clicked_at"), _within("opened_at"), _within("seen_at")
-    me = "campaigns_send.id"
+    send, order, line = Send._meta.db_table, Order._meta.db_table, OrderLine._meta.db_table
+    me = f"{send}.id"
     sql = f"""
         WITH pairs AS (
           SELECT o.id AS order_id, o.placed_at, s.id AS send_id,
@@ -55,13 +49,13 @@ def orders_attribute(*, order_ids: Iterable[int]) -> int:
                             ELSE s.seen_at END DESC,
                        s.id DESC
             ) AS for_order
-          FROM expansion_order o
-          JOIN campaigns_send s ON s.learner_id = o.learner_id
+          FROM {order} o
+          JOIN {send} s ON s.learner_id = o.learner_id
           WHERE o.id IN ({placeholders})
             AND s.campaign_id IS NOT NULL AND s.is_test = %s AND s.converted_order_id IS NULL
             AND s.status NOT IN ('queued', 'sending', 'failed', 'suppressed')
             AND ({clicked} OR {opened} OR {seen})
-            AND NOT EXISTS (SELECT 1 FROM campaigns_send x WHERE x.converted_order_id = o.id)
+            AND NOT EXISTS (SELECT 1 FROM {send} x WHERE x.converted_order_id = o.id)
         ),
         best AS (
           SELECT order_id, placed_at, send_id,
@@ -71,10 +65,10 @@ def orders_attribute(*, order_ids: Iterable[int]) -> int:
         chosen AS (
           SELECT b.order_id, b.placed_at, b.send_id,
             (SELECT COALESCE(SUM(l.unit_price * l.quantity - l.refunded_amount), 0)
-             FROM expansion_orderline l WHERE l.order_id = b.order_id) AS revenue
+             FROM {line} l WHERE l.order_id = b.order_id) AS revenue
           FROM best b WHERE b.for_send = 1
         )
-        UPDATE campaigns_send SET
+        UPDATE {send} SET
           converted_order_id = (SELECT c.order_id FROM chosen c WHERE c.send_id = {me}),
           converted_at = (SELECT c.placed_at FROM chosen c WHERE c.send_id = {me}),
           revenue = (SELECT c.revenue FROM chosen c WHERE c.send_id = {me}),

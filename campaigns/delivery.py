@@ -2,33 +2,29 @@
 
 ``email_send`` claims the row (queued → sending; a row someone else claimed is left alone),
 checks consent and suppression, renders the exact template version, signs the unsubscribe,
-preference and click-tracking links, adds the one-click unsubscribe headers (RFC 8058) and
-hands the message to Django's email backend (SMTP by default; any django-anymail provider by
-setting ``EMAIL_BACKEND``). The Message-ID is stored.
+preference and click-tracking links (``campaigns.links``), adds the one-click unsubscribe
+headers (RFC 8058) and hands the message to Django's email backend (SMTP by default; any
+django-anymail provider by setting ``EMAIL_BACKEND``). The Message-ID is stored.
 
 Errors: a template that does not render, a refused recipient or any other permanent SMTP
 error marks the send failed with the reason and is never retried; a server that is down or
 answers 4xx puts the row back in the queue with the reason and raises ``DeliveryDeferred``
-for the dispatcher to retry with backoff.
+for the dispatcher to retry with backoff. What happens to a message after it left (clicks,
+the provider's tracking events) is ``campaigns.tracking``.
 """
 
 from __future__ import annotations
 
-import html
 import random
-import re
 import smtplib
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import make_msgid
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core import signing
 from django.core.mail import get_connection
 from django.db.models import F
-from django.urls import reverse
 from django.utils import timezone
 
 from experiments.assignment import bucket, global_holdout_bucket_limit
@@ -39,89 +35,31 @@ from templates.mail import email_build
 from templates.messages import message_render
 from templates.models import MessageTemplateVersion
 
+from .links import click_token, links_tracked, unsubscribe_token, unsubscribe_url
 from .models import Send, SendEvent, SendEventKind, SendStatus
 
-UNSUBSCRIBE_SALT = "expansion.campaigns.unsubscribe"
-CLICK_SALT = "expansion.campaigns.click"
+# The signed links (campaigns.links) are importable from here too.
+__all__ = [
+    "MAX_ATTEMPTS",
+    "DeliveryDeferred",
+    "Outcome",
+    "Prepared",
+    "click_token",
+    "email_prepare",
+    "email_send",
+    "retry_at",
+    "retry_delay",
+    "send_blockers",
+    "send_create",
+    "sent_fields",
+    "server_down",
+    "transient",
+    "unsubscribe_token",
+]
 
 
 class DeliveryDeferred(Exception):
     """The email could not leave now but may later (the row is queued again)."""
-
-
-def _signer(salt: str) -> signing.Signer:
-    # No timestamp: a link is valid as long as the send exists (unsubscribe links must keep
-    # working for months), and the same send always gets the same link.
-    return signing.Signer(salt=salt)
-
-
-def unsubscribe_token(send_id: int) -> str:
-    return _signer(UNSUBSCRIBE_SALT).sign_object(send_id)
-
-
-def unsubscribe_token_read(token: str) -> int | None:
-    """The send a token was signed for; None if forged or damaged."""
-    try:
-        value = _signer(UNSUBSCRIBE_SALT).unsign_object(token)
-    except signing.BadSignature:
-        return None
-    return value if isinstance(value, int) else None
-
-
-def click_token(send_id: int, url: str) -> str:
-    return _signer(CLICK_SALT).sign_object([send_id, url], compress=True)
-
-
-def click_token_read(token: str) -> tuple[int, str] | None:
-    try:
-        value = _signer(CLICK_SALT).unsign_object(token)
-    except signing.BadSignature:
-        return None
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not isinstance(value[0], int)
-        or not isinstance(value[1], str)
-    ):
-        return None
-    return value[0], value[1]
-
-
-def _absolute(path: str) -> str:
-    return settings.SITE_URL.rstrip("/") + path
-
-
-def unsubscribe_url(send_id: int) -> str:
-    return _absolute(reverse("unsubscribe", args=[unsubscribe_token(send_id)]))
-
-
-def click_url(send_id: int, url: str) -> str:
-    return _absolute(reverse("click", args=[click_token(send_id, url)]))
-
-
-_HREF = re.compile(r'(<a\b[^>]*?\bhref=")([^"]+)(")', re.I)
-
-
-def _trackable(url: str) -> bool:
-    return urlsplit(url).scheme in ("http", "https")
-
-
-def links_tracked(*, html_body: str, text_body: str, send_id: int, skip: set[str]) -> tuple:
-    """Every http(s) link of the HTML (and the same URLs in the text) through a signed click
-    redirect, except ``skip`` (the unsubscribe and preference links)."""
-    seen: dict[str, str] = {}
-
-    def swap(match: re.Match) -> str:
-        url = html.unescape(match.group(2))
-        if url in skip or not _trackable(url):
-            return match.group(0)
-        tracked = seen.setdefault(url, click_url(send_id, url))
-        return f"{match.group(1)}{html.escape(tracked)}{match.group(3)}"
-
-    html_body = _HREF.sub(swap, html_body)
-    for url, tracked in sorted(seen.items(), key=lambda item: -len(item[0])):
-        text_body = re.sub(rf"(?<![\w/]){re.escape(url)}(?![\w/?#&=.-])", tracked, text_body)
-    return html_body, text_body
 
 
 def send_create(
@@ -350,87 +288,3 @@ def email_send(
     _event(send, SendEventKind.SENT)
     send.refresh_from_db()
     return Outcome(send=send, sent=True)
-
-
-def send_clicked(*, send_id: int, url: str) -> bool:
-    """Record a click on a tracked link; False if there is no such send."""
-    now = timezone.now()
-    updated = Send.objects.filter(pk=send_id).update(clicks=F("clicks") + 1)
-    if not updated:
-        return False
-    Send.objects.filter(pk=send_id, clicked_at__isnull=True).update(clicked_at=now)
-    # An in-app card clicked before its impression came in was shown: sent now (serving it
-    # changed nothing, campaigns.inapp).
-    if Send.objects.filter(pk=send_id, channel="in_app", status=SendStatus.QUEUED).update(
-        status=SendStatus.SENT, sent_at=now
-    ):
-        SendEvent.objects.create(send_id=send_id, kind=SendEventKind.SERVED, at=now)
-    Send.objects.filter(
-        pk=send_id, status__in=[SendStatus.SENT, SendStatus.DELIVERED, SendStatus.OPENED]
-    ).update(status=SendStatus.CLICKED)
-    SendEvent.objects.create(send_id=send_id, kind=SendEventKind.CLICKED, detail=url[:1000])
-    return True
-
-
-ANYMAIL_SUPPRESS = {"bounced": "bounce", "complained": "complaint", "rejected": "rejected"}
-ANYMAIL_KIND = {
-    "delivered": SendEventKind.DELIVERED,
-    "opened": SendEventKind.OPENED,
-    "clicked": SendEventKind.CLICKED,
-    "bounced": SendEventKind.BOUNCED,
-    "complained": SendEventKind.COMPLAINED,
-    "rejected": SendEventKind.FAILED,
-    "unsubscribed": SendEventKind.UNSUBSCRIBED,
-}
-
-
-def tracking_record(
-    *, event_type: str, message_id: str, recipient: str, detail: str = "", at=None
-) -> Send | None:
-    """One provider tracking event (django-anymail's normalised form).
-
-    Bounces, complaints and rejections suppress the address for good — even if no send of
-    ours matches the id. Delivered / opened / clicked move the matching send forward (never
-    back: a late "delivered" does not undo "clicked").
-    """
-    at = at or timezone.now()
-    if event_type in ANYMAIL_SUPPRESS and recipient:
-        EmailSuppression.objects.get_or_create(
-            email=recipient.strip().lower(),
-            defaults={"reason": ANYMAIL_SUPPRESS[event_type], "detail": detail[:500]},
-        )
-    send = Send.objects.filter(provider_message_id=message_id).first() if message_id else None
-    if send is None or event_type not in ANYMAIL_KIND:
-        return send
-    SendEvent.objects.create(send=send, kind=ANYMAIL_KIND[event_type], at=at, detail=detail[:1000])
-    progress = [SendStatus.SENT, SendStatus.DELIVERED, SendStatus.OPENED, SendStatus.CLICKED]
-    rows = Send.objects.filter(pk=send.pk)
-    if event_type == "delivered":
-        rows.filter(delivered_at__isnull=True).update(delivered_at=at)
-        rows.filter(status=SendStatus.SENT).update(status=SendStatus.DELIVERED)
-    elif event_type == "opened":
-        rows.filter(opened_at__isnull=True).update(opened_at=at)
-        rows.filter(status__in=progress[:2]).update(status=SendStatus.OPENED)
-    elif event_type == "clicked":
-        rows.filter(clicked_at__isnull=True).update(clicked_at=at)
-        rows.filter(status__in=progress[:3]).update(status=SendStatus.CLICKED)
-    elif event_type in ANYMAIL_SUPPRESS:
-        rows.filter(status__in=progress).update(
-            status=SendStatus.FAILED, status_reason=f"{event_type}: {detail}"[:500]
-        )
-    send.refresh_from_db()
-    return send
-
-
-def on_anymail_tracking(sender: Any, event: Any, esp_name: str, **kwargs: Any) -> None:
-    """django-anymail's ``tracking`` signal → ``tracking_record`` (connected in apps.py)."""
-    why = "; ".join(
-        str(part) for part in (event.reject_reason, event.description, event.mta_response) if part
-    )
-    tracking_record(
-        event_type=event.event_type,
-        message_id=str(event.message_id or ""),
-        recipient=event.recipient or "",
-        detail=f"{esp_name}: {why}",
-        at=event.timestamp,
-    )

@@ -2,15 +2,17 @@
 
 The promise, and how it is kept:
 
-* **Claimed under a lease.** A chunk is claimed in one statement (``queued → sending``,
-  ``FOR UPDATE SKIP LOCKED``: concurrent dispatchers take disjoint rows) under a
-  ``DispatchLease`` its heartbeat renews while the chunk is being sent (``campaigns.leases``).
-  Recovery takes only expired leases, so a slow chunk is never sent twice.
+* **Claimed under a lease.** A chunk is claimed in one statement (``campaigns.claim``:
+  ``queued → sending``, ``FOR UPDATE SKIP LOCKED``: concurrent dispatchers take disjoint rows)
+  under a ``DispatchLease`` its heartbeat renews while the chunk is being sent
+  (``campaigns.leases``). Recovery takes only expired leases, so a slow chunk is never sent
+  twice.
 * **Marked one message at a time.** Just before a message leaves, one transaction renews and
   checks the lease, records the previous message's outcome and marks this one as handed over
-  (with its Message-ID, counting the attempt). A worker killed at any point leaves at most
-  one message of unknown outcome — the one it was handing over — which recovery fails with
-  that reason instead of sending it again; a worker that lost its lease stops before sending.
+  (with its Message-ID, counting the attempt; ``campaigns.ledger``). A worker killed at any
+  point leaves at most one message of unknown outcome — the one it was handing over — which
+  recovery fails with that reason instead of sending it again; a worker that lost its lease
+  stops before sending.
 * **Checked at the moment it leaves** (``campaigns.guardrails``, ``campaigns.quiet_hours``):
   quiet hours in the learner's zone (it waits for their end), consent and suppression, the
   guardrails that change overnight and the frequency caps; a stop is stored with its rule.
@@ -30,47 +32,42 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.core.mail import get_connection
-from django.db import connection, transaction
-from django.db.models import Case, F, PositiveSmallIntegerField, Q, Value, When
+from django.db import transaction
+from django.db.models import Case, F, PositiveSmallIntegerField, Value, When
 from django.utils import timezone
 
 from expansion.commerce.models import CommerceSettings
-from templates.context import ContextRequest, contexts_build
 from templates.engine import RenderError
 
 from .circuit import circuit_close, circuit_pass, circuit_trip
-from .delivery import (
-    MAX_ATTEMPTS,
-    Prepared,
-    email_prepare,
-    retry_at,
-    sent_fields,
-    server_down,
-    transient,
-)
+from .claim import CHUNK, due_count, sends_claim
+from .contexts import send_context, send_contexts, send_contexts_each
+from .delivery import MAX_ATTEMPTS, Prepared, email_prepare, retry_at, server_down, transient
 from .guardrails import SendTimeChecks
 from .leases import Heartbeat, lease_create, lease_end, lease_renew, sends_recover
-from .models import (
-    Campaign,
-    CampaignStatus,
-    GuardrailPolicy,
-    Send,
-    SendEvent,
-    SendEventKind,
-    SendStatus,
-)
+from .ledger import Ledger
+from .models import Campaign, CampaignStatus, GuardrailPolicy, Send, SendEventKind, SendStatus
 from .quiet_hours import next_allowed, quiet_until
 
 log = logging.getLogger(__name__)
 
-CHUNK = 200
 # A learner whose new data waits for its scoring pass is looked at again this much later.
 WAIT_FOR_SCORES = timedelta(seconds=60)
 
-__all__ = ["CHUNK", "Dispatched", "dispatch_chunk", "due_count", "sends_claim", "sends_recover"]
+# sends_claim, due_count (campaigns.claim), send_context(s) (campaigns.contexts) and
+# sends_recover (campaigns.leases) are importable from here too.
+__all__ = [
+    "CHUNK",
+    "Dispatched",
+    "dispatch_chunk",
+    "due_count",
+    "send_context",
+    "send_contexts",
+    "sends_claim",
+    "sends_recover",
+]
 
 
 @dataclass
@@ -88,162 +85,6 @@ class Dispatched:
     circuit_open: bool = False
     lease_lost: bool = False
     paused: list[int] = field(default_factory=list)
-
-
-def _active_campaigns_sql() -> str:
-    return f"SELECT id FROM {Campaign._meta.db_table} WHERE status = '{CampaignStatus.ACTIVE}'"
-
-
-def sends_claim(
-    *, limit: int = CHUNK, now: datetime | None = None, lease: uuid.UUID | None = None
-) -> list[int]:
-    """Claim up to ``limit`` due emails of active campaigns (queued → sending) under
-    ``lease`` (a new one if None, committed with the claim; ended at once if nothing was
-    claimed); returns their ids, in order.
-    Attempts are not counted here: a claim is not a delivery tried."""
-    now = now or timezone.now()
-    stamp = connection.ops.adapt_datetimefield_value(now)
-    lock = " FOR UPDATE OF campaigns_send SKIP LOCKED" if connection.vendor == "postgresql" else ""
-    # The picked ids as one array (PostgreSQL), matched by primary key alone: as
-    # ``IN (SELECT …) AND status = 'queued'`` the planner, with the statistics of before an
-    # evaluation queued 100,000 sends, looped over every queued row for each picked one (5 s a
-    # claim, bench/dispatch.py). The status need not be checked again: the pick locked those
-    # rows (FOR UPDATE re-reads a row changed meanwhile and keeps it only if still queued).
-    picked = (
-        "= ANY(ARRAY(SELECT id FROM picked))"
-        if connection.vendor == "postgresql"
-        else "IN (SELECT id FROM picked) AND status = 'queued'"
-    )
-    with transaction.atomic():
-        lease = lease or lease_create(now=now)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                # The pick is materialised once: as a plain IN (subquery … LIMIT) PostgreSQL
-                # may run it again per row and claim more than the limit. A paused campaign's
-                # sends wait for it to resume.
-                f"""
-                WITH picked AS MATERIALIZED (
-                  SELECT id FROM campaigns_send
-                  WHERE status = 'queued' AND channel = 'email' AND campaign_id IS NOT NULL
-                    AND (scheduled_for IS NULL OR scheduled_for <= %s)
-                    AND campaign_id IN ({_active_campaigns_sql()})
-                  ORDER BY scheduled_for, id LIMIT %s{lock}
-                )
-                UPDATE campaigns_send
-                SET status = 'sending', claimed_at = %s, handoff_at = NULL, lease = %s
-                WHERE id {picked}
-                RETURNING id
-                """,
-                [stamp, limit, stamp, lease if connection.vendor == "postgresql" else lease.hex],
-            )
-            ids = sorted(row[0] for row in cursor.fetchall())
-        if not ids:
-            lease_end(lease=lease)  # nothing claimed: no lease to keep alive
-        return ids
-
-
-def send_contexts(
-    sends: list[Send], now: datetime, policy: CommerceSettings | None = None
-) -> list[dict[str, Any]]:
-    """The personalisation context of each campaign send (its learner, score, course, offer
-    terms, usage, value receipt and reason) — the one builder previews and test sends use
-    too (``templates.context.contexts_build``)."""
-    return contexts_build(
-        requests=[
-            ContextRequest(
-                learner=send.learner, course_id=send.course_id, offer=send.offer, reason=send.reason
-            )
-            for send in sends
-        ],
-        now=now,
-        policy=policy,
-    )
-
-
-def send_context(
-    send: Send, now: datetime, policy: CommerceSettings | None = None
-) -> dict[str, Any]:
-    """One send's context (``send_contexts`` for one)."""
-    return send_contexts([send], now, policy)[0]
-
-
-def _contexts_each(
-    sends: list[Send], now: datetime, policy: CommerceSettings
-) -> dict[int, dict[str, Any] | str]:
-    """Every send's context, or the reason it cannot be built: the chunk at once, and one by
-    one only if that fails, so that one learner's bad data fails that send alone."""
-    try:
-        return dict(zip([s.pk for s in sends], send_contexts(sends, now, policy), strict=True))
-    except Exception:  # noqa: BLE001 - find the one(s) that fail
-        out: dict[int, dict[str, Any] | str] = {}
-        for send in sends:
-            try:
-                out[send.pk] = send_context(send, now, policy)
-            except Exception as exc:  # noqa: BLE001 - recorded on the send
-                out[send.pk] = f"context: {type(exc).__name__}: {exc}"
-        return out
-
-
-class _Ledger:
-    """Outcomes not yet written. Each is written in the transaction that marks the next
-    message as handed over (or at the end of the chunk), so a chunk costs one commit per
-    email, and at most one handed-over message is ever without its outcome."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[Prepared, datetime]] = []
-        # (send id, status, rule, reason, event kind, handed-over Message-ID or "")
-        self.closed: list[tuple[int, str, str, str, str, str]] = []
-        # (send id, not before, reason, handed-over Message-ID or "")
-        self.deferred: list[tuple[int, datetime, str, str]] = []
-
-    def flush(self) -> None:
-        for prepared, at in self.sent:
-            fields = sent_fields(prepared, at)
-            # Conditioned on our Message-ID, not on the status: a message the server took is
-            # recorded as sent even if recovery meanwhile called its outcome unknown; a row
-            # requeued and claimed by another worker (another Message-ID) is not touched.
-            Send.objects.filter(pk=prepared.send.pk, message_id=prepared.message_id).update(
-                **fields, lease=None
-            )
-        if self.sent:
-            SendEvent.objects.bulk_create(
-                [
-                    SendEvent(send_id=p.send.pk, kind=SendEventKind.SENT, at=at)
-                    for p, at in self.sent
-                ]
-            )
-        for pk, status, rule, reason, _kind, message_id in self.closed:
-            rows = Send.objects.filter(pk=pk)
-            rows = (
-                rows.filter(message_id=message_id)
-                if message_id
-                else rows.filter(status=SendStatus.SENDING, handoff_at=None)
-            )
-            rows.update(status=status, rule=rule, status_reason=reason[:500], lease=None)
-        SendEvent.objects.bulk_create(
-            [SendEvent(send_id=row[0], kind=row[4], detail=row[3][:1000]) for row in self.closed]
-        )
-        for pk, not_before, reason, message_id in self.deferred:
-            rows = Send.objects.filter(pk=pk)
-            rows = (
-                rows.filter(message_id=message_id)
-                if message_id
-                else rows.filter(status=SendStatus.SENDING, handoff_at=None)
-            )
-            rows.update(
-                status=SendStatus.QUEUED,
-                status_reason=f"deferred: {reason}"[:500],
-                handoff_at=None,
-                lease=None,
-                scheduled_for=not_before,
-            )
-        SendEvent.objects.bulk_create(
-            [
-                SendEvent(send_id=pk, kind=SendEventKind.DEFERRED, detail=reason[:1000])
-                for pk, _, reason, _ in self.deferred
-            ]
-        )
-        self.sent, self.closed, self.deferred = [], [], []
 
 
 def _streaks(
@@ -374,8 +215,8 @@ def _deliver(ids, lease, mail, done: Dispatched, clock, heartbeat, on_handoff) -
     policy = GuardrailPolicy.load()
     now = clock()
     checks = SendTimeChecks(sends=sends, policy=policy, now=now)
-    contexts = _contexts_each(sends, now, CommerceSettings.load())
-    ledger = _Ledger()
+    contexts = send_contexts_each(sends, now, CommerceSettings.load())
+    ledger = Ledger()
     failures: list[tuple[Send, str]] = []
     delivered: set[int] = set()
     paused: set[int] = set()
@@ -468,7 +309,7 @@ def _deliver(ids, lease, mail, done: Dispatched, clock, heartbeat, on_handoff) -
             done.released = _release(lease)
 
 
-def _hand_over(prepared: Prepared, lease, ledger: _Ledger, clock, done: Dispatched) -> str:
+def _hand_over(prepared: Prepared, lease, ledger: Ledger, clock, done: Dispatched) -> str:
     """Renew and check the lease, write what is pending, mark this message as handed over —
     one commit. "lost": the lease was lost (nothing marked; stop before sending); "gone": the
     row is no longer ours to send (changed meanwhile, e.g. in the admin; not sent); "ok"."""
@@ -487,7 +328,7 @@ def _hand_over(prepared: Prepared, lease, ledger: _Ledger, clock, done: Dispatch
     return "ok"
 
 
-def _send_one(prepared, mail, ledger: _Ledger, done, clock, policy, fail) -> str:
+def _send_one(prepared, mail, ledger: Ledger, done, clock, policy, fail) -> str:
     send = prepared.send
     try:
         mail.send_messages([prepared.message])
@@ -514,14 +355,3 @@ def _send_one(prepared, mail, ledger: _Ledger, done, clock, policy, fail) -> str
     ledger.sent.append((prepared, clock()))
     done.sent += 1
     return "sent"
-
-
-def due_count(*, now: datetime | None = None) -> int:
-    """Campaign emails due now (what a dispatch fan-out sizes itself by)."""
-    now = now or timezone.now()
-    return Send.objects.filter(
-        Q(scheduled_for__isnull=True) | Q(scheduled_for__lte=now),
-        status=SendStatus.QUEUED,
-        channel="email",
-        campaign__status=CampaignStatus.ACTIVE,
-    ).count()

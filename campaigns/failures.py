@@ -17,7 +17,8 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from .lifecycle import CampaignError, activation_problems
+from .errors import CampaignError
+from .lifecycle import activation_problems
 from .models import (
     Campaign,
     CampaignStatus,

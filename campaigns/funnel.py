@@ -29,9 +29,10 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
+from expansion.commerce.models import Order, OrderLine
 from learners.models import Course
 
-from .models import Rule, Send, SendStatus
+from .models import Campaign, DismissReason, Rule, Send, SendStatus
 from .roles import creator_sends
 
 DIMENSIONS = {
@@ -70,7 +71,7 @@ STATUS_IS = {
 
 def status_counts() -> dict[str, Count]:
     """``Count`` annotations of grouped sends in each status of ``ACCOUNTED``: one grouped
-    query however many groups (``COUNT(*) FILTER (WHERE …)`` on PostgreSQL)."""
+    query however many groups (``COUNT(*) FILTER (WHERE …)``)."""
     return {name: Count("id", filter=condition) for name, condition in STATUS_IS.items()}
 
 
@@ -166,8 +167,6 @@ def dismiss_reasons(
     *, since: datetime | None = None, until: datetime | None = None, creator_id: int | None = None
 ) -> list[tuple[str, int]]:
     """In-app dismissals by reason code ("not now" and the rest), most frequent first."""
-    from .models import DismissReason
-
     labels = dict(DismissReason.choices)
     rows = (
         _sends(since, until, creator_id)
@@ -200,15 +199,11 @@ def incremental_revenue(
     order counts, attributed or not — what the holdout shows is what would have happened
     anyway.
     """
-    if connection.vendor == "postgresql":
-        window = (
-            "o.placed_at >= s.created_at AND o.placed_at < s.created_at + make_interval(days => %s)"
-        )
-    else:
-        window = (
-            "datetime(o.placed_at) >= datetime(s.created_at) "
-            "AND datetime(o.placed_at) < datetime(s.created_at, '+' || %s || ' days')"
-        )
+    window = (
+        "o.placed_at >= s.created_at AND o.placed_at < s.created_at + make_interval(days => %s)"
+    )
+    send, campaign = Send._meta.db_table, Campaign._meta.db_table
+    order, line = Order._meta.db_table, OrderLine._meta.db_table
     theirs = f"(SELECT id FROM {Course._meta.db_table} WHERE creator_id = %s)"
     mine = (
         f"AND (c.course_id IN {theirs} OR (c.course_id IS NULL AND s.course_id IN {theirs}))"
@@ -221,14 +216,14 @@ def incremental_revenue(
           SUM(CASE WHEN s.rule = %s THEN 1 ELSE 0 END) AS held,
           SUM(CASE WHEN s.rule = '' THEN r.revenue ELSE 0 END) AS treated_revenue,
           SUM(CASE WHEN s.rule = %s THEN r.revenue ELSE 0 END) AS held_revenue
-        FROM campaigns_send s
-        JOIN campaigns_campaign c ON c.id = s.campaign_id
+        FROM {send} s
+        JOIN {campaign} c ON c.id = s.campaign_id
         JOIN (
           SELECT s.id AS send_id, COALESCE(SUM(l.unit_price * l.quantity - l.refunded_amount), 0)
             AS revenue
-          FROM campaigns_send s
-          LEFT JOIN expansion_order o ON o.learner_id = s.learner_id AND {window}
-          LEFT JOIN expansion_orderline l ON l.order_id = o.id
+          FROM {send} s
+          LEFT JOIN {order} o ON o.learner_id = s.learner_id AND {window}
+          LEFT JOIN {line} l ON l.order_id = o.id
           WHERE s.campaign_id IS NOT NULL AND s.is_test = %s AND (s.rule = '' OR s.rule = %s)
           GROUP BY s.id
         ) r ON r.send_id = s.id

@@ -11,7 +11,7 @@ impression POST, which records it sent and seen at once — or when the learner 
 or dismisses it before any impression arrived. What "sent" feeds keeps its meaning: the
 funnel's sent stage counts cards that reached a learner, attribution credits seen and clicked
 ones; the in-app cap counts a card from the moment it is decided (queued onwards,
-``campaigns.evaluate.COUNTED``), and experiments count learners from assignment (intention to
+``campaigns.caps.COUNTED``), and experiments count learners from assignment (intention to
 treat), so neither depends on serving. A dismissal carries a reason code and is stored as an
 ``offer_declined`` event, so the decline guardrail keeps further offers away for its window and
 the scoring flag sees it.
@@ -33,8 +33,8 @@ from learners.models import Event, EventKind, Learner
 from templates.engine import RenderError
 from templates.messages import message_render
 
-from .delivery import click_url
-from .dispatch import send_context
+from .contexts import send_context
+from .links import click_url
 from .models import DismissReason, Send, SendEvent, SendEventKind, SendStatus
 
 DEFAULT_VALID_HOURS = 48

@@ -80,8 +80,7 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, name="dispatch-heartbeat", daemon=True)
 
     def __enter__(self) -> Heartbeat:
-        if connection.vendor == "postgresql":  # SQLite: one writer; the dispatcher renews
-            self._thread.start()
+        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:

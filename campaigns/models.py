@@ -6,6 +6,10 @@ the active campaigns (``campaigns.evaluate``) turns trigger occurrences into ``S
 queued, or suppressed with the rule that stopped them — before anything leaves; delivery moves
 them on. ``SendEvent`` is a send's history: sent, delivered, opened, clicked, bounced,
 complained, unsubscribed, failed.
+
+One module past 400 lines: these are the app's tables, read beside its migrations, and they
+point at one another (a send at its campaign and moment, a candidate at both); the code that
+acts on them lives in the modules named for that work.
 """
 
 from __future__ import annotations
@@ -19,7 +23,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from expansion.core.singleton import SingletonModel
-from learners.models import Learner, MessageCategory
+from learners.models import AccountRole, Learner, MessageCategory
+
+# TriggerKind is defined with the trigger parameters (the trigger queries read it too) and is
+# importable from here.
+from .trigger_params import TriggerKind, trigger_params_errors
 
 
 class JourneyMoment(models.Model):
@@ -40,24 +48,6 @@ class JourneyMoment(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-
-class TriggerKind(models.TextChoices):
-    FINAL_MODULE = "final_module", "Final module completed"
-    ASSESSMENT_HIGH = "assessment_high", "High assessment score mid-course"
-    STALL = "stall", "Stall recovery (was active, now silent)"
-    CURRICULUM_EXHAUSTED = "curriculum_exhausted", "Question implying the curriculum is exhausted"
-    USAGE_THRESHOLD = "usage_threshold", "Usage at a share of the plan's quota"
-    SEAT_SATURATION = "seat_saturation", "All seats in use"
-    RATE_LIMITED = "rate_limited", "Repeated rate-limit hits"
-    PREMIUM_FEATURE = "premium_feature", "Premium feature attempted"
-    INTEGRATION = "integration", "Integration connected"
-    TEAM_GROWTH = "team_growth", "Team growth (seat invitations)"
-    RENEWAL = "renewal", "Renewal window"
-    AFTER_PURCHASE = "after_purchase", "Right after a purchase (one-click upsell)"
-    CROSS_SELL = "cross_sell", "Weeks after a course completion (cross-sell)"
-    SEGMENT_ENTRY = "segment_entry", "Entered a segment"
-    CUSTOM_EVENT = "custom_event", "Custom event with property filters"
 
 
 class CampaignStatus(models.TextChoices):
@@ -359,13 +349,9 @@ class Campaign(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from .triggers import trigger_params_errors
-
         errors = trigger_params_errors(self.trigger, self.trigger_params)
         if errors:
             raise ValidationError({"trigger_params": errors})
-        from learners.models import AccountRole
-
         roles = self.target_roles
         if not isinstance(roles, list) or not all(r in AccountRole.values for r in roles):
             raise ValidationError(
@@ -390,6 +376,11 @@ class Campaign(models.Model):
         )
 
     @property
+    def channel(self) -> str:
+        """The channel its sends go by: email with an email template, else in-app."""
+        return "email" if self.email_template_id else "in_app"
+
+    @property
     def is_upsell(self) -> bool:
         """Upsell or cross-sell: the offer guardrails (at risk, low LPS, RFM do-not-pitch,
         declined, bought, onboarding, owns it) apply; a re-engagement campaign skips them."""
@@ -399,10 +390,10 @@ class Campaign(models.Model):
 class Candidate(models.Model):
     """A would-be send of one evaluation, while its guardrails are applied (deleted after).
 
-    Scratch rows, written and deleted within one evaluation: the table is unlogged on
-    PostgreSQL and carries no foreign-key constraints and no index but its unique key (which
-    leads with ``run``). Seven indexes and a constraint check per row made writing 100,000
-    candidates cost 1.9 s, and every guardrail's update rewrote them (bench/dispatch.py).
+    Scratch rows, written and deleted within one evaluation: the table is unlogged and carries
+    no foreign-key constraints and no index but its unique key (which leads with ``run``).
+    Seven indexes and a constraint check per row made writing 100,000 candidates cost 1.9 s,
+    and every guardrail's update rewrote them (bench/dispatch.py).
     """
 
     run = models.UUIDField()

@@ -11,8 +11,10 @@ from django.core.cache import cache
 
 from expansion.core.queues import queue_for
 
-from .dispatch import CHUNK, dispatch_chunk, due_count, sends_recover
+from .claim import CHUNK, due_count
+from .dispatch import dispatch_chunk
 from .evaluate import campaigns_evaluate
+from .leases import sends_recover
 
 # After new events, an evaluation runs this many seconds later (the scoring pass kicked by the
 # same batch runs first; learners still waiting for it are left for the next evaluation), and

@@ -18,8 +18,9 @@ from django.views.decorators.http import require_http_methods
 from learners.consent import consent_preferences_save, consent_unsubscribe, opted_out
 from learners.models import MARKETING_CATEGORIES, ConsentSource, MessageCategory
 
-from .delivery import click_token_read, send_clicked, unsubscribe_token_read
+from .links import click_token_read, unsubscribe_token_read
 from .models import Send, SendEvent, SendEventKind
+from .tracking import send_clicked
 
 
 def _invalid(request: HttpRequest) -> HttpResponse:

@@ -15,9 +15,12 @@ import re
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.core import signing
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -153,14 +156,7 @@ def demo(request: HttpRequest) -> HttpResponse:
     anywhere in the admin and may not act on another creator's campaign, so a creator is
     refused like staff without a role: a 403, no token. An unknown learner is a 404, no token.
     """
-    # Imported here: the rest of this module is the token-only widget, with no staff session.
-    from django.core.exceptions import PermissionDenied
-    from django.http import Http404
-
     if not (request.user.is_authenticated and request.user.is_staff):
-        from django.contrib.auth.views import redirect_to_login
-        from django.urls import reverse
-
         # The admin's sign-in page (LOGIN_URL's default, /accounts/login/, is no page here).
         return redirect_to_login(request.get_full_path(), login_url=reverse("admin:login"))
     if not request.user.has_perm("learners.view_learner"):

@@ -5,16 +5,14 @@ from django.db import migrations, models
 
 
 def scratch_table(apps, schema_editor):
-    """PostgreSQL: no WAL for scratch rows; room on each page for guardrail updates in place."""
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("ALTER TABLE campaigns_candidate SET UNLOGGED")
-        schema_editor.execute("ALTER TABLE campaigns_candidate SET (fillfactor = 60)")
+    """No WAL for scratch rows; room on each page for guardrail updates in place."""
+    schema_editor.execute("ALTER TABLE campaigns_candidate SET UNLOGGED")
+    schema_editor.execute("ALTER TABLE campaigns_candidate SET (fillfactor = 60)")
 
 
 def logged_table(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("ALTER TABLE campaigns_candidate SET LOGGED")
-        schema_editor.execute("ALTER TABLE campaigns_candidate RESET (fillfactor)")
+    schema_editor.execute("ALTER TABLE campaigns_candidate SET LOGGED")
+    schema_editor.execute("ALTER TABLE campaigns_candidate RESET (fillfactor)")
 
 
 class Migration(migrations.Migration):

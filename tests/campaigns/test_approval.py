@@ -8,16 +8,14 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group
 from django.test import Client
 
-from campaigns.lifecycle import (
-    CampaignError,
-    activation_problems,
+from campaigns.approval import (
     approval_drift,
     approval_fingerprint,
-    campaign_activate,
     campaign_approve,
     campaign_versions,
     campaigns_back_to_review,
 )
+from campaigns.lifecycle import CampaignError, activation_problems, campaign_activate
 from campaigns.models import Campaign
 from campaigns.roles import COURSE_CREATOR, MARKETER
 from tests.factories.campaigns import CampaignFactory, JourneyMomentFactory

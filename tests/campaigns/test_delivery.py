@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from campaigns.delivery import DeliveryDeferred, email_send, send_create, unsubscribe_token
+from campaigns.delivery import DeliveryDeferred, email_send, send_create
+from campaigns.links import unsubscribe_token
 from campaigns.models import Send, SendEvent
 from experiments.assignment import bucket
 from experiments.models import ExperimentSettings

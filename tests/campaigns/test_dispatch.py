@@ -12,9 +12,10 @@ from datetime import time as clock_time
 import pytest
 from django.utils import timezone
 
-from campaigns.circuit import circuit_pass
+from campaigns.circuit import circuit_pass, circuit_trip
+from campaigns.claim import sends_claim
 from campaigns.delivery import retry_delay
-from campaigns.dispatch import dispatch_chunk, sends_claim
+from campaigns.dispatch import dispatch_chunk
 from campaigns.leases import UNKNOWN, sends_recover
 from campaigns.models import (
     Campaign,
@@ -27,6 +28,7 @@ from campaigns.models import (
     SendEvent,
     SendStatus,
 )
+from campaigns.tasks import dispatch_due
 from learners.models import DirtyLearner
 from tests.campaigns.conftest import Sink, free_port
 from tests.factories.campaigns import CampaignFactory, GuardrailPolicyFactory, SendFactory
@@ -156,8 +158,6 @@ def test_server_down_claims_nothing_opens_the_circuit_then_everything_goes_once(
 
 @pytest.mark.django_db
 def test_the_circuit_lets_one_probe_through_and_doubles_its_pause():
-    from campaigns.circuit import circuit_trip
-
     now = timezone.now()
     first = circuit_trip(error="down", now=now)
     second = circuit_trip(error="down", now=now)
@@ -487,12 +487,6 @@ def _wait(condition, timeout: float) -> bool:
 
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_racing_deliver_each_send_exactly_once(slow_sink):
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        pytest.skip("worker processes need a database server they share with the test")
-    from campaigns.tasks import dispatch_due
-
     sink, port = slow_sink
     sink.delay = 0.002
     ExperimentSettingsFactory(global_holdout_percent=0)

@@ -1,24 +1,32 @@
 """Evaluating campaigns: triggers, guardrails in the learner's zone, one offer per moment."""
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.core.exceptions import ValidationError
 
-from campaigns.evaluate import campaigns_evaluate, zone_clock
+from campaigns.evaluate import campaigns_evaluate
 from campaigns.models import GuardrailPolicy, Rule, Send
+from campaigns.quiet_hours import zone_clock
+from campaigns.triggers import trigger_rows
 from experiments.models import Assignment
 from learners.models import CategoryOptOut, DirtyLearner, Learner, LearnerScore, Stage
 from tests.factories.campaigns import CampaignFactory, JourneyMomentFactory, SendFactory
-from tests.factories.expansion import OfferFactory, OrderFactory
+from tests.factories.expansion import OfferFactory, OrderFactory, SubscriptionFactory
 from tests.factories.experiments import ArmFactory, ExperimentFactory, ExperimentSettingsFactory
 from tests.factories.learners import (
+    AccountFactory,
     CourseFactory,
     EnrollmentFactory,
     EventFactory,
     LearnerFactory,
     LearnerScoreFactory,
     ModuleFactory,
+    SegmentFactory,
+    SegmentMembershipFactory,
 )
+from tests.factories.templates import MessageTemplateFactory
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # 14:00 in London, 23:00 in Tokyo
@@ -293,8 +301,6 @@ def test_rolling_cap_boundary(course, earlier, expected):
     ],
 )
 def test_calendar_day_cap_in_the_learners_zone(course, earlier_local, expected):
-    from zoneinfo import ZoneInfo
-
     GuardrailPolicy.objects.filter(pk=GuardrailPolicy.load().pk).update(
         email_cap=10, email_cap_day=1, email_cap_week=0
     )
@@ -326,8 +332,6 @@ def test_quiet_hours_defer_to_the_morning_in_the_learners_zone(course):
 
 
 def test_in_app_offers_keep_no_quiet_hours_and_their_own_daily_cap(course):
-    from tests.factories.templates import MessageTemplateFactory
-
     GuardrailPolicy.objects.filter(pk=GuardrailPolicy.load().pk).update(in_app_cap_day=1)
     for name, slug in (("Card A", "course_completion"), ("Card B", "milestone")):
         CampaignFactory(
@@ -413,8 +417,6 @@ def test_dry_run_reports_and_writes_nothing(course):
 
 
 def test_audience_segment_restricts_the_trigger(course):
-    from tests.factories.learners import SegmentFactory, SegmentMembershipFactory
-
     segment = SegmentFactory()
     CampaignFactory(name="Members only", segment=segment)
     inside = finisher(course, external_id="in")
@@ -427,9 +429,6 @@ def test_audience_segment_restricts_the_trigger(course):
 
 
 def test_renewal_and_usage_triggers_reach_an_accounts_learners():
-    from tests.factories.expansion import SubscriptionFactory
-    from tests.factories.learners import AccountFactory
-
     account = AccountFactory()
     team = [LearnerFactory(account=account, external_id=f"t{n}") for n in range(2)]
     for learner in team:
@@ -476,8 +475,6 @@ def test_renewal_and_usage_triggers_reach_an_accounts_learners():
 
 
 def test_trigger_parameters_are_checked_at_save():
-    from django.core.exceptions import ValidationError
-
     campaign = CampaignFactory.build(
         trigger="usage_threshold",
         trigger_params={"percent": "lots", "colour": 1},
@@ -509,8 +506,6 @@ def test_a_learner_waiting_for_fresh_scores_is_left_for_the_next_evaluation(cour
 
 
 def test_a_card_dismissed_today_counts_against_the_in_app_cap(course):
-    from tests.factories.templates import MessageTemplateFactory
-
     GuardrailPolicy.objects.filter(pk=GuardrailPolicy.load().pk).update(in_app_cap_day=1)
     card = CampaignFactory(
         name="Card", email_template=None, in_app_template=MessageTemplateFactory(channel="in_app")
@@ -581,10 +576,6 @@ def test_a_test_send_does_not_use_up_the_learners_day_cap(course):
 def test_a_team_plan_yields_one_trigger_row_per_member():
     """Three members, one team plan at 95 %: three rows (a second join on the members made it
     nine, one per member per member)."""
-    from campaigns.triggers import trigger_rows
-    from tests.factories.expansion import SubscriptionFactory
-    from tests.factories.learners import AccountFactory
-
     account = AccountFactory()
     members = [LearnerFactory(account=account) for _ in range(3)]
     SubscriptionFactory(account=account, learner=None, quota_used=95, quota_limit=100)
@@ -605,10 +596,6 @@ def test_a_team_plan_yields_one_trigger_row_per_member():
 )
 def test_account_triggers_reach_the_roles_the_campaign_names(roles, one_per_account, expected):
     """Seed 004: role-aware targeting, so end-users are not sent admin offers."""
-    from campaigns.triggers import trigger_rows
-    from tests.factories.expansion import SubscriptionFactory
-    from tests.factories.learners import AccountFactory
-
     account = AccountFactory()
     for external_id, role in [
         ("member-1", "member"),

@@ -26,7 +26,7 @@ from campaigns.failures import (
 )
 from campaigns.funnel import funnel
 from campaigns.lifecycle import CampaignError
-from campaigns.models import Campaign, Send, SendEvent, SendStatus
+from campaigns.models import Campaign, MailCircuit, Send, SendEvent, SendStatus
 from campaigns.roles import COURSE_CREATOR, MARKETER
 from tests.factories.campaigns import (
     CampaignFactory,
@@ -644,8 +644,6 @@ def test_no_box_for_staff_without_a_role():
 
 
 def test_the_home_page_reads_the_circuit_without_creating_it(marketer):
-    from campaigns.models import MailCircuit
-
     assert login(marketer).get(reverse("admin:index")).status_code == 200
     assert not MailCircuit.objects.exists()
 

@@ -25,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import redis
 from aiosmtpd.controller import Controller
 from django.db import connection
 from django.utils import timezone
@@ -40,7 +41,10 @@ from campaigns.models import (
     Send,
     SendStatus,
 )
+from campaigns.tasks import dispatch_due
+from expansion.celery import app
 from learners.models import Learner
+from learners.scoring import score_dirty_learners
 from tests.campaigns.conftest import Sink, free_port
 from tests.campaigns.test_dispatch import _wait, _worker, message_ids, queued
 from tests.factories.campaigns import CampaignFactory
@@ -48,12 +52,6 @@ from tests.factories.experiments import ExperimentSettingsFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 LEASE = 3  # seconds: the workers' lease here (60 by default), so that the tests run quickly
-
-
-@pytest.fixture(autouse=True)
-def _postgresql():
-    if connection.vendor != "postgresql":
-        pytest.skip("worker processes need a database server they share with the test")
 
 
 def _outcome(campaign, sink, total: int) -> dict[str, int]:
@@ -94,8 +92,6 @@ def dispatching(slow_sink, settings, total: int, *, delay: float | None = None, 
     """``total`` queued sends of a new campaign and a real worker (lease ``LEASE``)
     dispatching them, yielded once ``started`` messages have reached the sink; the worker is
     stopped (thawed first, if frozen) on the way out."""
-    from campaigns.tasks import dispatch_due
-
     sink, port = slow_sink
     if delay is not None:
         sink.delay = delay
@@ -229,11 +225,6 @@ def test_the_broker_restarted_mid_dispatch_loses_nothing(slow_sink, tmp_path):
     """Redis (no persistence) stopped and started again under a dispatching worker: the
     worker reconnects, its chunk finishes, and the next scheduled dispatch (beat's, sent here)
     takes the rest — the sends live in the database, not in the broker."""
-    import redis
-
-    from campaigns.tasks import dispatch_due
-    from expansion.celery import app
-
     sink, port = slow_sink
     ExperimentSettingsFactory(global_holdout_percent=0)
     campaign = CampaignFactory()
@@ -283,8 +274,6 @@ def test_an_smtp_outage_of_60_s_then_recovery_delivers_everything_once(slow_sink
     2 s here, 30 s in production). The message in flight is retried once; the rest of the
     chunk goes back untouched; every dispatch meanwhile finds the circuit open and claims
     nothing. Then everything arrives exactly once, with at most 2 attempts each."""
-    from campaigns.tasks import dispatch_due
-
     total = 100
     with dispatching(slow_sink, settings, total, delay=0.05, started=20) as run:
         sink = run.sink
@@ -331,8 +320,6 @@ def _quiet_around_now() -> tuple[clock_time, clock_time]:
 
 
 def test_nothing_leaves_in_quiet_hours_after_backlog_retries_or_recovery(slow_sink):
-    from campaigns.tasks import dispatch_due
-
     sink, port = slow_sink
     ExperimentSettingsFactory(global_holdout_percent=0)
     campaign = CampaignFactory()
@@ -378,9 +365,6 @@ def test_a_ticket_opened_overnight_stops_the_morning_offer(slow_sink, api):
     """Queued last night for this morning; at dawn the learner opens a support ticket (the
     platform posts the event); the scoring pass flags it; the worker's morning dispatch
     sends nothing and stores the rule."""
-    from campaigns.tasks import dispatch_due
-    from learners.scoring import score_dirty_learners
-
     sink, port = slow_sink
     ExperimentSettingsFactory(global_holdout_percent=0)
     # Only the ticket guardrail can stop it: the rescored learner's LPS and stage (from one

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from campaigns.funnel import funnel, incremental_revenue, suppressed_by_rule
-from campaigns.models import Rule
+from campaigns.funnel import dismiss_reasons, funnel, incremental_revenue, suppressed_by_rule
+from campaigns.models import Campaign, Rule
 from tests.factories.campaigns import CampaignFactory, SendFactory
 from tests.factories.expansion import OrderFactory, OrderLineFactory
 from tests.factories.learners import LearnerFactory, LearnerScoreFactory, SegmentFactory
@@ -98,7 +98,6 @@ def test_funnel_by_other_dimensions(sends):
         "final_module": 4,
         "renewal": 3,
     }
-    from campaigns.funnel import dismiss_reasons
 
     assert dismiss_reasons() == [("Not now", 1)]
     assert suppressed_by_rule() == [
@@ -143,8 +142,6 @@ def test_incremental_revenue_against_the_holdout():
 
 
 def test_admin_funnel_and_preview_pages(admin_client, sends):
-    from campaigns.models import Campaign
-
     page = admin_client.get("/admin/campaigns/campaign/funnel/?by=band")
     assert page.status_code == 200
     body = page.content.decode()

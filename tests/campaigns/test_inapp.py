@@ -18,6 +18,7 @@ from tests.factories.learners import (
     LearnerScoreFactory,
     ModuleFactory,
 )
+from tests.factories.templates import MessageTemplateFactory, MessageTemplateVersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -233,8 +234,6 @@ def test_feedback_errors_and_scopes(api, read_api, card_setup):
 
 
 def test_a_card_that_cannot_render_is_skipped_and_the_next_one_is_served(api, card_setup, caplog):
-    from tests.factories.templates import MessageTemplateFactory, MessageTemplateVersionFactory
-
     campaign, version, learner = card_setup
     fine = card_send(campaign, version, learner)
     broken_version = MessageTemplateVersionFactory(

@@ -4,11 +4,11 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group
 
+from campaigns.approval import campaign_approve
 from campaigns.lifecycle import (
     CampaignError,
     activation_problems,
     campaign_activate,
-    campaign_approve,
     campaign_pause,
     campaign_submit,
 )
@@ -17,7 +17,7 @@ from tests.factories.campaigns import CampaignFactory, JourneyMomentFactory
 from tests.factories.expansion import OfferFactory
 from tests.factories.experiments import ExperimentFactory
 from tests.factories.learners import CourseFactory, UserFactory
-from tests.factories.templates import MessageTemplateFactory
+from tests.factories.templates import MessageTemplateFactory, MessageTemplateVersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -50,8 +50,6 @@ def test_activation_names_everything_missing_then_succeeds():
     assert len(refused.value.problems) == 6
     campaign.refresh_from_db()
     assert campaign.status == "draft"
-
-    from tests.factories.templates import MessageTemplateVersionFactory
 
     MessageTemplateVersionFactory(template=campaign.email_template)
     campaign.moment = JourneyMomentFactory(slug="renewal")

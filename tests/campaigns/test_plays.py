@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 
-from campaigns.models import Purpose, Rule, Send
+from campaigns.lifecycle import activation_problems
+from campaigns.models import Campaign, CampaignStatus, Purpose, Rule, Send
 from learners.models import Stage
 from tests.campaigns.test_evaluate import NOW, course, evaluate, finisher, sends  # noqa: F401
 from tests.factories.campaigns import CampaignFactory
@@ -18,7 +20,12 @@ from tests.factories.expansion import (
     ProductFactory,
     SubscriptionFactory,
 )
-from tests.factories.experiments import ExperimentSettingsFactory
+from tests.factories.experiments import (
+    ArmFactory,
+    AssignmentFactory,
+    ExperimentFactory,
+    ExperimentSettingsFactory,
+)
 from tests.factories.learners import EventFactory, LearnerFactory, LearnerScoreFactory
 
 pytestmark = pytest.mark.django_db
@@ -215,8 +222,6 @@ def test_curriculum_phrases_match_whatever_the_quotes_case_or_spacing(text):
 
 def test_an_inactive_offer_is_never_sent_and_a_retired_arm_takes_the_campaigns(course):  # noqa: F811
     """Issue 17 item 7: retiring the losing arm left the campaign sending its offer."""
-    from tests.factories.experiments import ArmFactory, ExperimentFactory
-
     experiment = ExperimentFactory(status="running", holdout_percent=0, salt="s")
     winner = OfferFactory(name="Winner")
     retired = ArmFactory(
@@ -227,8 +232,6 @@ def test_an_inactive_offer_is_never_sent_and_a_retired_arm_takes_the_campaigns(c
     switched_off = OfferFactory(name="Switched off", is_active=False)
     CampaignFactory(name="Old offer", offer=switched_off, moment__slug="milestone")
     learner = finisher(course, external_id="ann")
-    from tests.factories.experiments import AssignmentFactory
-
     AssignmentFactory(experiment=experiment, learner=learner, arm=retired, assigned_at=NOW)
 
     evaluate(now=NOW)
@@ -261,9 +264,6 @@ def test_an_offer_free_moment_keeps_offers_out_not_the_re_engagement_it_is_for()
 
 def test_a_decided_experiment_gives_its_campaign_the_winners_offer(course):  # noqa: F811
     """Issue 17 item 7: applying a decision updates (or pauses) the campaign."""
-    from campaigns.models import Campaign, CampaignStatus
-    from tests.factories.experiments import ArmFactory, ExperimentFactory
-
     rolled = ExperimentFactory(status="decided", decision="roll_out", holdout_percent=0)
     loser = ArmFactory(experiment=rolled, is_control=True, offer=OfferFactory(name="Loser"))
     winner = ArmFactory(experiment=rolled, offer=OfferFactory(name="Winner"))
@@ -287,8 +287,6 @@ def test_a_decided_experiment_gives_its_campaign_the_winners_offer(course):  # n
 
 
 def test_a_re_engagement_campaign_can_go_active_on_an_offer_free_moment():
-    from campaigns.lifecycle import activation_problems
-
     moment = {"moment__slug": "at_risk", "moment__offers_allowed": False}
     again = CampaignFactory(name="Pick up", trigger="stall", purpose=Purpose.REENGAGEMENT, **moment)
     upsell = CampaignFactory(name="Upsell", trigger="stall", **moment)
@@ -297,8 +295,6 @@ def test_a_re_engagement_campaign_can_go_active_on_an_offer_free_moment():
 
 
 def test_target_roles_are_checked_at_save():
-    from django.core.exceptions import ValidationError
-
     campaign = CampaignFactory(target_roles=["admin", "billing_owner"])
     campaign.clean()
     campaign.target_roles = ["owner"]

@@ -8,8 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from campaigns.evaluate import zone_clock
-from campaigns.quiet_hours import is_quiet, next_allowed, quiet_until
+from campaigns.quiet_hours import is_quiet, next_allowed, quiet_until, zone_clock
 
 NEW_YORK = "America/New_York"
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 
 from campaigns.dispatch import dispatch_chunk
+from campaigns.links import click_token_read
 from campaigns.models import JourneyMoment, Send, SendStatus
 from expansion.commerce.models import Incentive, OfferKind, ProductKind
 from learners.models import DirtyLearner, EventKind, LearnerScore
@@ -536,8 +537,6 @@ def test_the_cross_sell_bonus_arm_says_what_the_bonus_is(smtp):
 
 
 def test_the_stall_email_continues_the_course_not_the_offer(smtp):
-    from campaigns.delivery import click_token_read
-
     queued = queue("Stall recovery: pick up where you left off", offers())
     assert dispatch_all() == (1, 1, 0)
     (message,) = smtp.messages

@@ -1,0 +1,75 @@
+"""Experiment arms and the offer each candidate would carry, at evaluation.
+
+A running experiment assigns the still-eligible learners of its campaign (sticky: an
+assignment is made once, ``experiments.assignment.assign``); a learner in its holdout is
+stopped with ``holdout``, the others carry their arm. The offer a candidate would carry is its
+arm's while the arm is active, else its campaign's (a decision retires the losing arms and
+gives the campaign the winner's); a candidate whose offer is inactive is stopped with
+``offer_inactive``: nothing is sent with a switched-off offer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import Exists, OuterRef
+
+from expansion.commerce.models import Offer
+from experiments.assignment import assign
+from experiments.models import Arm, Assignment, Status
+from learners.models import Learner
+
+from .models import Campaign, Candidate, Rule
+
+
+def arms_assign(*, run: uuid.UUID, campaigns: list[Campaign], now: datetime) -> None:
+    """Assign the still-eligible learners of experimenting campaigns; stop the holdout; give
+    every other candidate its arm."""
+    rows = Candidate.objects.filter(run=run, rule="")
+    candidate = Candidate._meta.db_table
+    for campaign in campaigns:
+        experiment = campaign.experiment
+        if experiment is None or experiment.status != Status.RUNNING:
+            continue
+        mine = rows.filter(campaign_id=campaign.pk)
+        assign(
+            experiment=experiment,
+            learners=Learner.objects.filter(id__in=mine.values("learner_id")),
+            now=now,
+        )
+        held = Assignment.objects.filter(
+            experiment=experiment, arm__isnull=True, learner_id=OuterRef("learner_id")
+        )
+        mine.filter(Exists(held)).update(rule=Rule.HOLDOUT)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                UPDATE {candidate} SET arm_id = (
+                  SELECT a.arm_id FROM {Assignment._meta.db_table} a
+                  WHERE a.experiment_id = %s AND a.learner_id = {candidate}.learner_id
+                )
+                WHERE run = %s AND campaign_id = %s AND rule = ''
+                """,
+                [experiment.pk, run, campaign.pk],
+            )
+
+
+def offers_inactive_stop(*, run: uuid.UUID) -> None:
+    """Stop the candidates of ``run`` whose offer — their arm's while the arm is active, else
+    their campaign's — is inactive."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {Candidate._meta.db_table} SET rule = %s WHERE id IN (
+              SELECT c.id FROM {Candidate._meta.db_table} c
+              JOIN {Campaign._meta.db_table} cc ON cc.id = c.campaign_id
+              LEFT JOIN {Arm._meta.db_table} a ON a.id = c.arm_id
+              JOIN {Offer._meta.db_table} o
+                ON o.id = COALESCE(CASE WHEN a.is_active THEN a.offer_id END, cc.offer_id)
+              WHERE c.run = %s AND c.rule = '' AND NOT o.is_active
+            )
+            """,
+            [Rule.OFFER_INACTIVE, run],
+        )
