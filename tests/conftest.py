@@ -2,8 +2,12 @@ import os
 import uuid
 
 import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
 from rest_framework.test import APIClient
 
+from learners import ingest
 from tests.factories.expansion import ApiKeyFactory
 
 # Each test run gets its own PostgreSQL database (and one per xdist worker), so concurrent
@@ -13,8 +17,6 @@ RUN_ID = os.environ.get("TEST_RUN_ID") or uuid.uuid4().hex[:8]
 
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> None:
-    from django.conf import settings
-
     for db in settings.DATABASES.values():
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         db.setdefault("TEST", {})["NAME"] = f"test_expansion_{RUN_ID}_{worker}"
@@ -23,8 +25,6 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -
 def pytest_configure(config) -> None:
     """Users are made by the hundred in the security sweeps: hash their passwords with a
     fast hasher (PBKDF2's 1,000,000 rounds took most of their time). Logins still check."""
-    from django.conf import settings
-
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
@@ -34,7 +34,6 @@ def _no_session_outlives_the_run(django_db_setup, django_db_blocker):
     on it (a live server's request threads keep theirs in thread-local storage), so the drop
     succeeds instead of leaving the database behind."""
     yield
-    from django.db import connection
 
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(
@@ -71,8 +70,6 @@ def read_api(read_key) -> APIClient:
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Throttle counters live in the cache; no test inherits another's."""
-    from django.core.cache import cache
-
     cache.clear()
     yield
     cache.clear()
@@ -81,6 +78,4 @@ def _fresh_cache():
 @pytest.fixture(autouse=True)
 def _fresh_learner_cache():
     """The ingestion cache maps external ids to ids that other tests' rollbacks removed."""
-    from learners import ingest
-
     ingest._LEARNER_IDS.clear()

@@ -3,25 +3,32 @@
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from campaigns.models import Campaign, Send
+from expansion.commerce.apikeys import digest_key
 from expansion.commerce.models import (
+    ApiKey,
     Bundle,
     Offer,
     Order,
     OrderLine,
+    PairReview,
     Product,
+    ProductAffinity,
     Subscription,
     SubscriptionChange,
     TierLadder,
 )
 from experiments.models import Experiment
-from learners.models import Course, Enrollment, Event, Learner, Module
+from learners.models import Account, Course, Enrollment, Event, Learner, Module
 from templates.models import MessageTemplate
-from tests.factories.learners import UserFactory
+from tests.factories.learners import LearnerFactory, UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,14 +130,6 @@ def demo_snapshot() -> dict:
 
 
 def demo_reset() -> None:
-    from django.contrib.auth import get_user_model
-
-    from campaigns.models import Campaign, Send
-    from expansion.commerce.models import PairReview, ProductAffinity
-    from experiments.models import Experiment
-    from learners.models import Account
-    from templates.models import MessageTemplate
-
     Send.objects.all().delete()
     Campaign.objects.all().delete()
     MessageTemplate.objects.filter(name="Next step card").delete()
@@ -149,13 +148,10 @@ def demo_reset() -> None:
 
 @pytest.mark.django_db
 def test_seed_demo_is_deterministic_and_every_admin_page_renders(client):
-    from datetime import date
-
     anchor = date(2026, 6, 1)
     call_command("seed_demo", learners=60, anchor=anchor, stdout=open(os.devnull, "w"))
     first = demo_snapshot()
     assert first["counts"] == [60, 6, 48, 89, 1851, 89, 101, 16, 57, 8]
-    from campaigns.models import Campaign
 
     assert sorted(Campaign.objects.values_list("name", "status")) == [
         ("Graduates: the next course", "active"),
@@ -220,8 +216,6 @@ def test_seed_demo_is_deterministic_and_every_admin_page_renders(client):
 
 @pytest.mark.django_db
 def test_seed_demo_if_empty_leaves_data_alone(capsys):
-    from tests.factories.learners import LearnerFactory
-
     LearnerFactory()
     call_command("seed_demo", if_empty=True)
     assert "left as is" in capsys.readouterr().out
@@ -230,9 +224,6 @@ def test_seed_demo_if_empty_leaves_data_alone(capsys):
 
 @pytest.mark.django_db
 def test_api_key_created_in_admin_is_shown_once(client):
-    from expansion.commerce.apikeys import digest_key
-    from expansion.commerce.models import ApiKey
-
     client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
     response = client.post(
         "/admin/expansion/apikey/add/", {"name": "LMS", "scopes": ["read", "write"]}, follow=True

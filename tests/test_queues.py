@@ -8,9 +8,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 
+from campaigns.tasks import dispatch_fanout
 from expansion.celery import app
 from expansion.core.queues import queue_for
+from tests.factories.campaigns import CampaignFactory, SendFactory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,10 +52,6 @@ def test_queue_for_falls_back_to_the_default_queue(settings):
 def test_the_dispatch_fanout_publishes_on_the_dispatch_queue(settings):
     if not settings.CELERY_BROKER_URL.startswith("redis://"):
         pytest.skip("reads the queue straight from Redis")
-    import redis
-
-    from campaigns.tasks import dispatch_fanout
-    from tests.factories.campaigns import CampaignFactory, SendFactory
 
     queue = f"dispatch-{uuid.uuid4().hex[:8]}"
     settings.CELERY_QUEUES_BY_KIND = {"scoring": "", "campaigns": "", "dispatch": queue}

@@ -26,8 +26,10 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.utils import timezone
+from playwright.sync_api import sync_playwright
 
 from campaigns.models import Campaign, CampaignStatus, JourneyMoment, Send
 from campaigns.roles import COURSE_CREATOR, MARKETER
@@ -64,7 +66,6 @@ def browser():
         if os.environ.get("E2E_REQUIRED"):
             pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium)")
         pytest.skip(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
     # between browser steps are synchronous and safe.
@@ -351,8 +352,6 @@ def midday_zone() -> str:
 
 
 def _platform_and_inbox(page, carl, base, key, step, campaign, experiment, sink, queue, cta):
-    from django.conf import settings
-
     settings.CELERY_TASK_DEFAULT_QUEUE = queue  # the live server enqueues for our worker
     holdout = experiment.holdout_percent * BUCKETS / 100
     ann = None

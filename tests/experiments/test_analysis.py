@@ -15,7 +15,8 @@ from statsmodels.stats.proportion import (
 )
 
 from campaigns.models import SendEvent
-from experiments.analysis import cumulative_lift, experiment_results
+from experiments.analysis import cumulative_lift, experiment_results, global_holdout_results
+from experiments.assignment import bucket
 from experiments.cards import card_sample_size
 from experiments.design import decision_comparisons
 from experiments.stats import sample_size, sequential_halfwidth, sequential_p_value
@@ -25,9 +26,10 @@ from tests.factories.experiments import (
     ArmFactory,
     AssignmentFactory,
     ExperimentFactory,
+    ExperimentSettingsFactory,
     assign_exactly,
 )
-from tests.factories.learners import ConsentChangeFactory
+from tests.factories.learners import ConsentChangeFactory, LearnerFactory
 
 pytestmark = pytest.mark.django_db
 DAY = timedelta(days=1)
@@ -153,11 +155,6 @@ def test_the_api_returns_the_results_to_a_read_key_only(fixture, read_api, clien
 
 
 def test_the_global_holdout_is_compared_with_everyone_else():
-    from experiments.analysis import global_holdout_results
-    from experiments.assignment import bucket
-    from tests.factories.experiments import ExperimentSettingsFactory
-    from tests.factories.learners import LearnerFactory
-
     ExperimentSettingsFactory(global_holdout_percent=30, global_holdout_salt="g")
     learners = LearnerFactory.create_batch(30)
     held = [x for x in learners if bucket("g", x.pk) < 3000]

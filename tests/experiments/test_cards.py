@@ -12,10 +12,15 @@ from experiments.cards import (
     experiment_decide,
     experiment_start,
 )
-from experiments.models import Experiment
+from experiments.models import Experiment, ExperimentSettings
 from experiments.stats import sample_size
 from tests.factories.expansion import BASE_TIME, OfferFactory
-from tests.factories.experiments import ArmFactory, ExperimentFactory, assign_exactly
+from tests.factories.experiments import (
+    ArmFactory,
+    ExperimentFactory,
+    ExperimentSettingsFactory,
+    assign_exactly,
+)
 from tests.factories.learners import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -351,8 +356,6 @@ def test_saving_a_card_in_the_admin_fills_the_sample_size(admin_client):
 
 
 def test_the_settings_page_shows_the_global_holdout_comparison(admin_client):
-    from tests.factories.experiments import ExperimentSettingsFactory
-
     ExperimentSettingsFactory()
 
     page = admin_client.get("/admin/experiments/experimentsettings/1/change/")
@@ -362,8 +365,6 @@ def test_the_settings_page_shows_the_global_holdout_comparison(admin_client):
 
 
 def test_the_settings_list_opens_the_one_row_and_nothing_can_be_added(admin_client):
-    from experiments.models import ExperimentSettings
-
     listed = admin_client.get("/admin/experiments/experimentsettings/")
     add = admin_client.get("/admin/experiments/experimentsettings/add/")
 

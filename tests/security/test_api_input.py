@@ -14,6 +14,8 @@ from urllib.parse import quote, urlsplit
 import orjson
 import pytest
 
+from campaigns.models import Send
+from campaigns.widget import widget_token
 from expansion.commerce.apikeys import api_key_issue
 from expansion.commerce.models import Order, Product, Subscription
 from learners.models import Course, Learner
@@ -131,9 +133,6 @@ def test_an_unreadable_moment_is_400(api, query, reason):
 @pytest.mark.parametrize("query", ["moment=%00", "moment=no%20slug", "moment=" + "m" * 41])
 def test_the_widget_refuses_an_unreadable_moment_and_changes_nothing(client, query):
     """A NUL in the widget's moment was a 500 on PostgreSQL."""
-    from campaigns.models import Send
-    from campaigns.widget import widget_token
-
     learner = LearnerFactory(external_id="ann")
 
     response = client.get(f"/w/offers/?{query}", HTTP_X_WIDGET_TOKEN=widget_token(learner))

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from expansion.commerce.apikeys import AuthFailureThrottle, api_key_issue, api_key_revoke
 from learners.models import Learner
+from tests.factories.learners import UserFactory
 
 pytestmark = pytest.mark.django_db
 LIMIT = 20
@@ -138,8 +139,6 @@ def test_a_forwarded_for_header_is_ignored_unless_proxies_are_trusted(clock, set
 
 
 def test_a_signed_in_session_is_not_throttled_by_its_addresses_failures(clock):
-    from tests.factories.learners import UserFactory
-
     for _ in range(LIMIT):
         client("exp_nope_nope").get("/api/v1/learners/")
     root = APIClient(REMOTE_ADDR=ADDRESS)

@@ -9,7 +9,7 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.test import Client, RequestFactory
-from django.urls import URLPattern, get_resolver, reverse
+from django.urls import URLPattern, get_resolver, resolve, reverse
 from rest_framework.test import APIClient
 
 from campaigns.roles import COURSE_CREATOR, MARKETER
@@ -112,8 +112,6 @@ def _api_urls() -> list[tuple[str, str]]:
 
 
 def _methods(url: str) -> list[str]:
-    from django.urls import resolve
-
     view = resolve(url).func.view_class
     return [m for m in ("get", "post", "put", "patch", "delete") if hasattr(view, m)]
 

@@ -3,6 +3,7 @@ requests, and every HTML page carries a Content-Security-Policy."""
 
 import base64
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -33,8 +34,6 @@ BOUNCE = {
 
 
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    import os
-
     clean = {
         k: v
         for k, v in os.environ.items()

@@ -13,6 +13,7 @@ from campaigns.delivery import click_token, unsubscribe_token
 from campaigns.widget import widget_token
 from expansion.logs import RedactSecrets, redact
 from tests.factories.campaigns import SendFactory
+from tests.factories.learners import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,8 +93,6 @@ def test_redact(line, expected):
 
 
 def test_a_refused_request_is_one_line_without_a_traceback(client, console):
-    from tests.factories.learners import UserFactory
-
     client.force_login(UserFactory(is_staff=True))  # staff without a role
 
     response = client.get("/admin/learners/learner/")
