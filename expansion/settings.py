@@ -1,5 +1,8 @@
 """Settings, all read from the environment.
 
+One module past 400 lines on purpose: Django reads its settings from one module, and this
+one is grouped by section (database, security, email, Celery, API, product defaults, logging).
+
 With no configuration the project runs embedded: PostgreSQL from a pip wheel with its data in
 ``var/postgres`` (``expansion/embedded.py``), Celery on kombu's
 filesystem transport (no broker server), email written to ``var/mail/``. Setting

@@ -18,28 +18,28 @@ or each arm against the holdout when there is no control) are counted once, by
 ``decision_comparisons``, and both the card's sample size and every interval and p-value here
 use alpha / that count (Bonferroni). Guardrails are tested at the card's alpha, uncorrected
 (harm is flagged sooner). The split is checked phase by phase, each against the
-plan in force when its learners were assigned (``Phase``).
+plan in force when its learners were assigned (``split_check``).
 
-One piece past 400 lines: the per-arm figures, the comparisons, the phase-by-phase split
-check and the chart's series are all read from the same grouped rows of one statement; the
-design they are read by (comparisons, testing, planned sample) lives in ``design``.
+The design the figures are read by (comparisons, testing, planned sample) lives in
+``design``; the global holdout (``holdout``) and lift over time (``lift``) have their own
+modules and stay importable from here.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from django.apps import apps
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q
-from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from expansion.commerce.models import OrderLine
+from expansion.commerce.models import Order, OrderLine
+from learners.models import ConsentChange
 
-from .assignment import bucket_sql, phase_plan, plan_for, plan_shares
+from .assignment import plan_for, plan_shares
 from .design import (
     HOLDOUT,
     decision_comparisons,
@@ -47,14 +47,19 @@ from .design import (
     is_sequential,
     planned_sample,
 )
-from .models import Experiment, ExperimentSettings, Guardrail, Metric, Phase, Status
-from .stats import (
-    Comparison,
-    Counts,
-    compare,
-    sample_ratio_mismatch_phased,
-    wilson,
-)
+from .holdout import global_holdout_results
+from .lift import cumulative_lift
+from .models import Assignment, Experiment, Guardrail, Metric, Phase, Status
+from .split_check import split_check
+from .stats import Comparison, Counts, compare, wilson
+
+__all__ = [
+    "GUARDRAIL_COLUMNS",
+    "ArmResult",
+    "cumulative_lift",
+    "experiment_results",
+    "global_holdout_results",
+]
 
 # Where each guardrail's event count sits in a row of the counts query.
 GUARDRAIL_COLUMNS = ((4, Guardrail.UNSUBSCRIBE), (5, Guardrail.REFUND), (6, Guardrail.COMPLAINT))
@@ -64,6 +69,11 @@ def _counts_sql(target_product_id: int | None) -> tuple[str, list[Any]]:
     product = " AND l.product_id = %s" if target_product_id else ""
     params: list[Any] = [target_product_id] if target_product_id else []
     window = "o.placed_at >= a.assigned_at AND o.placed_at < a.window_ends_at"
+    orders = f"{Order._meta.db_table} o JOIN {OrderLine._meta.db_table} l ON l.order_id = o.id"
+    # Complaints are campaigns' send events: a layer above, so its models are looked up by
+    # name (the app registry), never imported.
+    send = apps.get_model("campaigns", "Send")._meta.db_table
+    send_event = apps.get_model("campaigns", "SendEvent")._meta.db_table
     # The phase: the last one started at or before the assignment (the first takes earlier
     # ones); phase_unique_number's index serves the lookup.
     sql = f"""
@@ -74,33 +84,33 @@ def _counts_sql(target_product_id: int | None) -> tuple[str, list[Any]]:
         FROM (
           SELECT a.arm_id, a.band,
             COALESCE((
-              SELECT MAX(p.number) FROM experiments_phase p
+              SELECT MAX(p.number) FROM {Phase._meta.db_table} p
               WHERE p.experiment_id = a.experiment_id AND p.started_at <= a.assigned_at
             ), 1) AS phase,
             CASE WHEN EXISTS (
-              SELECT 1 FROM expansion_order o JOIN expansion_orderline l ON l.order_id = o.id
+              SELECT 1 FROM {orders}
               WHERE o.learner_id = a.learner_id AND {window}{product}
             ) THEN 1 ELSE 0 END AS converted,
             COALESCE((
               SELECT SUM(l.quantity * l.unit_price - l.refunded_amount)
-              FROM expansion_order o JOIN expansion_orderline l ON l.order_id = o.id
+              FROM {orders}
               WHERE o.learner_id = a.learner_id AND {window}
             ), 0) AS revenue,
             CASE WHEN EXISTS (
-              SELECT 1 FROM learners_consentchange c
+              SELECT 1 FROM {ConsentChange._meta.db_table} c
               WHERE c.learner_id = a.learner_id AND c.subscribed = %s
                 AND c.changed_at >= a.assigned_at AND c.changed_at < a.window_ends_at
             ) THEN 1 ELSE 0 END AS unsubscribed,
             CASE WHEN EXISTS (
-              SELECT 1 FROM expansion_order o JOIN expansion_orderline l ON l.order_id = o.id
+              SELECT 1 FROM {orders}
               WHERE o.learner_id = a.learner_id AND {window} AND l.refunded_amount > 0
             ) THEN 1 ELSE 0 END AS refunded,
             CASE WHEN EXISTS (
-              SELECT 1 FROM campaigns_sendevent e JOIN campaigns_send s ON s.id = e.send_id
+              SELECT 1 FROM {send_event} e JOIN {send} s ON s.id = e.send_id
               WHERE s.learner_id = a.learner_id AND e.kind = 'complained'
                 AND e.at >= a.assigned_at AND e.at < a.window_ends_at
             ) THEN 1 ELSE 0 END AS complained
-          FROM experiments_assignment a
+          FROM {Assignment._meta.db_table} a
           WHERE a.experiment_id = %s
         ) x
         GROUP BY x.phase, x.arm_id, x.band
@@ -226,7 +236,7 @@ def experiment_results(*, experiment: Experiment, now: datetime | None = None) -
         "sample_size_per_arm": experiment.sample_size_per_arm,
         "sample_size_reached": horizon["reached"],
         "horizon": horizon,
-        "sample_ratio_mismatch": _split_check(experiment, by_phase, names),
+        "sample_ratio_mismatch": split_check(experiment=experiment, by_phase=by_phase, names=names),
         "peeking_warning": horizon["warning"] if experiment.status == Status.RUNNING else "",
         "arms": [_arm_dict(r) for r in results.values()],
         "generated_at": now.isoformat(),
@@ -245,80 +255,6 @@ def _testing_text(experiment: Experiment, sequential: bool) -> str:
         "Fixed-horizon test: the p-values and intervals are valid once, at the planned sample "
         "size with its conversion windows closed."
     )
-
-
-def _phases(experiment: Experiment) -> dict[int, Phase]:
-    phases = {p.number: p for p in experiment.phases.all()}
-    if not phases:
-        # A card started before phases were recorded (or built directly): its plan as it is.
-        weights = {
-            str(a): w for a, w in experiment.arms.filter(is_active=True).values_list("id", "weight")
-        }
-        phases[1] = Phase(
-            experiment=experiment,
-            number=1,
-            started_at=experiment.started_at or experiment.created_at,
-            holdout_percent=experiment.holdout_percent,
-            weights=weights,
-        )
-    return phases
-
-
-def _split_check(
-    experiment: Experiment, by_phase: dict[int, dict[str, int]], names: dict[str, str]
-) -> dict[str, Any]:
-    """Each phase's assignments against that phase's plan (see ``Phase``)."""
-    phases = _phases(experiment)
-    numbers = sorted(set(phases) | set(by_phase))
-    inputs, groups = [], []
-    for number in numbers:
-        phase = phases.get(number)
-        shares = (
-            {group_key(arm): share for arm, share in plan_shares(phase_plan(phase)).items()}
-            if phase is not None
-            else {}
-        )
-        observed = by_phase.get(number, {})
-        keys = [HOLDOUT] + sorted((set(shares) | set(observed)) - {HOLDOUT}, key=lambda k: int(k))
-        keys = [k for k in keys if shares.get(k, 0) > 0 or observed.get(k, 0) > 0]
-        inputs.append(([observed.get(k, 0) for k in keys], [shares.get(k, 0.0) for k in keys]))
-        groups.append(keys)
-    check = sample_ratio_mismatch_phased(inputs)
-    listed = []
-    for number, keys, (_, shares_list), split in zip(
-        numbers, groups, inputs, check.phases, strict=True
-    ):
-        phase = phases.get(number)
-        listed.append(
-            {
-                "number": number,
-                "started_at": phase.started_at if phase is not None else None,
-                "ended_at": phase.ended_at if phase is not None else None,
-                "groups": [
-                    {
-                        "key": key,
-                        "name": names.get(key, f"arm {key}"),
-                        "planned_share": share,
-                        "observed": observed,
-                        "expected": expected,
-                    }
-                    for key, share, observed, expected in zip(
-                        keys, shares_list, split.observed, split.expected, strict=True
-                    )
-                ],
-                "chi2": split.chi2,
-                "dof": split.dof,
-                "p_value": split.p_value,
-            }
-        )
-    return {
-        "p_value": check.p_value,
-        "flagged": check.flagged,
-        "chi2": check.chi2,
-        "dof": check.dof,
-        "worst_phase": numbers[check.worst_phase] if check.worst_phase is not None else None,
-        "phases": listed,
-    }
 
 
 def _primary(c: Comparison, metric: str, sequential: bool, alpha_each: float) -> dict[str, Any]:
@@ -404,108 +340,3 @@ def _arm_dict(r: ArmResult) -> dict[str, Any]:
         "vs_holdout": r.vs_holdout,
         "by_band": r.by_band,
     }
-
-
-def global_holdout_results(*, now: datetime | None = None) -> dict[str, Any]:
-    """The global holdout against everyone else over the settings' comparison window: share
-    of learners who ordered, and revenue per learner (the whole program's incremental
-    effect). One statement; the holdout is computed by the same bucket function as always."""
-    now = now or timezone.now()
-    settings = ExperimentSettings.load()
-    start = now - timedelta(days=settings.comparison_window_days)
-    limit = int(settings.global_holdout_percent * 100)
-    stamp = connection.ops.adapt_datetimefield_value
-    sql = f"""
-        SELECT CASE WHEN {bucket_sql("l.id")} < %s THEN 1 ELSE 0 END AS held,
-          COUNT(*), SUM(CASE WHEN r.revenue IS NOT NULL THEN 1 ELSE 0 END),
-          SUM(COALESCE(r.revenue, 0)), SUM(COALESCE(r.revenue, 0) * COALESCE(r.revenue, 0))
-        FROM learners_learner l
-        LEFT JOIN (
-          SELECT o.learner_id, SUM(li.quantity * li.unit_price - li.refunded_amount) AS revenue
-          FROM expansion_order o JOIN expansion_orderline li ON li.order_id = o.id
-          WHERE o.placed_at >= %s AND o.placed_at < %s
-          GROUP BY o.learner_id
-        ) r ON r.learner_id = l.id
-        GROUP BY 1
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [settings.global_holdout_salt, limit, stamp(start), stamp(now)])
-        rows = {
-            held: Counts(int(n), int(k), float(rev or 0), float(sq or 0))
-            for held, n, k, rev, sq in cursor.fetchall()
-        }
-    held = rows.get(1, Counts(0, 0))
-    rest = rows.get(0, Counts(0, 0))
-    comparison = compare(held, rest)
-    return {
-        "window_days": settings.comparison_window_days,
-        "holdout_percent": float(settings.global_holdout_percent),
-        "holdout": {
-            "n": held.n,
-            "buyers": held.conversions,
-            "rate": held.rate,
-            "revenue_per_learner": held.revenue_per_learner,
-        },
-        "everyone_else": {
-            "n": rest.n,
-            "buyers": rest.conversions,
-            "rate": rest.rate,
-            "revenue_per_learner": rest.revenue_per_learner,
-        },
-        "lift": asdict(comparison),
-    }
-
-
-def cumulative_lift(*, experiment: Experiment) -> list[dict[str, Any]]:
-    """Per day of assignment, each arm's cumulative conversion rate and its lift over the
-    control (for the chart of lift over time). On a sequential card each lift carries its
-    always-valid interval (``interval``), which may be read on any day; a fixed-horizon
-    card's daily lifts are for looking at, not for deciding."""
-    lines = OrderLine.objects.filter(
-        order__learner=OuterRef("learner"),
-        order__placed_at__gte=OuterRef("assigned_at"),
-        order__placed_at__lt=OuterRef("window_ends_at"),
-    )
-    if experiment.target_product_id:
-        lines = lines.filter(product_id=experiment.target_product_id)
-    rows = (
-        experiment.assignments.annotate(day=TruncDate("assigned_at"), converted=Exists(lines))
-        .values("day", "arm_id")
-        .annotate(n=Count("id"), k=Count("id", filter=Q(converted=True)))
-        .order_by("day")
-    )
-    control = experiment.arms.filter(is_control=True).values_list("id", flat=True).first()
-    sequential = is_sequential(experiment)
-    alpha_each = decision_comparisons(experiment).alpha_each
-    totals: dict[Any, list[int]] = defaultdict(lambda: [0, 0])
-    days: list[dict[str, Any]] = []
-    for row in rows:
-        if days and days[-1]["day"] == row["day"]:
-            point = days[-1]
-        else:
-            point = {"day": row["day"]}
-            days.append(point)
-        totals[row["arm_id"]][0] += row["n"]
-        totals[row["arm_id"]][1] += row["k"]
-        point["rates"] = {group_key(arm): (k / n if n else None) for arm, (n, k) in totals.items()}
-        point["counts"] = {group_key(arm): (n, k) for arm, (n, k) in totals.items()}
-    for point in days:
-        base = point["rates"].get(str(control)) if control else None
-        point["lift"] = {
-            arm: (rate - base if rate is not None and base is not None else None)
-            for arm, rate in point["rates"].items()
-            if arm != str(control)
-        }
-        if sequential and control:
-            n0, k0 = point["counts"].get(str(control), (0, 0))
-            point["interval"] = {
-                arm: compare(
-                    Counts(n0, k0),
-                    Counts(*point["counts"][arm]),
-                    alpha_each,
-                    sequential_tuning=float(experiment.sequential_tuning),
-                ).sequential_ci
-                for arm in point["lift"]
-            }
-        del point["counts"]
-    return days

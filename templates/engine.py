@@ -1,5 +1,10 @@
 """The sandboxed Liquid engine (python-liquid): parse, check, compile and render messages.
 
+One module past 400 lines on purpose: the sandbox (its limits, the CPU budget, the guarded
+filters, the environment, ``check`` and ``render``) was security-reviewed as one unit, and
+each limit is read beside the code that enforces it. What is not the sandbox, compiling a
+template's HTML at save, is ``templates.html`` (re-exported here).
+
 Sandbox: autoescape on (every value is HTML-escaped in HTML bodies unless a marketer marks it
 ``| safe``); ``include`` and ``render`` are refused when a template is parsed (there is no
 loader either, so no template can read a file); unknown filters are errors. Every render is
@@ -36,7 +41,6 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -48,7 +52,6 @@ from io import StringIO
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-import css_inline
 from django.conf import settings
 from liquid import BoundTemplate, Environment, RenderContext, StrictDefaultUndefined
 from liquid.ast import Node
@@ -68,6 +71,10 @@ from liquid.filter import with_context
 from liquid.stream import TokenStream
 from liquid.tag import Tag
 from liquid.token import TOKEN_EXPRESSION, TOKEN_TAG
+
+# Re-exported from their old home (templates.messages calls engine.inline_css).
+from templates.html import inline_css as inline_css
+from templates.html import text_from_html as text_from_html
 
 LOOP_LIMIT = 1000
 OUTPUT_LIMIT = 500_000
@@ -685,47 +692,3 @@ def _render(source: str, context: dict[str, Any], *, html: bool) -> str:
 def render(source: str, context: dict[str, Any], *, html: bool = True) -> str:
     """Render ``source`` (sandboxed, see the module docstring); raises ``RenderError``."""
     return _render(source, context, html=html)
-
-
-# --- compiling a template's HTML once, at save ------------------------------------------------
-
-_LIQUID = re.compile(r"{%-?.*?-?%}|{{-?.*?-?}}", re.S)
-
-
-def inline_css(html: str) -> str:
-    """Move the template's <style> rules into style attributes, keeping the Liquid intact.
-
-    Liquid tags and outputs in text become HTML comments while css-inline parses the document
-    (comments keep their place, even between table rows), then come back. Liquid inside
-    attribute values is left as is by the parser.
-    """
-    if "<style" not in html.lower():
-        return html
-    saved: list[str] = []
-
-    def hide(match: re.Match[str]) -> str:
-        saved.append(match.group(0))
-        return f"<!--LQ{len(saved) - 1}-->"
-
-    hidden = _LIQUID.sub(hide, html)
-    inlined = css_inline.inline(hidden, keep_style_tags=False, load_remote_stylesheets=False)
-    return re.sub(r"<!--LQ(\d+)-->", lambda m: saved[int(m.group(1))], inlined)
-
-
-_BLOCK = re.compile(r"</?(p|div|h[1-6]|tr|table|ul|ol|br|hr|blockquote)\b[^>]*>", re.I)
-_LINK = re.compile(r"<a\b[^>]*\bhref=\"([^\"]*)\"[^>]*>(.*?)</a>", re.I | re.S)
-
-
-def text_from_html(html: str) -> str:
-    """A plain-text Liquid template from an HTML one: links become "label (url)", blocks
-    become line breaks, other tags and <style>/<head> go."""
-    text = re.sub(r"<(style|head|script)\b.*?</\1>", "", html, flags=re.I | re.S)
-    text = re.sub(r"\s+", " ", text)  # source line breaks are not text line breaks
-    text = re.sub(r"<!--(?!LQ).*?-->", "", text, flags=re.S)
-    text = _LINK.sub(lambda m: f"{m.group(2).strip()} ({m.group(1)})", text)
-    text = re.sub(r"<li\b[^>]*>", "\n- ", text, flags=re.I)
-    text = _BLOCK.sub("\n", text)
-    text = re.sub(r"<[^>]+>", "", text)
-    text = text.replace("&nbsp;", " ").replace("&amp;", "&")
-    lines = [re.sub(r"[ \t]+", " ", line).strip() for line in text.splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
