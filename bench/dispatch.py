@@ -84,9 +84,9 @@ def populate(conn: psycopg.Connection, learners: int, zone: str) -> int:
     conn.execute(
         """
         INSERT INTO learners_learner (external_id, email, name, time_zone, locale,
-          marketing_opt_in, attributes, created_at, updated_at)
+          marketing_opt_in, attributes, role, created_at, updated_at)
         SELECT 'd-' || g, 'd' || g || '@example.org', 'Learner ' || g, %s, 'en', true,
-          '{}'::jsonb, now() - interval '200 days', now()
+          '{}'::jsonb, 'member', now() - interval '200 days', now()
         FROM generate_series(1, %s) g
         """,
         [zone, learners],
@@ -102,8 +102,8 @@ def populate(conn: psycopg.Connection, learners: int, zone: str) -> int:
         """
     )
     conn.execute(
-        "INSERT INTO learners_course (external_id, title, learning_path, created_at, updated_at)"
-        " VALUES ('sql-1', 'SQL Basics', '', now(), now())"
+        "INSERT INTO learners_course (external_id, title, learning_path, url, created_at,"
+        " updated_at) VALUES ('sql-1', 'SQL Basics', '', '', now(), now())"
     )
     course = conn.execute("SELECT id FROM learners_course").fetchone()[0]
     conn.execute(

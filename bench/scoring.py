@@ -211,18 +211,19 @@ def populate(conn: psycopg.Connection, learners: int) -> None:
     conn.execute(
         """
         INSERT INTO learners_learner (external_id, email, name, time_zone, locale,
-          marketing_opt_in, attributes, created_at, updated_at)
+          marketing_opt_in, attributes, role, created_at, updated_at)
         SELECT 'b-' || g, 'b' || g || '@example.org', '', 'UTC', 'en', g %% 10 <> 0,
           jsonb_build_object('plan', CASE WHEN g %% 3 = 0 THEN 'pro' ELSE 'free' END),
-          now() - (g %% 700) * interval '1 day', now()
+          'member', now() - (g %% 700) * interval '1 day', now()
         FROM generate_series(1, %s) g
         """,
         [learners],
     )
     conn.execute(
         """
-        INSERT INTO learners_course (external_id, title, learning_path, created_at, updated_at)
-        SELECT 'c-' || g, 'Course ' || g, '', now(), now() FROM generate_series(0, 19) g
+        INSERT INTO learners_course (external_id, title, learning_path, url, created_at,
+          updated_at)
+        SELECT 'c-' || g, 'Course ' || g, '', '', now(), now() FROM generate_series(0, 19) g
         """
     )
     conn.execute(
