@@ -14,9 +14,9 @@ from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from learners.models import Learner
+from learners.models import Learner, LearnerScore
 
-from .models import BUCKETS, Experiment, ExperimentSettings, Phase, Status
+from .models import BUCKETS, Assignment, Experiment, ExperimentSettings, Phase, Status
 
 
 def bucket(salt: str, learner_id: int) -> int:
@@ -163,24 +163,35 @@ def assign(
     if not plan.arms:
         raise NotRunning(f"{experiment} has no active arm")
     phase_record(experiment=experiment, now=now)
-    cases = " ".join(f"WHEN x.bucket < {end} THEN {arm_id}" for arm_id, _, end in plan.arms)
-    arm_sql = f"CASE WHEN x.bucket < {plan.holdout} THEN NULL {cases} END"
+    # The plan's bucket ranges as parameters: WHEN bucket < end THEN arm, in order.
+    cases = " ".join("WHEN x.bucket < %s THEN %s" for _ in plan.arms)
+    case_params = [value for arm_id, _, end in plan.arms for value in (end, arm_id)]
     ids_sql, ids_params = learners.order_by().values("id").query.sql_with_params()
-    stamp = connection.ops.adapt_datetimefield_value(now)
-    ends = connection.ops.adapt_datetimefield_value(now + timedelta(days=experiment.window_days))
+    assignment = Assignment._meta.db_table
+    learner = Learner._meta.db_table
+    score = LearnerScore._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO experiments_assignment
+            INSERT INTO {assignment}
               (experiment_id, learner_id, arm_id, bucket, band, assigned_at, window_ends_at)
-            SELECT %s, x.id, {arm_sql}, x.bucket, COALESCE(s.band, ''), %s, %s
+            SELECT %s, x.id, CASE WHEN x.bucket < %s THEN NULL {cases} END, x.bucket,
+              COALESCE(s.band, ''), %s, %s
             FROM (
               SELECT l.id, {bucket_sql("l.id")} AS bucket
-              FROM learners_learner l WHERE l.id IN ({ids_sql})
+              FROM {learner} l WHERE l.id IN ({ids_sql})
             ) x
-            LEFT JOIN learners_learnerscore s ON s.learner_id = x.id
+            LEFT JOIN {score} s ON s.learner_id = x.id
             ON CONFLICT (experiment_id, learner_id) DO NOTHING
             """,
-            [experiment.pk, stamp, ends, experiment.salt, *ids_params],
+            [
+                experiment.pk,
+                plan.holdout,
+                *case_params,
+                now,
+                now + timedelta(days=experiment.window_days),
+                experiment.salt,
+                *ids_params,
+            ],
         )
         return cursor.rowcount

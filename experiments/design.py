@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db import connection
 
-from .models import Arm, Experiment, Testing
+from .models import Arm, Assignment, Experiment, Testing
 from .stats import bonferroni
 
 HOLDOUT = "holdout"
@@ -91,7 +91,7 @@ def planned_sample(
     if planned:
         with connection.cursor() as cursor:
             cursor.execute(
-                """
+                f"""
                 SELECT arm_id, COUNT(*), MIN(assigned_at),
                   MAX(CASE WHEN position = %s THEN assigned_at END),
                   MAX(CASE WHEN position = %s THEN window_ends_at END)
@@ -99,7 +99,7 @@ def planned_sample(
                   SELECT arm_id, assigned_at, window_ends_at, ROW_NUMBER() OVER (
                     PARTITION BY arm_id ORDER BY assigned_at, id
                   ) AS position
-                  FROM experiments_assignment WHERE experiment_id = %s
+                  FROM {Assignment._meta.db_table} WHERE experiment_id = %s
                 ) x
                 GROUP BY arm_id
                 """,
