@@ -9,6 +9,12 @@ at the start of every evaluation), and ``approval_drift`` says what changed, in 
 
 What was reviewed is kept in the approval's entry of the admin's history (who, when, what),
 so the drift can name the field that changed; the campaign's row holds only the fingerprint.
+
+Approvals given before the moment, the re-entry rule and its cool-down and the premium-upsell
+setting were reviewed (``COVERED_SINCE_V2``) are compared on what they covered: their
+fingerprint is of the terms without those, so they still hold while nothing they covered
+changes, and the next approval covers everything. No data migration guesses what a creator
+saw then.
 """
 
 from __future__ import annotations
@@ -47,6 +53,10 @@ REVIEWED: dict[str, str] = {
     "target_roles": "its target roles",
     "one_per_account": "its one-send-per-account setting",
     "experiment": "its experiment",
+    "moment": "its moment",
+    "reentry": "its re-entry rule",
+    "reentry_days": "its re-entry cool-down (days)",
+    "premium_upsell": "its premium-upsell setting",
     "offer.product": "its offer's product",
     "offer.price": "its offer's price",
     "offer.incentive": "its offer's incentive",
@@ -60,6 +70,9 @@ REVIEWED: dict[str, str] = {
 # Short values worth showing beside the change ("(99.00 USD → 120.00 USD)").
 SHOWN = {
     "send_within_hours",
+    "reentry",
+    "reentry_days",
+    "premium_upsell",
     "category",
     "purpose",
     "priority",
@@ -68,6 +81,8 @@ SHOWN = {
     "offer.discount_percent",
     "offer.valid_hours",
 }
+# Reviewed since approvals' second version: an approval given before covers the rest only.
+COVERED_SINCE_V2 = ("moment", "reentry", "reentry_days", "premium_upsell")
 APPROVAL_LOG = "Approved: "
 TERMS_MARK = "\nReviewed terms: "  # json.dumps never writes a raw newline: the last one is ours
 LEGACY = "it was approved before approvals named their template versions"
@@ -114,6 +129,10 @@ def approval_terms(*, campaign: Campaign) -> dict[str, Any]:
         "target_roles": campaign.target_roles,
         "one_per_account": campaign.one_per_account,
         "experiment": campaign.experiment_id,
+        "moment": campaign.moment_id,
+        "reentry": campaign.reentry,
+        "reentry_days": campaign.reentry_days,
+        "premium_upsell": campaign.premium_upsell,
     }
     offer = campaign.offer
     if offer is not None:
@@ -141,6 +160,29 @@ def approval_fingerprint(*, campaign: Campaign) -> str:
     """The sha256 (hex) of what a creator reviews now (``approval_terms``, canonical JSON):
     equal to ``approved_fingerprint`` while nothing reviewed has changed since approval."""
     return _fingerprint(approval_terms(campaign=campaign))
+
+
+def _v1(terms: dict[str, Any]) -> dict[str, Any]:
+    """The terms as an approval of the first version covered them."""
+    return {key: value for key, value in terms.items() if key not in COVERED_SINCE_V2}
+
+
+def _holds(terms: dict[str, Any], fingerprint: str) -> bool:
+    """Nothing the approval covered changed: the terms' fingerprint, or — for an approval
+    given before ``COVERED_SINCE_V2`` were reviewed — the fingerprint of what it covered."""
+    return fingerprint in (_fingerprint(terms), _fingerprint(_v1(terms)))
+
+
+def approval_covers_everything(*, campaign: Campaign) -> bool:
+    """False for an approval given before the moment, re-entry and premium-upsell setting
+    were reviewed (it holds on the rest; approving again covers them)."""
+    if not campaign.approved_fingerprint:
+        return False
+    entry = approval_entry(campaign=campaign)
+    reviewed = _reviewed_terms(entry) if entry is not None else None
+    if reviewed is not None:
+        return set(COVERED_SINCE_V2) <= set(reviewed)
+    return campaign.approved_fingerprint != _fingerprint(_v1(approval_terms(campaign=campaign)))
 
 
 def _newest(template_id: int | None) -> MessageTemplateVersion | None:
@@ -290,12 +332,14 @@ def approval_drift(*, campaign: Campaign) -> list[str]:
     )
     drift += [words for words in (email_drift, in_app_drift) if words]
     now = approval_terms(campaign=campaign)
-    if _fingerprint(now) == campaign.approved_fingerprint:
+    if _holds(now, campaign.approved_fingerprint):
         return drift
     entry = approval_entry(campaign=campaign)
     reviewed = _reviewed_terms(entry) if entry is not None else None
     if reviewed is None:
         return [*drift, UNKNOWN]
+    if not set(COVERED_SINCE_V2) & set(reviewed):
+        now = _v1(now)  # approved before these were reviewed: compared on what it covered
     covered = {"email_template"} if email_drift else set()
     covered |= {"in_app_template"} if in_app_drift else set()
     for key in [*REVIEWED, *sorted((set(now) | set(reviewed)) - set(REVIEWED))]:

@@ -5,7 +5,10 @@ assignment is made once, ``experiments.assignment.assign``); a learner in its ho
 stopped with ``holdout``, the others carry their arm. The offer a candidate would carry is its
 arm's while the arm is active, else its campaign's (a decision retires the losing arms and
 gives the campaign the winner's); a candidate whose offer is inactive is stopped with
-``offer_inactive``: nothing is sent with a switched-off offer.
+``offer_inactive``: nothing is sent with a switched-off offer. A send already queued when
+its offer is switched off (by hand, or by a decision retiring the arm that offered it) is
+stopped too (``queued_inactive_offers_stop``, at the start of each evaluation; the dispatcher
+checks again just before an email leaves, and an in-app card is never served with one).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from experiments.assignment import assign
 from experiments.models import Arm, Assignment, Status
 from learners.models import Learner
 
-from .models import Campaign, Candidate, Rule
+from .models import Campaign, Candidate, Rule, Send, SendEvent, SendEventKind, SendStatus
+
+SWITCHED_OFF = f"{Rule.OFFER_INACTIVE.label}: switched off after the send was queued"
 
 
 def arms_assign(*, run: uuid.UUID, campaigns: list[Campaign], now: datetime) -> None:
@@ -73,3 +78,25 @@ def offers_inactive_stop(*, run: uuid.UUID) -> None:
             """,
             [Rule.OFFER_INACTIVE, run],
         )
+
+
+def queued_inactive_offers_stop() -> int:
+    """Suppress, with ``offer_inactive`` and an event, every queued campaign send whose offer
+    is inactive now; returns how many. One conditional ``UPDATE``: a send a dispatcher has
+    claimed meanwhile is no longer queued and is left to the dispatcher's own check."""
+    send, offer = Send._meta.db_table, Offer._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {send} SET status = %s, rule = %s, status_reason = %s
+            WHERE status = %s AND campaign_id IS NOT NULL
+              AND offer_id IN (SELECT id FROM {offer} WHERE NOT is_active)
+            RETURNING id
+            """,
+            [SendStatus.SUPPRESSED, Rule.OFFER_INACTIVE, SWITCHED_OFF, SendStatus.QUEUED],
+        )
+        stopped = [row[0] for row in cursor.fetchall()]
+    SendEvent.objects.bulk_create(
+        [SendEvent(send_id=pk, kind=SendEventKind.FAILED, detail=SWITCHED_OFF) for pk in stopped]
+    )
+    return len(stopped)

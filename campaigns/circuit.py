@@ -5,7 +5,9 @@ dispatcher (the one whose conditional update wins) probes with a chunk. So an ou
 no attempts and no churn of claims: the sends stay queued, untouched, and every dispatch
 task queued meanwhile returns at once. Each failure in a row doubles the pause, from
 ``FIRST_PAUSE`` to ``MAX_PAUSE``, with jitter so that dispatchers on many machines do not
-probe in step; a delivery closes the circuit.
+probe in step. The server accepting a connection again (``mail.open()`` succeeds) closes the
+circuit: a server that takes connections but refuses messages is a matter for each send
+(4xx: backoff; 5xx: failed), not for the breaker.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def circuit_trip(*, error: str, now: datetime | None = None) -> datetime:
 
 
 def circuit_close() -> None:
-    """A delivery went through: the server is back (one cheap no-op write when closed)."""
+    """The server accepted a connection: it is back (one cheap no-op write when closed)."""
     MailCircuit.objects.filter(
         Q(failures__gt=0) | Q(open_until__isnull=False) | Q(opened_at__isnull=False), pk=1
     ).update(failures=0, open_until=None, opened_at=None)

@@ -24,6 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import get_connection
+from django.core.mail.message import sanitize_address
 from django.db.models import F
 from django.utils import timezone
 
@@ -47,6 +48,7 @@ __all__ = [
     "click_token",
     "email_prepare",
     "email_send",
+    "message_refused",
     "retry_at",
     "retry_delay",
     "send_blockers",
@@ -119,6 +121,13 @@ def transient(exc: BaseException) -> bool:
     return False
 
 
+def message_refused(exc: BaseException) -> bool:
+    """The server took the envelope and refused the message itself for good (5xx to DATA:
+    "rejected as spam", "message content refused") — an answer about what the campaign
+    sends, unlike a refused recipient (one address) or a server that is down."""
+    return isinstance(exc, smtplib.SMTPDataError) and 500 <= exc.smtp_code < 600
+
+
 @dataclass(frozen=True)
 class Outcome:
     send: Send
@@ -172,7 +181,8 @@ def send_blockers(sends: list[Send]) -> dict[int, str]:
 
 def email_prepare(*, send: Send, context: dict[str, Any], to: str = "") -> Prepared:
     """Render the recorded template version, sign the unsubscribe and click links, build the
-    message. No database writes; raises ``engine.RenderError`` for a template that fails."""
+    message. No database writes; raises ``engine.RenderError`` for a template that fails and
+    ``ValueError`` for an address the message cannot be sent to."""
     to = to or send.to_email or send.learner.email
     marketing = send.category != MessageCategory.TRANSACTIONAL
     links = {"unsubscribe_url": "", "preferences_url": ""}
@@ -202,6 +212,12 @@ def email_prepare(*, send: Send, context: dict[str, Any], to: str = "") -> Prepa
         message_id=message_id,
         test=send.is_test,
     )
+    # The envelope as the SMTP backend will write it, checked now: an address that cannot be
+    # sent (a newline in it, a stray second address) fails this send while it is built, not
+    # after it was marked as handed over and counted as an attempt.
+    encoding = message.encoding or settings.DEFAULT_CHARSET
+    for address in [message.from_email, *message.recipients()]:
+        sanitize_address(address, encoding)
     return Prepared(send=send, message=message, message_id=message_id, rendered=rendered, to=to)
 
 
@@ -266,6 +282,9 @@ def email_send(
         return Outcome(
             _finish(send, SendStatus.FAILED, f"template: {exc}", SendEventKind.FAILED), False
         )
+    except ValueError as exc:  # an address the message cannot be sent to
+        reason = f"message: {type(exc).__name__}: {exc}"
+        return Outcome(_finish(send, SendStatus.FAILED, reason, SendEventKind.FAILED), False)
     message, message_id = prepared.message, prepared.message_id
     message.connection = connection or get_connection()
     # Committed before the hand-off: if this process dies from here on, nobody can know whether

@@ -18,7 +18,8 @@ The promise, and how it is kept:
   guardrails that change overnight and the frequency caps; a stop is stored with its rule.
 * **One failure fails alone.** A send whose context, template or message cannot be built is
   failed at once with its reason; the rest of the chunk goes on. A campaign whose sends fail
-  ``pause_after_failures`` times in a row for the same reason pauses itself and says why.
+  ``pause_after_failures`` times in a row for the same reason — a build failure, or the
+  server refusing the message itself (5xx to DATA) — pauses itself and says why.
 * **An outage costs nothing.** Attempts count deliveries tried, not claims. A server that
   cannot be reached opens the circuit breaker (``campaigns.circuit``) before anything is
   claimed; a message refused for now (4xx) waits with exponential backoff and jitter, and
@@ -44,7 +45,15 @@ from templates.engine import RenderError
 from .circuit import circuit_close, circuit_pass, circuit_trip
 from .claim import CHUNK, due_count, sends_claim
 from .contexts import send_context, send_contexts, send_contexts_each
-from .delivery import MAX_ATTEMPTS, Prepared, email_prepare, retry_at, server_down, transient
+from .delivery import (
+    MAX_ATTEMPTS,
+    Prepared,
+    email_prepare,
+    message_refused,
+    retry_at,
+    server_down,
+    transient,
+)
 from .guardrails import SendTimeChecks
 from .leases import Heartbeat, lease_create, lease_end, lease_renew, sends_recover
 from .ledger import Ledger
@@ -120,8 +129,11 @@ def _streaks(
     return paused
 
 
-# Failures that say something about the campaign (its template, its message), not about one
-# recipient: these make up a streak that pauses it.
+# Failures that say something about the campaign, not about one recipient or the server:
+# its sends' context, template or message could not be built, or the server refused the
+# message itself for good (``message_refused``: 5xx to DATA). These make up a streak that
+# pauses it; a refused recipient, a server that is down (the circuit breaker's matter) or a
+# retry given up are not.
 def _campaign_fault(reason: str) -> bool:
     return reason.startswith(("template:", "context:", "message:"))
 
@@ -221,7 +233,7 @@ def _deliver(ids, lease, mail, done: Dispatched, clock, heartbeat, on_handoff) -
     delivered: set[int] = set()
     paused: set[int] = set()
 
-    def fail(send: Send, reason: str, message_id: str = "") -> None:
+    def fail(send: Send, reason: str, message_id: str = "", *, refused: bool = False) -> None:
         ledger.closed.append(
             (send.pk, SendStatus.FAILED, "", reason, SendEventKind.FAILED, message_id)
         )
@@ -230,7 +242,7 @@ def _deliver(ids, lease, mail, done: Dispatched, clock, heartbeat, on_handoff) -
         log.warning(
             "send %s of campaign %s failed (%s)", send.pk, send.campaign_id, reason.split(":")[0]
         )
-        if _campaign_fault(reason):
+        if refused or _campaign_fault(reason):
             failures.append((send, reason))
 
     try:
@@ -350,7 +362,7 @@ def _send_one(prepared, mail, ledger: Ledger, done, clock, policy, fail) -> str:
             return "deferred"
         if transient(exc):
             reason = f"gave up after {send.attempts} attempts: {reason}"
-        fail(send, reason, prepared.message_id)
+        fail(send, reason, prepared.message_id, refused=message_refused(exc))
         return "failed"
     ledger.sent.append((prepared, clock()))
     done.sent += 1

@@ -12,7 +12,8 @@ whatever the number of learners, in seven steps:
 3. the guardrails, in a fixed order, as one ``UPDATE`` whose CASE stamps on each stopped
    candidate the *first* rule that stops it (``campaigns.guardrails``);
 4. experiment arms are assigned (sticky; holdout learners are stopped with ``holdout``), and
-   a candidate whose offer is inactive is stopped (``campaigns.arms``);
+   a candidate whose offer is inactive is stopped (``campaigns.arms``; before the steps, a
+   send queued earlier whose offer has been switched off since is stopped too);
 5. one offer per moment: the highest priority wins, the rest are ``superseded``;
 6. frequency caps per channel — rolling, and calendar day and week in the learner's zone
    (``campaigns.caps``);
@@ -42,7 +43,7 @@ from learners.models import DirtyLearner, Learner, LearnerScore, SegmentMembersh
 from learners.scoring import StepTimer
 
 from .approval import campaign_versions, campaigns_back_to_review
-from .arms import arms_assign, offers_inactive_stop
+from .arms import arms_assign, offers_inactive_stop, queued_inactive_offers_stop
 from .caps import COUNTED, caps_apply
 from .decisions import decisions_apply
 from .guardrails import guardrail_checks, guardrails_apply, onboarding_start
@@ -98,6 +99,8 @@ def campaigns_evaluate(
     )
     if not dry_run:
         chosen = decisions_apply(campaigns=chosen)
+        # A send queued before its offer was switched off (or its arm retired) never goes.
+        queued_inactive_offers_stop()
         # What was approved is what goes out: a campaign changed since (or never approved)
         # goes back to review before it is evaluated.
         if campaigns_back_to_review(now=now):

@@ -6,6 +6,13 @@ holdout, re-entry, at risk, low LPS, open ticket, payment failed, refund, RFM do
 owns the product, declined, bought, onboarding — in one statement. The frequency caps come
 later, once the experiment arms and the one offer per moment are chosen (``campaigns.caps``).
 
+By purpose: at risk, low LPS and an offer-free moment stop upsells (and cross-sells) only —
+re-engagement is for exactly those learners and moments (seeds 000 and 003). The offer
+guardrails (RFM do-not-pitch, owns the product, declined, bought, onboarding for a premium
+upsell, and an inactive offer) stop every send that carries an offer, a re-engagement
+campaign's included. Consent, holdout, re-entry, ticket, payment and refund stop every
+marketing send.
+
 At the moment a message leaves: an evaluation decides who gets what, but an email queued at
 23:00 for 08:00 leaves into a morning in which the learner may have opened a support ticket,
 bought, had a payment fail, declined an offer or unsubscribed. So the dispatcher checks again,
@@ -49,9 +56,9 @@ from django.db.models.functions import Coalesce
 
 from expansion.commerce.models import Order, OrderLine
 from experiments.assignment import bucket_sql, global_holdout_bucket_limit
+from experiments.models import Arm
 from learners.consent import reachable_q
 from learners.models import (
-    MARKETING_CATEGORIES,
     DirtyLearner,
     Enrollment,
     Event,
@@ -69,7 +76,6 @@ from .models import (
     Campaign,
     Candidate,
     GuardrailPolicy,
-    Purpose,
     Reentry,
     Rule,
     Send,
@@ -107,16 +113,31 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def _by_setting(
-    campaigns: list[Campaign], policy: GuardrailPolicy, name: str, *, upsell_only: bool = False
+    campaigns: list[Campaign], policy: GuardrailPolicy, name: str, *, among: set[int]
 ) -> dict[Any, list[int]]:
-    """Marketing campaigns of this run grouped by their effective value of one guardrail;
-    ``upsell_only``: only the upsell and cross-sell ones (the rules that keep offers away
-    from learners who need re-engagement instead never stop a re-engagement campaign)."""
+    """The campaigns of ``among`` grouped by their effective value of one guardrail."""
     groups: dict[Any, list[int]] = {}
     for campaign in campaigns:
-        if campaign.is_marketing and (not upsell_only or campaign.is_upsell):
+        if campaign.pk in among:
             groups.setdefault(policy_for(campaign, policy)[name], []).append(campaign.pk)
     return groups
+
+
+def offer_campaigns(campaigns: list[Campaign]) -> set[int]:
+    """The marketing campaigns whose sends can carry an offer: upsells, any campaign with an
+    offer, and any whose experiment has an arm with one (arms are assigned after the
+    guardrails, so the whole campaign gets the offer guardrails)."""
+    with_arm_offers = set(
+        Arm.objects.filter(
+            experiment_id__in=[c.experiment_id for c in campaigns if c.experiment_id],
+            offer__isnull=False,
+        ).values_list("experiment_id", flat=True)
+    )
+    return {
+        c.pk
+        for c in campaigns
+        if c.is_marketing and (c.carries_offer or c.experiment_id in with_arm_offers)
+    }
 
 
 def onboarding_start() -> Any:
@@ -140,13 +161,16 @@ def guardrail_checks(
 
     Conditions on a ``Candidate`` row; the first that holds is the rule stored on its send.
     """
-    marketing = Q(campaign__category__in=list(MARKETING_CATEGORIES))
-    # An offer-free moment ("at risk: re-engage, never upsell") keeps offers out, not the
+    marketing_ids = {c.pk for c in campaigns if c.is_marketing}
+    upsell_ids = {c.pk for c in campaigns if c.is_marketing and c.is_upsell}
+    offer_ids = offer_campaigns(campaigns)
+    marketing = Q(campaign_id__in=sorted(marketing_ids))
+    # An offer-free moment ("at risk: re-engage, never upsell") keeps upsells out, not the
     # re-engagement it is for.
     checks: list[tuple[str, Q]] = [
         (
             Rule.OFFER_FREE_MOMENT,
-            marketing & Q(campaign__purpose=Purpose.UPSELL, moment__offers_allowed=False),
+            Q(campaign_id__in=sorted(upsell_ids), moment__offers_allowed=False),
         )
     ]
     for category in sorted({c.category for c in campaigns}):
@@ -181,7 +205,8 @@ def guardrail_checks(
         ("suppress_refund", Rule.REFUND, Q(flag_refund=True), False),
     )
     for name, rule, condition, upsell_only in flags:
-        for value, ids in _by_setting(campaigns, policy, name, upsell_only=upsell_only).items():
+        among = upsell_ids if upsell_only else marketing_ids
+        for value, ids in _by_setting(campaigns, policy, name, among=among).items():
             if not value:
                 continue
             if condition is None:  # LPS: below the minimum, or never scored
@@ -189,7 +214,8 @@ def guardrail_checks(
             else:
                 stopped = Q(Exists(score.filter(condition)))
             checks.append((rule, Q(campaign_id__in=ids) & stopped))
-    upsells = [c.pk for c in campaigns if c.is_marketing and c.is_upsell]
+    # The offer guardrails: every campaign that carries an offer, re-engagement included.
+    upsells = sorted(offer_ids)
     if upsells:
         # Seed 001: recently churned (1-1-x) and at-risk previously valuable (1-4-5) cells get
         # no offer — whatever cells the marketer marks do-not-pitch (RFM segments admin).
@@ -206,7 +232,7 @@ def guardrail_checks(
             product_id=OuterRef("campaign__offer__product_id"),
         )
         checks.append((Rule.OWNS_PRODUCT, Q(campaign_id__in=upsells) & Q(Exists(owned))))
-    for days, ids in _by_setting(campaigns, policy, "declined_days", upsell_only=True).items():
+    for days, ids in _by_setting(campaigns, policy, "declined_days", among=offer_ids).items():
         if days:
             declined = Event.objects.filter(
                 learner_id=OuterRef("learner_id"),
@@ -215,7 +241,7 @@ def guardrail_checks(
                 occurred_at__lte=now,
             )
             checks.append((Rule.DECLINED, Q(campaign_id__in=ids) & Q(Exists(declined))))
-    for days, ids in _by_setting(campaigns, policy, "bought_days", upsell_only=True).items():
+    for days, ids in _by_setting(campaigns, policy, "bought_days", among=offer_ids).items():
         if days:
             bought = Order.objects.filter(
                 learner_id=OuterRef("learner_id"),
@@ -231,7 +257,7 @@ def guardrail_checks(
                     & Q(Exists(bought)),
                 )
             )
-    for days, ids in _by_setting(campaigns, policy, "onboarding_days", upsell_only=True).items():
+    for days, ids in _by_setting(campaigns, policy, "onboarding_days", among=offer_ids).items():
         if days:
             new = Learner.objects.annotate(started=onboarding_start()).filter(
                 pk=OuterRef("learner_id"), started__gt=now - timedelta(days=days)
@@ -376,19 +402,30 @@ class SendTimeChecks:
         return changed is not None and changed > send.created_at
 
     def stop(self, send: Send, now: datetime) -> tuple[str, str] | None:
-        """The guardrail that stops this send now, once the learner's scores are fresh."""
+        """The guardrail that stops this send now, once the learner's scores are fresh: the
+        evaluation's rules in its order (at risk, low LPS and an offer-free moment for
+        upsells only; the offer guardrails for any send that carries an offer), then an
+        inactive offer, then the caps."""
         campaign = send.campaign
-        if campaign is None or not campaign.is_marketing:
+        if campaign is None:
             return None
-        if (
-            campaign.is_upsell
-            and campaign.moment is not None
-            and not campaign.moment.offers_allowed
-        ):
+        if campaign.is_marketing:
+            stop = self._guardrail(send, campaign, now)
+            if stop is not None:
+                return stop
+        if send.offer is not None and not send.offer.is_active:
+            # Switched off (or its experiment arm retired) after the send was queued.
+            return Rule.OFFER_INACTIVE, f"{LABELS[Rule.OFFER_INACTIVE]}: {send.offer}"
+        if not campaign.is_marketing:
+            return None
+        return self._caps(send, self.values[campaign.pk], now)
+
+    def _guardrail(self, send: Send, campaign: Campaign, now: datetime) -> tuple[str, str] | None:
+        upsell = campaign.is_upsell
+        if upsell and campaign.moment is not None and not campaign.moment.offers_allowed:
             return Rule.OFFER_FREE_MOMENT, LABELS[Rule.OFFER_FREE_MOMENT]
         values = self.values[campaign.pk]
         score = getattr(send.learner, "score", None)
-        upsell = campaign.is_upsell
         # (setting, rule, holds, upsell only): as the evaluation applies them.
         flags = (
             (
@@ -415,8 +452,8 @@ class SendTimeChecks:
         for name, rule, holds, upsell_only in flags:
             if values[name] and holds and (upsell or not upsell_only):
                 return rule, LABELS[rule]
-        if not upsell:
-            return self._caps(send, values, now)
+        if not upsell and send.offer is None:
+            return None  # the offer guardrails are for sends that carry an offer
         if score is not None and score.rfm_segment in self.silenced:
             return Rule.RFM_DO_NOT_PITCH, f"{LABELS[Rule.RFM_DO_NOT_PITCH]}: {score.rfm_segment}"
         if send.offer is not None and (send.learner_id, send.offer.product_id) in self.owned:
@@ -447,7 +484,7 @@ class SendTimeChecks:
             and started > now - timedelta(days=values["onboarding_days"])
         ):
             return Rule.ONBOARDING, LABELS[Rule.ONBOARDING]
-        return self._caps(send, values, now)
+        return None
 
     def _caps(self, send: Send, values: dict[str, Any], now: datetime) -> tuple[str, str] | None:
         history = self.history.get(send.learner_id, [])

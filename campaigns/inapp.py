@@ -72,7 +72,8 @@ def offer_card(*, learner: Learner, moment: str = "", now: datetime | None = Non
     """The learner's live in-app offer for ``moment`` (any moment if empty), rendered.
 
     Read-only: writes nothing (the card is marked sent by ``offer_feedback``). A card whose
-    template cannot render is skipped for the next live one, and logged by its send's id.
+    offer is inactive, or whose template cannot render, is skipped for the next live one
+    (the latter logged by its send's id).
     """
     now = now or timezone.now()
     candidates = (
@@ -93,6 +94,11 @@ def offer_card(*, learner: Learner, moment: str = "", now: datetime | None = Non
     for send in candidates[:20]:
         expires_at = _expires(send)
         if expires_at <= now:
+            continue
+        if send.offer is not None and not send.offer.is_active:
+            # Switched off since it was decided: never shown (the next evaluation stores the
+            # rule on it, ``campaigns.arms.queued_inactive_offers_stop``; a read writes
+            # nothing).
             continue
         try:
             rendered = message_render(

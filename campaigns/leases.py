@@ -42,6 +42,12 @@ def lease_length() -> timedelta:
     return timedelta(seconds=settings.DISPATCH_LEASE_SECONDS)
 
 
+def heartbeat_interval() -> timedelta:
+    """How often a worker's heartbeat renews its lease: a quarter of the lease, so three
+    renewals in a row can be missed (a slow database) before the lease expires."""
+    return lease_length() / 4
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"[:200]
 
@@ -69,8 +75,9 @@ def lease_end(*, lease: uuid.UUID) -> None:
 
 
 class Heartbeat:
-    """Renews a lease every quarter of its length from its own thread (and connection) until
-    stopped; ``lost`` is set once a renewal finds the lease gone."""
+    """Renews a lease every ``heartbeat_interval`` (a quarter of its length) from its own
+    thread (and connection) until stopped; ``lost`` is set once a renewal finds the lease
+    gone."""
 
     def __init__(self, *, lease: uuid.UUID, clock) -> None:
         self.lease = lease
@@ -89,7 +96,7 @@ class Heartbeat:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        interval = settings.DISPATCH_LEASE_SECONDS / 4
+        interval = heartbeat_interval().total_seconds()
         try:
             while not self._stop.wait(interval):
                 try:

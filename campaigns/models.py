@@ -39,7 +39,8 @@ class JourneyMoment(models.Model):
     offers_allowed = models.BooleanField(
         default=True,
         help_text="Off: a moment kept offer-free (mid support ticket, billing trouble, an "
-        "outage). A marketing campaign on it cannot be activated.",
+        "outage). An upsell or cross-sell campaign on it cannot be activated; re-engagement "
+        "can.",
     )
     position = models.PositiveSmallIntegerField(default=100)
 
@@ -64,8 +65,25 @@ class Purpose(models.TextChoices):
     re-engagement")."""
 
     UPSELL = "upsell", "Upsell / cross-sell (an offer)"
-    REENGAGEMENT = "reengagement", "Re-engagement (bring them back; no upsell rules)"
+    REENGAGEMENT = (
+        "reengagement",
+        "Re-engagement (bring them back; at risk and low LPS do not stop it)",
+    )
     TRANSACTIONAL = "transactional", "Transactional (receipts, account)"
+
+
+def purpose_errors(*, purpose: str, category: str, has_offer: bool) -> dict[str, str]:
+    """Why a purpose, category and offer do not go together (empty: they do). Transactional
+    is all or nothing: the purpose and the category both transactional, and no offer — a
+    transactional label on an offer would skip consent and every marketing guardrail."""
+    transactional = Purpose.TRANSACTIONAL
+    if purpose == transactional and category != MessageCategory.TRANSACTIONAL:
+        return {"category": "a transactional campaign's category is Transactional"}
+    if category == MessageCategory.TRANSACTIONAL and purpose != transactional:
+        return {"purpose": "only a transactional campaign has the Transactional category"}
+    if purpose == transactional and has_offer:
+        return {"offer": "a transactional campaign carries no offer"}
+    return {}
 
 
 class Reentry(models.TextChoices):
@@ -244,8 +262,10 @@ class Campaign(models.Model):
         max_length=20,
         choices=Purpose.choices,
         default=Purpose.UPSELL,
-        help_text="Upsell guardrails (at risk, low LPS, RFM do-not-pitch, onboarding) stop "
-        "upsell and cross-sell campaigns, never re-engagement.",
+        help_text="At risk, low LPS and offer-free moments stop upsell and cross-sell "
+        "campaigns, never re-engagement; the offer guardrails (RFM do-not-pitch, owns it, "
+        "declined, bought, onboarding) stop any campaign that carries an offer. Transactional: "
+        "category Transactional and no offer.",
     )
     target_roles = models.JSONField(
         default=list,
@@ -360,6 +380,11 @@ class Campaign(models.Model):
                     f'{", ".join(AccountRole.values)}, e.g. ["admin", "billing_owner"]'
                 }
             )
+        coherence = purpose_errors(
+            purpose=self.purpose, category=self.category, has_offer=self.offer_id is not None
+        )
+        if coherence:
+            raise ValidationError(coherence)
         unknown = sorted(set(self.guardrails or {}) - set(OVERRIDABLE))
         if unknown:
             raise ValidationError(
@@ -371,8 +396,13 @@ class Campaign(models.Model):
 
     @property
     def is_marketing(self) -> bool:
-        return (
-            self.category != MessageCategory.TRANSACTIONAL and self.purpose != Purpose.TRANSACTIONAL
+        """Everything but a transactional campaign — purpose and category transactional, no
+        offer — gets the marketing guardrails and caps (``clean`` refuses any other mix, and a
+        row saved before it did is treated as marketing, never exempted)."""
+        return not (
+            self.category == MessageCategory.TRANSACTIONAL
+            and self.purpose == Purpose.TRANSACTIONAL
+            and self.offer_id is None
         )
 
     @property
@@ -382,9 +412,20 @@ class Campaign(models.Model):
 
     @property
     def is_upsell(self) -> bool:
-        """Upsell or cross-sell: the offer guardrails (at risk, low LPS, RFM do-not-pitch,
-        declined, bought, onboarding, owns it) apply; a re-engagement campaign skips them."""
-        return self.purpose == Purpose.UPSELL
+        """Upsell or cross-sell: at risk and low LPS stop it (a re-engagement campaign is for
+        exactly those learners), and so does a moment kept offer-free. A "transactional"
+        purpose on a marketing campaign (a row saved before ``clean`` refused the mix) counts
+        as an upsell: the strictest rules, never an exemption."""
+        return self.purpose == Purpose.UPSELL or (
+            self.purpose == Purpose.TRANSACTIONAL and self.is_marketing
+        )
+
+    @property
+    def carries_offer(self) -> bool:
+        """An upsell, or any campaign with an offer: the offer guardrails (RFM do-not-pitch,
+        owns the product, declined, bought, onboarding for a premium upsell, an inactive
+        offer) apply to it, re-engagement included."""
+        return self.is_upsell or self.offer_id is not None
 
 
 class Candidate(models.Model):
@@ -659,7 +700,8 @@ class MailCircuit(SingletonModel):
 
     Opened when the server cannot be reached (connect refused, timed out, disconnected): no
     dispatcher claims anything until ``open_until``; then one chunk probes it. Each failure in
-    a row doubles the pause (5 s … ``MAX_OPEN``); a delivery closes it.
+    a row doubles the pause (5 s … ``MAX_PAUSE``); a connection the server accepts again
+    closes it.
     """
 
     failures = models.PositiveIntegerField(default=0)

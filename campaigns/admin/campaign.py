@@ -13,7 +13,13 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 
-from ..approval import NOT_APPROVED, approval_drift, approval_entry, campaign_back_to_review
+from ..approval import (
+    NOT_APPROVED,
+    approval_covers_everything,
+    approval_drift,
+    approval_entry,
+    campaign_back_to_review,
+)
 from ..funnel import ACCOUNTED, SENT_ONWARDS, campaign_status_counts
 from ..lifecycle import activation_problems
 from ..models import Campaign, CampaignStatus, SendStatus
@@ -213,6 +219,11 @@ class CampaignAdmin(CampaignPages):
             f"in-app template {obj.approved_in_app_version or 'none'}"
         )
         if obj.approved_at is not None:
+            if not approval_covers_everything(campaign=obj):
+                return (
+                    f"Approved by {who} on {when}: {versions} — before approvals covered the "
+                    "moment, re-entry and premium-upsell setting; approve again to pin them."
+                )
             return f"Approved by {who} on {when}: {versions}."
         entry = approval_entry(campaign=obj)
         last = f" by {entry.user} on {localtime(entry.action_time):%Y-%m-%d %H:%M}" if entry else ""

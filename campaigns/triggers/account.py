@@ -2,8 +2,8 @@
 rate-limit hits, seat invitations, a premium feature attempted, an integration connected, the
 renewal window, and the moment right after a purchase.
 
-A subscription held by an account reaches the members of the roles the campaign addresses
-(``subscription_rows``).
+A subscription held by an account, and a ``usage_reported`` event of one of its members, reach
+the account's members of the roles the campaign addresses (``addressed_rows``).
 """
 
 from __future__ import annotations
@@ -43,29 +43,36 @@ LIVE = [SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStat
 ROLE_ORDER = (AccountRole.ADMIN, AccountRole.BILLING_OWNER, AccountRole.MEMBER)
 
 
-def subscription_rows(
-    c: Campaign, subs: QuerySet, key: Callable[[], Any], detail: Any
+def addressed_rows(
+    c: Campaign,
+    *,
+    own: QuerySet,
+    team: QuerySet,
+    account: str,
+    key: Callable[[], Any],
+    occurred_at: Any,
+    detail: Any,
 ) -> list[QuerySet]:
-    """Rows for the learner holding each subscription, and for an account's members: those
-    of the roles the campaign addresses (``target_roles``; empty: every role), and with
-    ``one_per_account`` only the first of them (admin, then billing owner, then member; then
-    the oldest) — seed 004: "role-aware targeting so end-users aren't spammed with admin
-    offers"."""
-    own = trigger_columns(
-        subs.filter(learner__isnull=False),
+    """Trigger rows addressed by role: ``own`` rows reach their own learner (``learner_id``),
+    ``team`` rows the members of the account at the relation path ``account`` — of the
+    roles the campaign addresses (``target_roles``; empty: every role; an own row's learner
+    is checked too), and with ``one_per_account`` only the first of them (admin, then billing
+    owner, then member; then the oldest) — seed 004: "role-aware targeting so end-users
+    aren't spammed with admin offers"."""
+    roles = list(c.target_roles or [])
+    own_rows = trigger_columns(
+        own,
         learner_id=F("learner_id"),
         occurrence_key=key(),
-        occurred_at=F("updated_at"),
+        occurred_at=occurred_at,
         course_id=no_course(),
         detail=detail,
     )
-    roles = list(c.target_roles or [])
     if roles:
-        own = own.filter(learner__role__in=roles)
-    members = Learner.objects.filter(account_id=OuterRef("account_id"))
+        own_rows = own_rows.filter(learner__role__in=roles)
+    members = Learner.objects.filter(account_id=OuterRef(f"{account}_id"))
     if roles:
         members = members.filter(role__in=roles)
-    team_subs = subs.filter(account__isnull=False)
     if c.one_per_account:
         rank = Case(
             *(When(role=role, then=Value(n)) for n, role in enumerate(ROLE_ORDER)),
@@ -73,31 +80,47 @@ def subscription_rows(
             output_field=IntegerField(),
         )
         first = members.annotate(rank=rank).order_by("rank", "id").values("id")[:1]
-        team = trigger_columns(
-            team_subs,
+        team_rows = trigger_columns(
+            team,
             learner_id=Subquery(first),
             occurrence_key=key(),
-            occurred_at=F("updated_at"),
+            occurred_at=occurred_at,
             course_id=no_course(),
             detail=detail,
         ).filter(t_learner_id__isnull=False)
     else:
         # One annotate, one join: filtering the members in a separate call joined them a
         # second time (a row per member per member).
-        members_of = team_subs.annotate(
-            member_id=F("account__learners__id"), member_role=F("account__learners__role")
+        members_of = team.annotate(
+            member_id=F(f"{account}__learners__id"), member_role=F(f"{account}__learners__role")
         ).filter(member_id__isnull=False)
         if roles:
             members_of = members_of.filter(member_role__in=roles)
-        team = trigger_columns(
+        team_rows = trigger_columns(
             members_of,
             learner_id=F("member_id"),
             occurrence_key=key(),
-            occurred_at=F("updated_at"),
+            occurred_at=occurred_at,
             course_id=no_course(),
             detail=detail,
         )
-    return [own, team]
+    return [own_rows, team_rows]
+
+
+def subscription_rows(
+    c: Campaign, subs: QuerySet, key: Callable[[], Any], detail: Any
+) -> list[QuerySet]:
+    """Rows for the learner holding each subscription, and for an account's subscription its
+    members, addressed by role (``addressed_rows``)."""
+    return addressed_rows(
+        c,
+        own=subs.filter(learner__isnull=False),
+        team=subs.filter(account__isnull=False),
+        account="account",
+        key=key,
+        occurred_at=F("updated_at"),
+        detail=detail,
+    )
 
 
 def usage_threshold(p: dict) -> Any:
@@ -145,23 +168,23 @@ def usage(c: Campaign, p: dict, since: datetime, now: datetime) -> list[QuerySet
         .filter(crossed__isnull=False)
     )
     metric = Coalesce(Cast(KT("properties__metric"), CharField()), Value(""))
-    rows.append(
-        trigger_columns(
-            events,
-            learner_id=F("learner_id"),
-            occurrence_key=key_of(
-                "usage-reported", metric, F("crossed"), TruncMonth("occurred_at")
-            ),
-            occurred_at=F("occurred_at"),
-            course_id=no_course(),
-            detail=Concat(
-                Value("reported "),
-                as_text(Cast(F("share"), IntegerField())),
-                Value("% of their "),
-                metric,
-                Value(f" limit used (band {band})"),
-            ),
-        )
+    # An event of a learner in an account is the account's usage: it reaches the account's
+    # members of the addressed roles (one of them by default), as a team plan's quota does;
+    # an event of a learner on their own reaches them if their role is addressed.
+    rows += addressed_rows(
+        c,
+        own=events.filter(learner__account__isnull=True),
+        team=events.filter(learner__account__isnull=False),
+        account="learner__account",
+        key=lambda: key_of("usage-reported", metric, F("crossed"), TruncMonth("occurred_at")),
+        occurred_at=F("occurred_at"),
+        detail=Concat(
+            Value("reported "),
+            as_text(Cast(F("share"), IntegerField())),
+            Value("% of their "),
+            metric,
+            Value(f" limit used (band {band})"),
+        ),
     )
     return rows
 

@@ -19,12 +19,14 @@ from tests.factories.templates import MessageTemplateFactory, MessageTemplateVer
 
 
 class Sink:
-    """Collects what the SMTP server accepted; refuses recipients listed in ``refuse``."""
+    """Collects what the SMTP server accepted; refuses recipients listed in ``refuse``, and
+    every message's DATA with ``refuse_data`` when it is set."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.messages: list[email.message.EmailMessage] = []
         self.envelopes: list = []
         self.refuse: dict[str, str] = {}
+        self.refuse_data = ""  # e.g. "554 5.7.1 Message rejected as spam"
         self.delay = delay  # seconds before accepting each message
         self.sessions: set[int] = set()  # one per SMTP connection that sent a message
 
@@ -35,6 +37,8 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if self.refuse_data:
+            return self.refuse_data
         if self.delay:
             await asyncio.sleep(self.delay)
         self.sessions.add(id(session))

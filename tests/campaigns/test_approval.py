@@ -1,6 +1,8 @@
 """A creator's approval is pinned: the versions it names are what is sent, and any change to
 what was reviewed sends the campaign back to review (issue 17, item 6)."""
 
+import hashlib
+import json
 from decimal import Decimal
 
 import pytest
@@ -9,8 +11,13 @@ from django.contrib.auth.models import Group
 from django.test import Client
 
 from campaigns.approval import (
+    COVERED_SINCE_V2,
+    TERMS_MARK,
+    UNKNOWN,
+    approval_covers_everything,
     approval_drift,
     approval_fingerprint,
+    approval_terms,
     campaign_approve,
     campaign_versions,
     campaigns_back_to_review,
@@ -343,3 +350,96 @@ def test_saving_an_approved_campaigns_reviewed_fields_in_the_admin_sends_it_back
         .exclude(change_message="Back to review: its priority changed (100 → 150)")
         .exists()
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "drift"),
+    [
+        ({"moment": "milestone"}, "its moment changed"),
+        ({"reentry": "once"}, "its re-entry rule changed (every → once)"),
+        ({"reentry_days": 7}, "its re-entry cool-down (days) changed (30 → 7)"),
+        ({"premium_upsell": True}, "its premium-upsell setting changed (False → True)"),
+    ],
+)
+def test_the_moment_and_re_entry_are_reviewed_too(renewal, carl, change, drift):
+    """Issue 17 item 6, "any change returns the campaign to review": moving the campaign to
+    another moment or letting it reach a learner again was no drift at all."""
+    campaign_approve(campaign=renewal, user=carl)
+    campaign_activate(campaign=renewal)
+    entry = LogEntry.objects.get(object_id=str(renewal.pk))
+    assert '"moment": ' in entry.change_message
+    assert '"reentry": "every"' in entry.change_message
+    if "moment" in change:
+        change = {"moment": JourneyMomentFactory(slug=change["moment"])}
+    Campaign.objects.filter(pk=renewal.pk).update(**change)
+
+    renewal.refresh_from_db()
+    assert approval_drift(campaign=renewal) == [drift]
+    assert activation_problems(renewal) == [f"changed since it was approved: {drift}"]
+    assert campaigns_back_to_review() == 1
+    renewal.refresh_from_db()
+    assert (renewal.status, renewal.approved_at) == ("in_review", None)
+    assert approval_drift(campaign=renewal) == [drift]
+
+
+def _as_a_first_version_approval(campaign: Campaign) -> None:
+    """Rewrite the campaign's approval as approvals were given before the moment, re-entry
+    and premium-upsell setting were reviewed: fingerprint and logged terms without them."""
+    terms = {
+        k: v for k, v in approval_terms(campaign=campaign).items() if k not in COVERED_SINCE_V2
+    }
+    canonical = json.dumps(terms, sort_keys=True, separators=(",", ":"))
+    Campaign.objects.filter(pk=campaign.pk).update(
+        approved_fingerprint=hashlib.sha256(canonical.encode()).hexdigest()
+    )
+    entry = LogEntry.objects.get(object_id=str(campaign.pk))
+    head = entry.change_message.rpartition(TERMS_MARK)[0]
+    entry.change_message = f"{head}{TERMS_MARK}{json.dumps(terms, sort_keys=True)}"
+    entry.save()
+    campaign.refresh_from_db()
+
+
+def test_an_approval_given_before_the_moment_was_reviewed_holds_on_what_it_covered(renewal, carl):
+    """Approvals given before this change are compared on what they covered: they still
+    hold (no campaign went back to review on the upgrade), a change to what they covered
+    withdraws them as before, and approving again covers the moment and re-entry too."""
+    campaign_approve(campaign=renewal, user=carl)
+    campaign_activate(campaign=renewal)
+    _as_a_first_version_approval(renewal)
+
+    assert approval_drift(campaign=renewal) == []
+    assert activation_problems(renewal) == []
+    assert approval_covers_everything(campaign=renewal) is False
+    assert campaigns_back_to_review() == 0
+    # Not covered by that approval: no drift.
+    Campaign.objects.filter(pk=renewal.pk).update(reentry="once")
+    renewal.refresh_from_db()
+    assert approval_drift(campaign=renewal) == []
+    assert campaigns_back_to_review() == 0
+    # Covered: drift, named, and nothing about the moment or re-entry.
+    Campaign.objects.filter(pk=renewal.pk).update(priority=5)
+    renewal.refresh_from_db()
+    assert approval_drift(campaign=renewal) == ["its priority changed (100 → 5)"]
+    assert campaigns_back_to_review() == 1
+
+    campaign_approve(campaign=renewal, user=carl)
+    renewal.refresh_from_db()
+    assert approval_covers_everything(campaign=renewal) is True
+    assert approval_drift(campaign=renewal) == []
+    Campaign.objects.filter(pk=renewal.pk).update(reentry="every")
+    renewal.refresh_from_db()
+    assert approval_drift(campaign=renewal) == ["its re-entry rule changed (once → every)"]
+
+
+def test_a_first_version_approval_holds_by_its_fingerprint_alone(renewal, carl):
+    """Its history entry gone (the terms it reviewed unknown), a first-version approval is
+    still recognised by its fingerprint: it holds until something it covered changes."""
+    campaign_approve(campaign=renewal, user=carl)
+    _as_a_first_version_approval(renewal)
+    LogEntry.objects.filter(object_id=str(renewal.pk)).delete()
+
+    assert approval_drift(campaign=renewal) == []
+    assert approval_covers_everything(campaign=renewal) is False
+    Campaign.objects.filter(pk=renewal.pk).update(priority=5)
+    renewal.refresh_from_db()
+    assert approval_drift(campaign=renewal) == [UNKNOWN]

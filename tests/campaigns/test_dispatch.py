@@ -12,30 +12,35 @@ from datetime import time as clock_time
 import pytest
 from django.utils import timezone
 
+from campaigns import contexts
 from campaigns.circuit import circuit_pass, circuit_trip
 from campaigns.claim import sends_claim
 from campaigns.delivery import retry_delay
 from campaigns.dispatch import dispatch_chunk
-from campaigns.leases import UNKNOWN, sends_recover
+from campaigns.leases import UNKNOWN, heartbeat_interval, lease_length, sends_recover
 from campaigns.models import (
     Campaign,
     CampaignStatus,
     DispatchLease,
     GuardrailPolicy,
+    JourneyMoment,
     MailCircuit,
+    Purpose,
     Rule,
     Send,
     SendEvent,
     SendStatus,
 )
 from campaigns.tasks import dispatch_due
-from learners.models import DirtyLearner
+from expansion.commerce.models import Offer
+from learners.models import DirtyLearner, Learner, LearnerScore
 from tests.campaigns.conftest import Sink, free_port
 from tests.factories.campaigns import CampaignFactory, GuardrailPolicyFactory, SendFactory
-from tests.factories.expansion import OrderFactory
+from tests.factories.expansion import OfferFactory, OrderFactory, OrderLineFactory
 from tests.factories.experiments import ExperimentSettingsFactory
 from tests.factories.learners import (
     DirtyLearnerFactory,
+    EnrollmentFactory,
     EventFactory,
     LearnerFactory,
     LearnerScoreFactory,
@@ -45,6 +50,8 @@ from tests.workers import worker_start
 
 # 10:00 in London on a Monday in June (BST, UTC+1): outside the default quiet hours.
 MORNING = datetime(2026, 6, 15, 9, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+YEARS_2 = timedelta(days=730)
 
 
 def queued(campaign, n: int, *, quiet: bool = False, **kwargs) -> list[Send]:
@@ -290,6 +297,67 @@ def test_a_poison_send_fails_alone_with_its_reason(smtp):
 
 
 @pytest.mark.django_db
+def test_a_send_whose_context_cannot_be_built_fails_alone(smtp, monkeypatch):
+    """One learner's data breaks the context builder (here: it raises for that learner):
+    the chunk's contexts are built again one by one, that send fails with its reason, and the
+    sends before and after it are delivered."""
+    campaign = CampaignFactory()
+    sends = queued(campaign, 3)
+    poison = sends[1]
+    real = contexts.contexts_build
+
+    def build(*, requests, **kwargs):
+        if any(r.learner.pk == poison.learner_id for r in requests):
+            raise ValueError("usage figures are not numbers")
+        return real(requests=requests, **kwargs)
+
+    monkeypatch.setattr(contexts, "contexts_build", build)
+
+    done = dispatch_chunk(now=MORNING)
+
+    assert (done.claimed, done.sent, done.failed) == (3, 2, 1)
+    poison.refresh_from_db()
+    assert (poison.status, poison.status_reason, poison.attempts) == (
+        SendStatus.FAILED,
+        "context: ValueError: usage figures are not numbers",
+        0,
+    )
+    assert [status(s) for s in (sends[0], sends[2])] == [(SendStatus.SENT, "", 1)] * 2
+    assert sorted(m["To"] for m in smtp.messages) == sorted(
+        s.learner.email for s in (sends[0], sends[2])
+    )
+
+
+@pytest.mark.django_db
+def test_a_send_whose_message_cannot_be_built_fails_alone(smtp):
+    """An address with a newline in it (a header injection, were it written) cannot be put on
+    the envelope: that send fails while its message is built — nothing handed over, no
+    attempt counted — and the rest of the chunk goes."""
+    campaign = CampaignFactory()
+    sends = queued(campaign, 3)
+    poison = sends[1]
+    Send.objects.filter(pk=poison.pk).update(to_email="ann@example.org\nBcc: all@example.org")
+
+    done = dispatch_chunk(now=MORNING)
+
+    assert (done.claimed, done.sent, done.failed) == (3, 2, 1)
+    poison.refresh_from_db()
+    assert (poison.status, poison.attempts, poison.handoff_at, poison.message_id) == (
+        SendStatus.FAILED,
+        0,
+        None,
+        "",
+    )
+    assert poison.status_reason == (
+        "message: ValueError: Invalid address; only ann@example.org\nBcc could be parsed from "
+        '"ann@example.org\nBcc: all@example.org"'
+    )
+    assert [status(s) for s in (sends[0], sends[2])] == [(SendStatus.SENT, "", 1)] * 2
+    assert len(smtp.messages) == 2
+    assert all("all@example.org" not in str(e.rcpt_tos) for e in smtp.envelopes)
+
+
+@pytest.mark.django_db
 def test_a_campaign_that_keeps_failing_pauses_itself_and_says_why(smtp):
     GuardrailPolicyFactory(pause_after_failures=3)
     campaign = CampaignFactory()
@@ -334,6 +402,56 @@ def test_a_delivery_breaks_the_failure_streak(smtp):
     assert (campaign.status, campaign.failure_streak) == (CampaignStatus.ACTIVE, 0)
 
 
+@pytest.mark.django_db
+def test_a_campaign_whose_messages_the_server_refuses_pauses_itself(smtp):
+    """A permanent refusal of the message itself (5xx to DATA: the content is rejected) is
+    about what the campaign sends: three in a row pause it. Refused recipients (one address
+    each) never make a streak."""
+    GuardrailPolicyFactory(pause_after_failures=3)
+    campaign = CampaignFactory()
+    refused = queued(campaign, 4)
+    smtp.refuse_data = "554 5.7.1 Message rejected as spam"
+
+    done = dispatch_chunk(now=MORNING)
+
+    assert (done.failed, done.sent, done.paused) == (3, 0, [campaign.pk])
+    campaign.refresh_from_db()
+    reason = "SMTPDataError: (554, b'5.7.1 Message rejected as spam')"
+    assert (campaign.status, campaign.paused_reason) == (
+        CampaignStatus.PAUSED,
+        f"paused after 3 sends in a row failed: {reason}",
+    )
+    assert [status(s)[0] for s in refused] == [SendStatus.FAILED] * 3 + [SendStatus.QUEUED]
+    assert refused[0].status_reason == reason
+
+    smtp.refuse_data = ""
+    other = CampaignFactory()
+    unknown = queued(other, 4)
+    for send in unknown:
+        smtp.refuse[send.learner.email] = "550 5.1.1 No such user"
+    assert dispatch_chunk(now=MORNING).failed == 4
+    other.refresh_from_db()
+    assert (other.status, other.failure_streak, other.failure_reason) == (
+        CampaignStatus.ACTIVE,
+        0,
+        "",
+    )
+
+
+@pytest.mark.django_db
+def test_a_dead_workers_sends_move_within_two_minutes_as_configured(settings):
+    """Issue 16: recovery within 2 minutes of a worker's death. A dead worker's lease expires
+    ``DISPATCH_LEASE_SECONDS`` after its last renewal and beat's ``recover-sends`` runs every
+    its schedule's seconds, so the sends move within their sum; the heartbeat renews well
+    inside the lease (the fault tests prove the mechanism with a 3 s lease)."""
+    beat = settings.CELERY_BEAT_SCHEDULE["recover-sends"]
+    assert beat["task"] == "campaigns.tasks.recover_sends"
+    assert lease_length() == timedelta(seconds=settings.DISPATCH_LEASE_SECONDS)
+    assert lease_length() + timedelta(seconds=beat["schedule"]) <= timedelta(seconds=120)
+    assert heartbeat_interval() < lease_length()
+    assert heartbeat_interval() == lease_length() / 4
+
+
 def _in_london(hour: int, minute: int = 0, second: int = 0, day: int = 15) -> datetime:
     return datetime(2026, 6, day, hour - 1, minute, second, tzinfo=UTC)  # BST = UTC+1
 
@@ -376,36 +494,64 @@ def test_a_retry_never_lands_in_quiet_hours(smtp):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("overnight", "rule"),
+    ("overnight", "rule", "reason"),
     [
-        ("ticket", Rule.OPEN_TICKET),
-        ("payment", Rule.PAYMENT_FAILED),
-        ("declined", Rule.DECLINED),
-        ("bought", Rule.BOUGHT),
-        ("unsubscribed", Rule.NOT_REACHABLE),
-        ("at_risk", Rule.AT_RISK),
+        ("ticket", Rule.OPEN_TICKET, None),
+        ("payment", Rule.PAYMENT_FAILED, None),
+        ("refund", Rule.REFUND, None),
+        ("declined", Rule.DECLINED, None),
+        ("bought", Rule.BOUGHT, None),
+        ("unsubscribed", Rule.NOT_REACHABLE, "unsubscribed from all marketing"),
+        ("at_risk", Rule.AT_RISK, None),
+        ("low_lps", Rule.LOW_LPS, None),
+        ("rfm", Rule.RFM_DO_NOT_PITCH, f"{Rule.RFM_DO_NOT_PITCH.label}: Recently churned"),
+        ("owns", Rule.OWNS_PRODUCT, None),
+        ("signed_up", Rule.ONBOARDING, None),
+        ("moment_closed", Rule.OFFER_FREE_MOMENT, None),
+        ("offer_switched_off", Rule.OFFER_INACTIVE, f"{Rule.OFFER_INACTIVE.label}: SQL 2 offer"),
     ],
 )
-def test_guardrails_are_checked_again_when_a_deferred_offer_leaves(smtp, overnight, rule):
+def test_guardrails_are_checked_again_when_a_deferred_offer_leaves(smtp, overnight, rule, reason):
     """Queued at 23:00 for 08:00; at 07:00 something happens; at 08:00 nothing leaves and the
-    send records the rule that stopped it."""
-    campaign = CampaignFactory()
-    send = queued(campaign, 1, quiet=True, scheduled_for=_in_london(8, day=16))[0]
+    send records the rule that stopped it. (The learner joined two years ago, so a premium
+    upsell is no onboarding issue until the sync says they signed up 10 days ago.)"""
+    offer = OfferFactory(name="SQL 2 offer")
+    campaign = CampaignFactory(offer=offer, premium_upsell=True)
+    send = queued(campaign, 1, quiet=True, scheduled_for=_in_london(8, day=16), offer=offer)[0]
     learner = send.learner
+    Learner.objects.filter(pk=learner.pk).update(created_at=_in_london(8, day=16) - YEARS_2)
+    learner.refresh_from_db()
     seven = _in_london(7, day=16)
     if overnight == "ticket":
         learner.score.flag_open_ticket = True
     elif overnight == "payment":
         learner.score.flag_payment_failed = True
+    elif overnight == "refund":
+        learner.score.flag_refund = True
     elif overnight == "at_risk":
         learner.score.stage = "at_risk"
+    elif overnight == "low_lps":
+        learner.score.lps = 39.5
+    elif overnight == "rfm":
+        learner.score.rfm_segment = "Recently churned"
     elif overnight == "declined":
         EventFactory(learner=learner, kind="offer_declined", occurred_at=seven)
     elif overnight == "bought":
         OrderFactory(learner=learner, placed_at=seven)
+    elif overnight == "owns":
+        OrderLineFactory(
+            order=OrderFactory(learner=learner, placed_at=seven), product=offer.product
+        )
     elif overnight == "unsubscribed":
         learner.unsubscribed_at = seven
         learner.save()
+    elif overnight == "signed_up":
+        learner.signed_up_at = seven - timedelta(days=10)
+        learner.save()
+    elif overnight == "moment_closed":
+        JourneyMoment.objects.filter(pk=campaign.moment_id).update(offers_allowed=False)
+    elif overnight == "offer_switched_off":
+        Offer.objects.filter(pk=offer.pk).update(is_active=False)
     learner.score.save()
     DirtyLearner.objects.all().delete()  # the scoring pass at 07:00:05 took the new data
 
@@ -415,7 +561,81 @@ def test_guardrails_are_checked_again_when_a_deferred_offer_leaves(smtp, overnig
     assert smtp.messages == []
     send.refresh_from_db()
     assert (send.status, send.rule, send.attempts) == (SendStatus.SUPPRESSED, rule, 0)
-    assert send.status_reason.startswith("at sending: ")
+    assert send.status_reason == f"at sending: {reason or Rule(rule).label}"
+
+
+@pytest.mark.django_db
+def test_the_same_deferred_offer_leaves_when_nothing_happened_overnight(smtp):
+    """The setting of the guardrail test above, untouched: it is sent (each case there is
+    stopped by its own change, not by the setting)."""
+    offer = OfferFactory(name="SQL 2 offer")
+    campaign = CampaignFactory(offer=offer, premium_upsell=True)
+    send = queued(campaign, 1, quiet=True, scheduled_for=_in_london(8, day=16), offer=offer)[0]
+    Learner.objects.filter(pk=send.learner_id).update(created_at=_in_london(8, day=16) - YEARS_2)
+    DirtyLearner.objects.all().delete()
+    done = dispatch_chunk(now=_in_london(8, 0, 1, day=16))
+    assert (done.claimed, done.suppressed, done.sent) == (1, 0, 1)
+    assert status(send) == (SendStatus.SENT, "", 1)
+
+
+@pytest.mark.django_db
+def test_at_sending_re_engagement_skips_at_risk_and_low_lps_but_not_the_offer_guardrails(smtp):
+    """Seeds 000/003 at the moment of sending: the at-risk, low-LPS learner a re-engagement
+    email is for gets it; one that carries an offer is still stopped by the offer guardrails
+    (RFM do-not-pitch, owns it, and an inactive offer)."""
+    come_back = CampaignFactory(name="Come back", purpose=Purpose.REENGAGEMENT)
+    offer = OfferFactory(name="Certificate")
+    with_offer = CampaignFactory(
+        name="Come back, with a certificate",
+        purpose=Purpose.REENGAGEMENT,
+        offer=offer,
+        moment__slug="milestone",
+    )
+    plain = queued(come_back, 1)[0]
+    churned, owner, offered = queued(with_offer, 3, offer=offer)
+    for send in (plain, churned, owner, offered):
+        LearnerScore.objects.filter(learner=send.learner).update(stage="at_risk", lps=12.0)
+    LearnerScore.objects.filter(learner=churned.learner).update(rfm_segment="Recently churned")
+    OrderLineFactory(order=OrderFactory(learner=owner.learner), product=offer.product)
+    switched_off = queued(with_offer, 1, offer=OfferFactory(name="Old", is_active=False))[0]
+    LearnerScore.objects.filter(learner=switched_off.learner).update(stage="at_risk", lps=12.0)
+    DirtyLearner.objects.all().delete()
+
+    done = dispatch_chunk(now=MORNING)
+
+    assert (done.claimed, done.sent, done.suppressed) == (5, 2, 3)
+    assert status(plain) == (SendStatus.SENT, "", 1)
+    assert status(offered) == (SendStatus.SENT, "", 1)
+    assert status(churned) == (SendStatus.SUPPRESSED, Rule.RFM_DO_NOT_PITCH, 0)
+    assert status(owner) == (SendStatus.SUPPRESSED, Rule.OWNS_PRODUCT, 0)
+    assert status(switched_off) == (SendStatus.SUPPRESSED, Rule.OFFER_INACTIVE, 0)
+    assert switched_off.status_reason == f"at sending: {Rule.OFFER_INACTIVE.label}: Old"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("signed_up_days", "enrolled_days", "created_days", "expected"),
+    [
+        (10, 400, 400, (SendStatus.SUPPRESSED, Rule.ONBOARDING, 0)),  # the synced sign-up
+        (None, 10, 400, (SendStatus.SUPPRESSED, Rule.ONBOARDING, 0)),  # else the first course
+        (None, 400, 10, (SendStatus.SENT, "", 1)),  # an import is not an onboarding
+        (400, 10, 10, (SendStatus.SENT, "", 1)),  # the sign-up wins over a new enrolment
+    ],
+)
+def test_at_sending_onboarding_counts_from_the_sign_up_else_the_first_enrolment(
+    smtp, signed_up_days, enrolled_days, created_days, expected
+):
+    campaign = CampaignFactory(premium_upsell=True)
+    send = queued(campaign, 1)[0]
+    days = lambda n: MORNING - timedelta(days=n)  # noqa: E731
+    Learner.objects.filter(pk=send.learner_id).update(
+        signed_up_at=None if signed_up_days is None else days(signed_up_days),
+        created_at=days(created_days),
+    )
+    EnrollmentFactory(learner=send.learner, enrolled_at=days(enrolled_days))
+    DirtyLearner.objects.all().delete()
+    dispatch_chunk(now=MORNING)
+    assert status(send) == expected
 
 
 @pytest.mark.django_db
@@ -433,26 +653,35 @@ def test_a_learner_whose_new_data_is_not_scored_yet_waits(smtp):
 @pytest.mark.django_db
 def test_caps_count_what_left_meanwhile_and_never_test_sends(smtp):
     """Cap 2 per 7 days: two offers left this week (one 3 days ago, one an hour ago, after
-    this send was queued); a third queued for now is stopped when it would leave. A test send
-    to the marketer an hour ago does not count."""
+    this send was queued); a third queued for now is stopped when it would leave. Another
+    learner has one real send 3 days ago and a test send to the marketer an hour ago: were
+    the test send counted, that would be 2 of 2 — it is not, so theirs leaves."""
     GuardrailPolicyFactory(email_cap=2, email_cap_day=0, email_cap_week=0)
     campaign = CampaignFactory()
     capped, free = queued(campaign, 2)
-    for learner in (capped.learner, free.learner):
-        SendFactory(learner=learner, is_test=True, status="sent", sent_at=MORNING)
-    for ago in (timedelta(days=3), timedelta(hours=1)):
+    for learner, ago in ((capped.learner, timedelta(days=3)), (free.learner, timedelta(days=3))):
         SendFactory(
-            learner=capped.learner,
-            campaign=CampaignFactory(),
-            status="sent",
-            sent_at=MORNING - ago,
+            learner=learner, campaign=CampaignFactory(), status="sent", sent_at=MORNING - ago
         )
+    SendFactory(
+        learner=capped.learner, campaign=CampaignFactory(), status="sent", sent_at=MORNING - HOUR
+    )
+    SendFactory(learner=free.learner, is_test=True, status="sent", sent_at=MORNING - HOUR)
 
     done = dispatch_chunk(now=MORNING)
 
     assert (done.suppressed, done.sent) == (1, 1)
     assert status(capped) == (SendStatus.SUPPRESSED, Rule.CAP_ROLLING, 0)
     assert status(free) == (SendStatus.SENT, "", 1)
+
+
+@pytest.mark.django_db
+def test_a_test_send_today_does_not_use_up_the_day_cap_at_sending(smtp):
+    GuardrailPolicyFactory(email_cap=0, email_cap_day=1, email_cap_week=0)
+    send = queued(CampaignFactory(), 1)[0]
+    SendFactory(learner=send.learner, is_test=True, status="sent", sent_at=MORNING - HOUR)
+    assert dispatch_chunk(now=MORNING).sent == 1
+    assert status(send) == (SendStatus.SENT, "", 1)
 
 
 @pytest.mark.django_db

@@ -180,7 +180,10 @@ def test_just_outside_a_guardrail_the_send_goes(course, setup):
 def test_guardrail_overrides_and_transactional_exemption(course):
     CampaignFactory(name="Strict", guardrails={"min_lps": 90})
     receipt = CampaignFactory(
-        name="Certificate", category="transactional", moment__slug="post_purchase"
+        name="Certificate",
+        category="transactional",
+        purpose="transactional",
+        moment__slug="post_purchase",
     )
     learner = finisher(course, external_id="ann", marketing_opt_in=False)
 
@@ -614,3 +617,75 @@ def test_account_triggers_reach_the_roles_the_campaign_names(roles, one_per_acco
     rows = [row for query in trigger_rows(campaign, now=NOW) for row in query]
     ids = dict(Learner.objects.values_list("id", "external_id"))
     assert sorted(ids[row["t_learner_id"]] for row in rows) == expected
+
+
+@pytest.mark.parametrize(
+    ("roles", "one_per_account", "expected"),
+    [
+        ([], True, ["admin", "solo"]),  # the account's admin; a learner on their own
+        (["billing_owner"], True, ["billing"]),
+        (["billing_owner", "member"], False, ["billing", "member-1", "member-2", "solo"]),
+        (["member"], True, ["member-1", "solo"]),  # the oldest member
+        ([], False, ["admin", "billing", "member-1", "member-2", "solo"]),
+    ],
+)
+def test_usage_reported_events_reach_the_roles_the_campaign_names(roles, one_per_account, expected):
+    """Issue 17 items 4 and 8: a member's ``usage_reported`` event is the account's usage and
+    reaches the account's members of the campaign's roles — one of them by default — as a
+    team plan's quota does; a learner with no account is reached if their role is named (a
+    member reported their own usage: an admins-only campaign used to reach them)."""
+    account = AccountFactory()
+    for external_id, role in [
+        ("member-1", "member"),
+        ("admin", "admin"),
+        ("member-2", "member"),
+        ("billing", "billing_owner"),
+    ]:
+        LearnerFactory(account=account, external_id=external_id, role=role)
+    solo = LearnerFactory(external_id="solo", role="member")
+    usage = {"metric": "api_calls", "used": 95, "limit": 100}
+    for who in (Learner.objects.get(external_id="member-2"), solo):
+        EventFactory(
+            learner=who,
+            kind="usage_reported",
+            occurred_at=NOW - timedelta(hours=1),
+            properties=usage,
+        )
+    campaign = CampaignFactory(
+        trigger="usage_threshold",
+        trigger_params={},
+        target_roles=roles,
+        one_per_account=one_per_account,
+    )
+    rows = [row for query in trigger_rows(campaign, now=NOW) for row in query]
+    ids = dict(Learner.objects.values_list("id", "external_id"))
+    assert sorted(ids[row["t_learner_id"]] for row in rows) == expected
+
+
+def test_a_teams_usage_events_make_one_send_to_its_admin():
+    """Two members report the team at 95 %: one email, to the admin the campaign addresses,
+    not one to each member who reported."""
+    account = AccountFactory()
+    admin = LearnerFactory(account=account, external_id="admin", role="admin")
+    reporters = [
+        LearnerFactory(account=account, external_id=f"m{n}", role="member") for n in range(2)
+    ]
+    for learner in (admin, *reporters):
+        LearnerScoreFactory(learner=learner, lps=75.0)
+    for learner in reporters:
+        EventFactory(
+            learner=learner,
+            kind="usage_reported",
+            occurred_at=NOW - timedelta(hours=1),
+            properties={"metric": "api_calls", "used": 95, "limit": 100},
+        )
+    CampaignFactory(
+        name="Quota", trigger="usage_threshold", target_roles=["admin", "billing_owner"]
+    )
+
+    evaluate(now=NOW)
+
+    assert sends() == [("admin", "Quota", "queued", "")]
+    assert Send.objects.get().reason == (
+        "reported 95% of their api_calls limit used (band 80% or more); LPS 75"
+    )

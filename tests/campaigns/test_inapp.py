@@ -8,9 +8,11 @@ from django.utils import timezone
 
 from campaigns.evaluate import campaigns_evaluate
 from campaigns.models import Rule, Send, SendEvent
+from expansion.commerce.models import Offer
 from learners.models import DirtyLearner, Event
 from tests.campaigns.conftest import card_send
 from tests.factories.campaigns import SendFactory
+from tests.factories.expansion import OfferFactory
 from tests.factories.learners import (
     CourseFactory,
     EnrollmentFactory,
@@ -266,3 +268,42 @@ def test_a_card_that_cannot_render_is_skipped_and_the_next_one_is_served(api, ca
     assert [r.getMessage() for r in caplog.records if r.name == "campaigns.inapp"] == [
         f"in-app card of send {broken.pk} cannot render (template)"
     ]
+
+
+def test_a_card_whose_offer_was_switched_off_is_not_served_and_is_stopped_with_its_rule(
+    api, card_setup
+):
+    """Issue 17 item 7: a card queued before its offer was switched off (by hand, or by a
+    decision retiring its arm) is never shown — the next live card is — and the next
+    evaluation stores the rule on it; serving it stays a read that writes nothing."""
+    campaign, version, learner = card_setup
+    retired = card_send(campaign, version, learner, occurrence_key="retired")
+    Send.objects.filter(pk=retired.pk).update(priority=200)
+    other = OfferFactory(name="Still on")
+    live = card_send(campaign, version, learner, occurrence_key="live")
+    Send.objects.filter(pk=live.pk).update(offer=other)
+    assert api.get("/api/v1/learners/ann/offers/").json()["offer"]["send"] == retired.pk
+
+    Offer.objects.filter(pk=campaign.offer_id).update(is_active=False)
+
+    assert api.get("/api/v1/learners/ann/offers/").json()["offer"]["send"] == live.pk
+    retired.refresh_from_db()
+    assert (retired.status, retired.rule) == ("queued", "")  # the read wrote nothing
+    assert SendEvent.objects.count() == 0
+
+    campaigns_evaluate()
+
+    retired.refresh_from_db()
+    reason = f"{Rule.OFFER_INACTIVE.label}: switched off after the send was queued"
+    assert (retired.status, retired.rule, retired.status_reason) == (
+        "suppressed",
+        Rule.OFFER_INACTIVE,
+        reason,
+    )
+    assert list(SendEvent.objects.values_list("send_id", "kind", "detail")) == [
+        (retired.pk, "failed", reason)
+    ]
+    live.refresh_from_db()
+    assert (live.status, live.rule) == ("queued", "")
+    Send.objects.filter(pk=live.pk).update(offer=campaign.offer)
+    assert api.get("/api/v1/learners/ann/offers/").json() == {"offer": None}

@@ -313,3 +313,153 @@ def test_a_send_waiting_for_the_morning_says_so(course):  # noqa: F811
         "tokyo": "waits for the end of quiet hours in the learner's time zone",
         "london": "",
     }
+
+
+def test_the_offer_guardrails_stop_a_re_engagement_campaign_that_carries_an_offer(course):  # noqa: F811
+    """Issue 17 items 1–2: re-engagement is exempt from at risk and low LPS only. Carrying an
+    offer, it is stopped by every offer guardrail, at evaluation (the dispatcher's side:
+    test_dispatch); without one, by none of them."""
+    no_caps = {"email_cap_day": 0, "email_cap": 0, "email_cap_week": 0}
+    certificate = OfferFactory(name="Certificate", product=ProductFactory(name="Certificate"))
+    CampaignFactory(
+        name="Come back",
+        purpose=Purpose.REENGAGEMENT,
+        offer=certificate,
+        premium_upsell=True,
+        guardrails=no_caps,
+    )
+    CampaignFactory(
+        name="Come back, no offer",
+        purpose=Purpose.REENGAGEMENT,
+        premium_upsell=True,
+        moment__slug="milestone",
+        guardrails=no_caps,
+    )
+    finisher(course, external_id="at-risk", stage=Stage.AT_RISK, lps=12.0)
+    churned = finisher(course, external_id="churned")
+    churned.score.rfm_segment = "Recently churned"
+    churned.score.save()
+    owner = finisher(course, external_id="owner")
+    OrderLineFactory(
+        order=OrderFactory(learner=owner, placed_at=NOW - timedelta(days=300)),
+        product=certificate.product,
+    )
+    decliner = finisher(course, external_id="decliner")
+    EventFactory(learner=decliner, kind="offer_declined", occurred_at=NOW - timedelta(days=3))
+    buyer = finisher(course, external_id="buyer")
+    OrderFactory(learner=buyer, placed_at=NOW - timedelta(days=3))
+    finisher(course, external_id="new", signed_up_at=NOW - timedelta(days=10))
+
+    evaluate(now=NOW)
+
+    assert sorted(sends()) == [
+        ("at-risk", "Come back", "queued", ""),
+        ("at-risk", "Come back, no offer", "queued", ""),
+        ("buyer", "Come back", "suppressed", Rule.BOUGHT),
+        ("buyer", "Come back, no offer", "queued", ""),
+        ("churned", "Come back", "suppressed", Rule.RFM_DO_NOT_PITCH),
+        ("churned", "Come back, no offer", "queued", ""),
+        ("decliner", "Come back", "suppressed", Rule.DECLINED),
+        ("decliner", "Come back, no offer", "queued", ""),
+        ("new", "Come back", "suppressed", Rule.ONBOARDING),
+        ("new", "Come back, no offer", "queued", ""),
+        ("owner", "Come back", "suppressed", Rule.OWNS_PRODUCT),
+        ("owner", "Come back, no offer", "queued", ""),
+    ]
+
+
+def test_a_re_engagement_campaign_with_a_switched_off_offer_sends_nothing(course):  # noqa: F811
+    CampaignFactory(
+        name="Come back",
+        purpose=Purpose.REENGAGEMENT,
+        offer=OfferFactory(name="Retired", is_active=False),
+    )
+    finisher(course, external_id="ann", stage=Stage.AT_RISK, lps=12.0)
+    evaluate(now=NOW)
+    assert sends() == [("ann", "Come back", "suppressed", Rule.OFFER_INACTIVE)]
+
+
+@pytest.mark.parametrize(
+    ("purpose", "category", "with_offer", "errors"),
+    [
+        (Purpose.TRANSACTIONAL, "transactional", False, {}),
+        (Purpose.UPSELL, "offers", True, {}),
+        (Purpose.REENGAGEMENT, "learning", True, {}),
+        (
+            Purpose.TRANSACTIONAL,
+            "offers",
+            True,
+            {"category": ["a transactional campaign's category is Transactional"]},
+        ),
+        (
+            Purpose.TRANSACTIONAL,
+            "transactional",
+            True,
+            {"offer": ["a transactional campaign carries no offer"]},
+        ),
+        (
+            Purpose.UPSELL,
+            "transactional",
+            True,
+            {"purpose": ["only a transactional campaign has the Transactional category"]},
+        ),
+        (
+            Purpose.REENGAGEMENT,
+            "transactional",
+            False,
+            {"purpose": ["only a transactional campaign has the Transactional category"]},
+        ),
+    ],
+)
+def test_transactional_is_its_purpose_and_its_category_and_no_offer(
+    purpose, category, with_offer, errors
+):
+    """Issue 17 item 1: a transactional label on an offer skipped consent and every marketing
+    guardrail. Refused at save (``clean``) and at activation."""
+    campaign = CampaignFactory(
+        purpose=purpose, category=category, offer=OfferFactory() if with_offer else None
+    )
+    if errors:
+        with pytest.raises(ValidationError) as raised:
+            campaign.clean()
+        assert raised.value.message_dict == errors
+        ((field, (message,)),) = errors.items()
+        assert f"{field}: {message}" in activation_problems(campaign)
+    else:
+        campaign.clean()
+        assert activation_problems(campaign) == []
+
+
+def test_a_mislabelled_transactional_offer_saved_before_the_check_gets_every_guardrail():
+    """A row saved before ``clean`` refused the mix (purpose transactional, category offers,
+    an offer) is marketing, and as strict as an upsell: the at-risk, LPS 10, recently churned
+    learner it used to reach is stopped."""
+    CampaignFactory(
+        name="Receipt?",
+        trigger="stall",
+        purpose=Purpose.TRANSACTIONAL,
+        category="offers",
+        offer=OfferFactory(),
+    )
+    sam = stalled("sam", lps=10.0)
+    sam.score.rfm_segment = "Recently churned"
+    sam.score.save()
+    evaluate(now=NOW)
+    assert sends() == [("sam", "Receipt?", "suppressed", Rule.AT_RISK)]
+
+
+def test_a_kept_control_gives_its_campaign_the_controls_offer(course):  # noqa: F811
+    """Issue 17 item 7, keep control: the control arm's offer goes onto the campaign (not
+    only ``decision_applied`` saying so) and is what is sent."""
+    kept = ExperimentFactory(status="decided", decision="keep_control", holdout_percent=0)
+    control = ArmFactory(experiment=kept, is_control=True, offer=OfferFactory(name="Control"))
+    variant = ArmFactory(experiment=kept, offer=OfferFactory(name="Variant"))
+    campaign = CampaignFactory(name="Next course", experiment=kept, offer=variant.offer)
+    finisher(course, external_id="ann")
+
+    evaluate(now=NOW)
+
+    assert Campaign.objects.get(pk=campaign.pk).offer == control.offer
+    assert list(Send.objects.values_list("campaign__name", "status", "offer__name")) == [
+        ("Next course", "queued", "Control")
+    ]

@@ -409,3 +409,45 @@ def test_mean_assessment_is_not_truncated_by_whole_number_scores():
     score_learners(full=True, as_of=AS_OF)
     assert LearnerScore.objects.get(learner=learner).assessment == 0.855
     assert EnrollmentScore.objects.get(enrollment__learner=learner).assessment == 0.855
+
+
+def test_the_stage_counts_from_the_synced_sign_up_else_the_first_enrolment():
+    """Issue 17 item 3, the stage's side (the onboarding guardrail reads the same dates): a
+    synced sign-up date wins, then the first enrolment, and when Expansion stored the
+    learner (an import) counts only when there is neither."""
+    course = CourseFactory()
+    new = LearnerFactory(signed_up_at=ago(days=10), created_at=ago(days=400))
+    EnrollmentFactory(learner=new, course=course, enrolled_at=ago(days=400))
+    veteran = LearnerFactory(signed_up_at=ago(days=400), created_at=ago(days=5))
+    EnrollmentFactory(learner=veteran, course=course, enrolled_at=ago(days=10))
+    imported = LearnerFactory(created_at=ago(days=5))
+    EnrollmentFactory(learner=imported, course=course, enrolled_at=ago(days=100))
+    stored = LearnerFactory(created_at=ago(days=5))  # neither: the row's own date
+
+    score_learners(as_of=AS_OF, full=True)
+
+    stages = dict(LearnerScore.objects.values_list("learner_id", "stage"))
+    assert stages == {
+        new.pk: "onboarding",
+        veteran.pk: "maturity",
+        imported.pk: "growth",
+        stored.pk: "onboarding",
+    }
+
+
+def test_a_delta_pass_moves_a_learner_out_of_onboarding_thirty_days_after_their_sign_up():
+    """Nothing else happens to the learner: the sign-up date crossing the 30-day edge alone
+    puts them in the delta pass's scope."""
+    learner = LearnerFactory(signed_up_at=ago(days=30, hours=6))
+    learner.created_at = ago(days=400)
+    learner.save()
+    EnrollmentFactory(learner=learner, course=CourseFactory(), enrolled_at=ago(days=400))
+    earlier = AS_OF - timedelta(hours=12)
+    score_learners(as_of=earlier, full=True)
+    assert LearnerScore.objects.get(learner=learner).stage == "onboarding"
+    DirtyLearner.objects.all().delete()
+
+    delta = score_learners(since=earlier, as_of=AS_OF)
+
+    assert delta.run.kind == "delta"
+    assert LearnerScore.objects.get(learner=learner).stage == "growth"
