@@ -15,6 +15,9 @@ setting were reviewed (``COVERED_SINCE_V2``) are compared on what they covered: 
 fingerprint is of the terms without those, so they still hold while nothing they covered
 changes, and the next approval covers everything. No data migration guesses what a creator
 saw then.
+
+One module just past 400 lines: what is pinned, its fingerprint and the drift in words are one
+rule read together (a field added to one and not the others would silently go unreviewed).
 """
 
 from __future__ import annotations

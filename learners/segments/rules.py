@@ -13,6 +13,9 @@ A definition is a tree of groups and conditions::
 
 See ``FIELDS_HELP`` for every condition. A segment's members are one query
 (``segment_members``); ``refresh.py`` materialises them.
+
+One module at 400 lines: each field's compiler sits beside the checks of its definition, so a
+field the checks accept is one the compiler knows.
 """
 
 from __future__ import annotations
