@@ -35,14 +35,15 @@ run: install
 	@mkdir -p var
 	@$(WITH_DB) $(MAKE) --no-print-directory serve
 
-# The body of `make run`, with the database up. Ctrl-C stops the three processes, then the
-# embedded database (its data is kept for the next `make run`).
+# The body of `make run`, with the database up. Ctrl-C stops the three processes — the worker
+# and beat are sent TERM (a warm shutdown) and waited for — and only then the embedded
+# database (its data is kept for the next `make run`).
 serve:
 	$(MANAGE) migrate --noinput
 	$(MANAGE) seed_demo --if-empty
 	$(MANAGE) ensure_admin
 	@echo "Admin: http://$(HOST):$(PORT)/admin/   API docs: http://$(HOST):$(PORT)/api/docs/   Links in messages: $(SITE_URL)"
-	@trap 'trap - EXIT INT TERM; kill 0' EXIT INT TERM; \
+	@trap 'trap - EXIT INT TERM; kill -TERM $$(jobs -p) 2>/dev/null; wait' EXIT INT TERM; \
 	$(BIN)/celery -A expansion worker --loglevel=INFO --concurrency=2 & \
 	$(BIN)/celery -A expansion beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler & \
 	$(MANAGE) runserver --noreload $(HOST):$(PORT)
