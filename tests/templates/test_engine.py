@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
+from liquid import Environment, Markup
 
 from templates import engine
 from templates.context import KNOWN, Receipt, message_context
@@ -40,6 +41,21 @@ def test_values_are_escaped_in_html_and_not_in_text():
         "<p>&lt;b&gt;Ann &amp; Bob&lt;/b&gt;</p>"
     )
     assert render("{{ n }}", html=False, n="Ann & Bob") == "Ann & Bob"
+    # Every kind of value is escaped exactly as python-liquid's own autoescape does (the HTML
+    # environment escapes plain strings by a shorter path).
+    source = "{{ s }}|{{ s | upcase }}|{{ m }}|{{ 'a<b' }}|{{ l }}|{{ x }}|{{ b }}|{{ r }}|{{ t }}"
+    values = {
+        "s": "<a href='x' title=\"y\">&amp;</a>",
+        "m": Markup("<b>kept</b>"),
+        "l": ["<", Markup("<i>"), 1],
+        "x": None,
+        "b": True,
+        "r": range(1, 3),
+        "t": 2.5,
+    }
+    expected = Environment(autoescape=True).from_string(source).render(**values)
+    assert render(source, **values) == expected
+    assert expected.startswith("&lt;a href=&#39;x&#39; title=&#34;y&#34;&gt;&amp;amp;&lt;/a&gt;|")
 
 
 def test_undefined_is_an_error_with_its_place_unless_defaulted():
