@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 from django.db import connection
 
@@ -13,9 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def database_url() -> str:
-    """The test database, as a URL another process can reach."""
+    """The test database, as a URL another process can reach: over TCP, or over the embedded
+    server's Unix socket (its directory percent-encoded as the host)."""
     db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    host = db["HOST"] or "127.0.0.1"
+    if host.startswith("/"):
+        return f"postgres://{db['USER']}@{quote(host, safe='')}/{db['NAME']}"
+    return f"postgres://{db['USER']}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def worker_start(queue: str, **env: str) -> subprocess.Popen:
