@@ -338,7 +338,8 @@ SCORING_PARALLELISM = env_int("SCORING_PARALLELISM", 2)
 SCORING_PARALLEL_MIN_LEARNERS = env_int("SCORING_PARALLEL_MIN_LEARNERS", 2000)
 
 # Memory for the affinity refresh's pair count (PostgreSQL, that statement only).
-AFFINITY_WORK_MEM_MB = env_int("AFFINITY_WORK_MEM_MB", 256)
+# Memory for the affinity pair count; past it the products are counted in blocks.
+AFFINITY_MAX_MEMORY_MB = env_int("AFFINITY_MAX_MEMORY_MB", 512)
 
 # Who messages come from (the {{ company }} variable; CAN-SPAM wants a postal address).
 EXPANSION_COMPANY_NAME = env("EXPANSION_COMPANY_NAME", "Expansion Academy")

@@ -16,8 +16,17 @@ class ProductAffinity(models.Model):
     lift = confidence / (orders with B / all orders).
     """
 
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
-    other = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
+    # Derived rows, rebuilt wholesale by the refresh from order lines, whose own foreign keys
+    # (PROTECT) keep these products in place: no database constraint to re-check 890,000
+    # times a refresh, and no index of their own (the unique pair and the lift index lead with
+    # product; other is looked up only when a product is deleted). Deleting a product still
+    # deletes its rows (Django's CASCADE).
+    product = models.ForeignKey(
+        Product, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    other = models.ForeignKey(
+        Product, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     orders_both = models.PositiveIntegerField()
     orders_product = models.PositiveIntegerField()
     orders_other = models.PositiveIntegerField()
