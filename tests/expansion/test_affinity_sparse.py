@@ -136,11 +136,13 @@ def test_counting_in_blocks_under_a_small_budget_gives_the_same_table(baskets, s
     assert_same(expected, stored())
 
 
-def test_blocks_cover_every_column_once_and_respect_the_budget():
+def test_blocks_cover_every_column_once_and_respect_the_budget(monkeypatch):
     matrix = sparse.csc_array(
         np.array([[1, 1, 0, 1], [1, 0, 1, 1], [0, 1, 1, 0], [1, 1, 1, 1]], dtype=np.int32)
     )
-    # Basket sizes 3, 3, 2, 4; the bound per column: 10, 9, 9, 10.
+    # Basket sizes 3, 3, 2, 4; the bound per column: 10, 9, 9, 10 (38 in all).
+    assert affinity._column_blocks(matrix, 10**9) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    monkeypatch.setattr(affinity, "MIN_BLOCKS", 1)
     assert affinity._column_blocks(matrix, 19) == [(0, 2), (2, 4)]
     assert affinity._column_blocks(matrix, 18) == [(0, 1), (1, 3), (3, 4)]
     assert affinity._column_blocks(matrix, 1) == [(0, 1), (1, 2), (2, 3), (3, 4)]
