@@ -6,13 +6,15 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from expansion.core.api.batch import (
     CONTROL_CHARACTERS,
+    EARLIEST,
+    LATEST,
     MAX_JSON_BYTES,
     FieldError,
     aware_datetime,
@@ -73,7 +75,97 @@ def _kind_specific_problem(kind: str, value: float | None, props: dict) -> tuple
 
 def event_validate(index: int, item: Any, errors: list, now_limit: datetime) -> EventRow | None:
     """Item ``index`` of a batch as an ``EventRow``; ``None`` once its problems are appended
-    to ``errors`` (``{index, field, reason}`` each). ``now_limit``: the latest time allowed."""
+    to ``errors`` (``{index, field, reason}`` each). ``now_limit``: the latest time allowed.
+
+    A valid item takes the fast path (``_valid_row``: the same rules, asked only whether they
+    all hold; 10 µs an event of bench/ingest.py instead of 15); anything it doubts goes
+    through ``_item_problems``, which names every problem, so the errors are exactly what
+    they were."""
+    try:
+        row = _valid_row(index, item, now_limit)
+    except FieldError:
+        row = None
+    if row is not None:
+        return row
+    return _item_problems(index, item, errors, now_limit)
+
+
+_REQUIRED = frozenset(REQUIRED_FIELDS)
+
+
+def _valid_row(index: int, item: Any, now_limit: datetime) -> EventRow | None:
+    """The row of an item that passes every rule of ``_item_problems``; ``None`` (or a
+    ``FieldError``) whenever it may not: never a row that path would refuse."""
+    if type(item) is not dict:
+        return None
+    names = item.keys()
+    if not (names <= EVENT_FIELDS and names >= _REQUIRED):
+        return None
+    # What item_storable checks, field by field (the names are known, so storable): a plain
+    # ASCII string without NUL needs no walk, anything else gets the full check.
+    for name in names:
+        field = item[name]
+        if type(field) is str:
+            if "\x00" in field or not field.isascii():
+                text_storable(field)
+        elif type(field) is dict or type(field) is list:
+            text_storable(field)
+    key = item["idempotency_key"]
+    if type(key) is not str or not 0 < len(key) <= 200 or CONTROL_CHARACTERS.search(key):
+        return None
+    learner = _reference(item["learner"])
+    kind = item["kind"]
+    if type(kind) is not str or (kind not in KNOWN_KINDS and not CUSTOM_KIND_RE.match(kind)):
+        return None
+    when = item["occurred_at"]
+    if type(when) is not str:
+        return None
+    try:
+        occurred_at = datetime.fromisoformat(when)
+    except ValueError:
+        return None
+    # Sent in UTC, as most platforms do, the instant needs no shift: the rest of
+    # aware_datetime (the offset's seconds, the shift to UTC) costs 3.5 µs an event.
+    if occurred_at.tzinfo is not UTC:
+        occurred_at = aware_datetime(when)
+    elif not EARLIEST <= occurred_at < LATEST:
+        return None
+    if occurred_at > now_limit:
+        return None
+    value = item.get("value")
+    if value is not None:
+        if type(value) is not float and type(value) is not int:  # bool is neither
+            return None
+        if not math.isfinite(value) or abs(value) > MAX_VALUE:
+            return None
+        value = float(value)
+    course = item.get("course")
+    if course is not None:
+        _reference(course)
+    module = item.get("module")
+    if module is not None:
+        if course is None:
+            return None
+        _reference(module)
+    props = item.get("properties")
+    props_json = b"{}"
+    if props is None:
+        props = {}
+    elif type(props) is not dict:
+        return None
+    elif props:
+        props_json = orjson.dumps(props)
+        if len(props_json) > MAX_JSON_BYTES:
+            return None
+    if _kind_specific_problem(kind, value, props) is not None:
+        return None
+    return EventRow(
+        index, key, learner, kind, occurred_at, value, course, module, props_json, props
+    )
+
+
+def _item_problems(index: int, item: Any, errors: list, now_limit: datetime) -> EventRow | None:
+    """``event_validate`` naming every problem of the item (the path of refused items)."""
     if not isinstance(item, dict):
         errors.append(
             {
