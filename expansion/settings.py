@@ -132,6 +132,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # The changelists' bounded date hierarchy (templates/admin/change_list.html).
+            "libraries": {"admin_lists": "expansion.core.admin_lists"},
         },
     },
 ]
