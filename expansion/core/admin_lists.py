@@ -39,6 +39,8 @@ from django.utils.functional import cached_property
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
+from .db.router import replica_reads
+
 # A page's count costs at most this many rows read (~5 ms on an index); past it, an estimate.
 EXACT_COUNT_LIMIT = 10_000
 
@@ -146,12 +148,24 @@ class BigTableAdmin(admin.ModelAdmin):
     """A ModelAdmin for a table that grows with the learners: bounded count, no full count.
 
     ``search_fields`` stays as documentation for the search box; subclasses set
-    ``search_by`` (keyword arguments of ``indexed_search``) and searches use it.
+    ``search_by`` (keyword arguments of ``indexed_search``) and searches use it. A GET of
+    the list reads from the read replica when there is one (expansion/core/db/router.py).
     """
 
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     search_by: dict[str, Any] = {}
+
+    def changelist_view(self, request, extra_context=None):
+        # A GET list tolerates replication lag: its reads from the replica, if there is one
+        # (the response is rendered here, inside the block). Actions (POST) use the primary.
+        if request.method not in ("GET", "HEAD"):
+            return super().changelist_view(request, extra_context)
+        with replica_reads():
+            response = super().changelist_view(request, extra_context)
+            if hasattr(response, "render"):
+                response.render()
+            return response
 
     def get_search_results(self, request, queryset, search_term):
         if not self.search_by:
