@@ -94,7 +94,8 @@ class IndexedValuesFilter(admin.AllValuesFieldListFilter):
         )
         with connections[using].cursor() as cursor:
             cursor.execute(sql)
-            self.lookup_choices = [row[0] for row in cursor.fetchall()]
+            # A list where Django keeps a lazy QuerySet: choices() only iterates it.
+            self.lookup_choices = [row[0] for row in cursor.fetchall()]  # type: ignore[assignment]
 
 
 def fixed_values_filter(values: list[str]) -> type[admin.AllValuesFieldListFilter]:
@@ -104,7 +105,8 @@ def fixed_values_filter(values: list[str]) -> type[admin.AllValuesFieldListFilte
     class FixedValuesFilter(admin.AllValuesFieldListFilter):
         def __init__(self, field, request, params, model, model_admin, field_path):
             super().__init__(field, request, params, model, model_admin, field_path)
-            self.lookup_choices = list(values)  # the lazy DISTINCT above is never run
+            # The lazy DISTINCT Django set up above is never run.
+            self.lookup_choices = list(values)  # type: ignore[assignment]
 
     return FixedValuesFilter
 
@@ -204,7 +206,7 @@ def bounded_date_hierarchy(cl: ChangeList) -> dict[str, Any]:
         return cl.get_query_string(filters, [f"{field_name}__"])
 
     if year and month and day or not isinstance(field, models.DateField):
-        return django_date_hierarchy(cl)
+        return django_date_hierarchy(cl) or {}
     first, last = _bounds(cl, field_name)
     if not year and first is not None and first.year == last.year:
         year = first.year
