@@ -132,6 +132,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # The changelists' bounded date hierarchy (templates/admin/change_list.html).
+            "libraries": {"admin_lists": "expansion.core.admin_lists"},
         },
     },
 ]
@@ -156,6 +158,18 @@ else:
     from expansion.embedded import database_settings  # noqa: E402
 
     DATABASES = {"default": database_settings(conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+# A read replica of the primary (optional): lag-tolerant reads (the admin's big lists, the
+# revenue dashboard, experiment results, the metrics) go there; writes and every read inside a
+# transaction stay on the primary (expansion/core/db/router.py). Unset: no replica at all.
+if env("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = dj_database_url.parse(
+        env("DATABASE_REPLICA_URL"),
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+    # The test suite runs on the primary's test database alone.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["expansion.core.db.router.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {

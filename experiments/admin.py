@@ -8,6 +8,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from expansion.core.db.router import replica_reads
 from expansion.core.singleton import SingletonAdmin
 
 from .analysis import cumulative_lift, experiment_results, global_holdout_results
@@ -215,29 +216,31 @@ class ExperimentAdmin(admin.ModelAdmin):
             except CardError as exc:
                 messages.error(request, str(exc))
             return HttpResponseRedirect(request.path)
-        results = experiment_results(experiment=experiment)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": Experiment._meta,
-            "experiment": experiment,
-            "results": results,
-            "chart": rate_chart(results["arms"]),
-            "lift_chart": lift_chart(
-                cumulative_lift(experiment=experiment),
-                results["arms"],
-                horizon=results["horizon"],
-            ),
-            "decisions": Decision.choices,
-            "arms": experiment.arms.all(),
-            "missing": card_missing(experiment) if experiment.status == Status.DRAFT else [],
-            "blockers": (
-                decision_blockers(experiment=experiment)
-                if experiment.status == Status.RUNNING
-                else []
-            ),
-            "title": f"Results: {experiment.name}",
-        }
-        return TemplateResponse(request, "experiments/results.html", context)
+        # Results tolerate replication lag: read from the replica when there is one.
+        with replica_reads():
+            results = experiment_results(experiment=experiment)
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": Experiment._meta,
+                "experiment": experiment,
+                "results": results,
+                "chart": rate_chart(results["arms"]),
+                "lift_chart": lift_chart(
+                    cumulative_lift(experiment=experiment),
+                    results["arms"],
+                    horizon=results["horizon"],
+                ),
+                "decisions": Decision.choices,
+                "arms": experiment.arms.all(),
+                "missing": card_missing(experiment) if experiment.status == Status.DRAFT else [],
+                "blockers": (
+                    decision_blockers(experiment=experiment)
+                    if experiment.status == Status.RUNNING
+                    else []
+                ),
+                "title": f"Results: {experiment.name}",
+            }
+            return TemplateResponse(request, "experiments/results.html", context).render()
 
 
 def rate_chart(arms: list[dict], width: int = 520, row: int = 28) -> dict:

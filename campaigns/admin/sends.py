@@ -8,6 +8,10 @@ from django.http import HttpRequest
 from django.template.defaultfilters import truncatechars
 from django.utils.html import format_html
 
+from expansion.core.admin_lists import BigTableAdmin, fixed_values_filter
+from learners.models import Learner
+from templates.channels import Channel
+
 from ..models import Send, SendEvent
 from ..roles import creator_sends, is_creator_only
 
@@ -39,7 +43,7 @@ class SendCampaignFilter(admin.RelatedFieldListFilter):
 
 
 @admin.register(Send)
-class SendAdmin(admin.ModelAdmin):
+class SendAdmin(BigTableAdmin):
     """What left, to whom, and what became of it. Read-only: sends are records."""
 
     list_display = (
@@ -61,13 +65,18 @@ class SendAdmin(admin.ModelAdmin):
         "rule",
         ("campaign", SendCampaignFilter),
         "category",
-        "channel",
+        # The channels, without a DISTINCT over every send.
+        ("channel", fixed_values_filter(Channel.values)),
         "is_test",
     )
     list_select_related = ("learner", "campaign", "template_version__template")
-    search_fields = ("learner__external_id", "message_id", "provider_message_id")
+    # A learner's external id, a Message-ID or a provider's id, whole (indexed_search).
+    search_fields = ("=learner__external_id", "=message_id", "=provider_message_id")
+    search_by = {
+        "exact": ("message_id", "provider_message_id"),
+        "related": {"learner": (Learner, "external_id")},
+    }
     date_hierarchy = "created_at"
-    show_full_result_count = False
     raw_id_fields = ("learner", "template_version", "campaign", "arm", "offer", "course")
     inlines = [SendEventInline]
     readonly_fields = [f.name for f in Send._meta.fields]

@@ -48,10 +48,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from typing import Any, Literal
 
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Count, F
 from django.utils import timezone
 
+from expansion.core.db.router import replica_alias
 from learners.models import Event, EventKind
 
 from .models import (
@@ -130,7 +131,8 @@ def _as_date(value: Any) -> date:
 
 
 def _cursor() -> Any:
-    return connection.cursor()
+    # Analytics tolerate replication lag: the replica when there is one (not in a transaction).
+    return connections[replica_alias()].cursor()
 
 
 def _cents(column: str) -> str:

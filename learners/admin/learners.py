@@ -3,7 +3,9 @@
 
 from django.contrib import admin
 
-from ..models import Account, Course, Enrollment, Event, Learner, Module
+from expansion.core.admin_lists import BigTableAdmin, IndexedValuesFilter, fixed_values_filter
+
+from ..models import Account, Course, Enrollment, Event, EventKind, Learner, Module
 from .consent import CategoryOptOutInline, ConsentChangeInline
 from .scores import ScoreHistoryInline, score_card
 from .segments import MembershipInline
@@ -73,13 +75,15 @@ class EnrollmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(BigTableAdmin):
     list_display = ["occurred_at", "kind", "learner", "course", "value", "received_at"]
-    list_filter = ["kind", "course"]
+    # The platform's kinds, without a DISTINCT over every event (custom kinds by URL).
+    list_filter = [("kind", fixed_values_filter(EventKind.values)), "course"]
+    # A learner's external id or an event's idempotency key, whole (indexed_search).
     search_fields = ["=learner__external_id", "=idempotency_key"]
+    search_by = {"exact": ("idempotency_key",), "related": {"learner": (Learner, "external_id")}}
     list_select_related = ["learner", "course"]
     raw_id_fields = ["learner", "course", "module"]
-    show_full_result_count = False
     date_hierarchy = "occurred_at"
     readonly_fields = ["received_at"]
 
@@ -89,7 +93,7 @@ class EventAdmin(admin.ModelAdmin):
 
 
 @admin.register(Learner)
-class LearnerAdmin(admin.ModelAdmin):
+class LearnerAdmin(BigTableAdmin):
     list_display = [
         "external_id",
         "name",
@@ -100,12 +104,18 @@ class LearnerAdmin(admin.ModelAdmin):
         "unsubscribed_at",
         "created_at",
     ]
-    list_filter = ["marketing_opt_in", ("unsubscribed_at", admin.EmptyFieldListFilter), "locale"]
-    search_fields = ["=external_id", "email", "name"]
+    list_filter = [
+        "marketing_opt_in",
+        ("unsubscribed_at", admin.EmptyFieldListFilter),
+        ("locale", IndexedValuesFilter),
+    ]
+    # The whole external id, the whole email or the whole name (any case): each on its own
+    # index (indexed_search); "contains" scanned every learner.
+    search_fields = ["=external_id", "=email", "=name"]
+    search_by = {"exact": ("external_id",), "iexact": ("email", "name")}
     list_select_related = ["account"]
     autocomplete_fields = ["account"]
     readonly_fields = ["scores", "created_at", "updated_at"]
-    show_full_result_count = False
     date_hierarchy = "created_at"
     inlines = [
         EnrollmentInline,
