@@ -151,7 +151,7 @@ def sends_recover(*, now: datetime | None = None) -> dict[str, int]:
         )
         SendEvent.objects.bulk_create(
             [SendEvent(send_id=pk, kind=SendEventKind.FAILED, detail=UNKNOWN) for pk in unknown]
-            + [SendEvent(send_id=pk, kind=SendEventKind.SENT, at=at) for pk, at in left]
+            + [SendEvent(send_id=pk, kind=SendEventKind.SENT, at=at or now) for pk, at in left]
         )
         DispatchLease.objects.filter(pk__in=expired).delete()
     if requeued or unknown or left:

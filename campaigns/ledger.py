@@ -50,19 +50,19 @@ class Ledger:
 
     def flush(self) -> None:
         if self.sent:
-            rows = [sent_fields(prepared, at) for prepared, at in self.sent]
+            fields = [sent_fields(prepared, at) for prepared, at in self.sent]
             with connection.cursor() as cursor:
                 cursor.execute(
                     _SENT.format(send=Send._meta.db_table),
                     [
                         SendStatus.SENT,
                         [prepared.send.pk for prepared, _ in self.sent],
-                        [row["message_id"] for row in rows],
-                        [row["sent_at"] for row in rows],
-                        [row["subject"] for row in rows],
-                        [row["locale"] for row in rows],
-                        [row["to_email"] for row in rows],
-                        [row["provider_message_id"] for row in rows],
+                        [row["message_id"] for row in fields],
+                        [row["sent_at"] for row in fields],
+                        [row["subject"] for row in fields],
+                        [row["locale"] for row in fields],
+                        [row["to_email"] for row in fields],
+                        [row["provider_message_id"] for row in fields],
                     ],
                 )
             SendEvent.objects.bulk_create(

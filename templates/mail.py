@@ -9,6 +9,7 @@ from email._policybase import Compat32
 from email.generator import BytesGenerator
 from email.utils import make_msgid
 from io import BytesIO
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -65,7 +66,7 @@ class _MemoFolding(Compat32):
     and folding was most of serialising one (~1 ms of 1.9, bench/delivery.py). Folding is a
     function of the name, the value and the policy alone, so the bytes are the same."""
 
-    def fold_binary(self, name: str, value: object) -> bytes:
+    def fold_binary(self, name: str, value: Any) -> bytes:
         if isinstance(value, str):
             return _folded(name, value, self.cte_type, self.linesep, self.max_line_length)
         return super().fold_binary(name, value)
