@@ -301,8 +301,10 @@ def test_a_chunk_writes_its_sent_rows_at_its_end_and_each_other_outcome_before_t
 
     assert (done.sent, done.failed) == (3, 1)
     a, b, c, d = (s.pk for s in sends)
-    # When the third was handed over: the first left (not yet written), the second failed.
-    assert seen[c] == {a: "sending", b: "failed", c: "sending", d: "sending"}
+    # When the second was handed over, the first had left (not written: the mark records it);
+    # the second's failure was written with the third's mark, the first's outcome with it.
+    assert seen[b] == {a: "sending", b: "sending", c: "sending", d: "sending"}
+    assert seen[c] == {a: "sent", b: "failed", c: "sending", d: "sending"}
     assert [status(s)[0] for s in sends] == ["sent", "failed", "sent", "sent"]
     assert Send.objects.filter(lease__isnull=False).count() == 0
     assert sorted(message_ids(smtp)) == sorted(
