@@ -9,8 +9,11 @@ final-module trigger with the starter "Course-completion cohort upsell" template
 and lets the product's evaluation queue ``--emails`` sends. Then, against one SMTP sink
 (aiosmtpd on loopback, its own process, which records every Message-ID it accepts):
 
-1. **the product**: two Celery workers (``--pool=solo``) run the dispatch tasks the fan-out
-   enqueues, from the fan-out until the sink has accepted every email;
+1. **the product**: two Celery workers (``--workers``), each with ``--concurrency``
+   dispatchers (prefork children; post_office's counterpart is its 5 threads per process;
+   1 = ``--pool=solo``), run the dispatch tasks the fan-out enqueues
+   (``DISPATCH_PARALLELISM`` = workers × concurrency), from the fan-out until the sink has
+   accepted every email;
 2. **django-post_office** (bench dependency; ``bench/postoffice_settings.py``: BATCH_SIZE
    1000, 5 threads per process each reusing its SMTP connection, log only failures):
    the same messages — the product's own rendering of each send, text + HTML, the same
@@ -183,7 +186,14 @@ def report(name: str, n: int, seconds: float, cpu_s: float, sink_s: float, ids: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--emails", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=5,
+        help="Dispatchers per worker (prefork children; 1: --pool=solo). post_office's "
+        "counterpart: THREADS_PER_PROCESS, 5.",
+    )
     parser.add_argument("--processes", type=int, default=2, help="post_office processes")
     parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument(
@@ -207,7 +217,7 @@ def main() -> None:
         "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         "EMAIL_HOST": "127.0.0.1",
         "EMAIL_PORT": str(port),
-        "DISPATCH_PARALLELISM": str(args.workers),
+        "DISPATCH_PARALLELISM": str(args.workers * args.concurrency),
         "DISPATCH_BUDGET_SECONDS": "3600",
     }
     po_env = env | {"DJANGO_SETTINGS_MODULE": "bench.postoffice_settings"}
@@ -264,7 +274,9 @@ def main() -> None:
                 )
             )
         time.sleep(5)  # let the workers start and connect
+        # Each worker and its pool's children (prefork), all of them for the whole run.
         processes = [psutil.Process(w.pid) for w in workers]
+        processes += [child for p in processes for child in p.children(recursive=True)]
         cpu0 = sum(cpu(p) for p in processes)
         sink0 = cpu(sink_process)
         fanout = django_run(
@@ -296,7 +308,14 @@ def main() -> None:
             }
         for worker in workers:
             worker.terminate()
-        product = report("product", n, finished - started, product_cpu, product_sink, ids)
+        product = report(
+            f"product ({args.workers} workers x {args.concurrency} dispatchers)",
+            n,
+            finished - started,
+            product_cpu,
+            product_sink,
+            ids,
+        )
         print(
             f"  sends by status {statuses}; the sink's Message-IDs are the sent rows': "
             f"{'yes' if set(ids) == recorded else 'NO'}",

@@ -15,6 +15,7 @@ the provider's tracking events) is ``campaigns.tracking``.
 
 from __future__ import annotations
 
+import functools
 import random
 import smtplib
 from dataclasses import dataclass
@@ -221,7 +222,7 @@ def email_prepare(*, send: Send, context: dict[str, Any], to: str = "") -> Prepa
     # sent (a newline in it, a stray second address) fails this send while it is built, not
     # after it was marked as handed over and counted as an attempt.
     encoding = message.encoding or settings.DEFAULT_CHARSET
-    envelope_from = sanitize_address(message.from_email, encoding)
+    envelope_from = _sender(message.from_email, encoding)
     envelope_to = tuple(sanitize_address(address, encoding) for address in message.recipients())
     return Prepared(
         send=send,
@@ -232,6 +233,10 @@ def email_prepare(*, send: Send, context: dict[str, Any], to: str = "") -> Prepa
         envelope_from=envelope_from,
         envelope_to=envelope_to,
     )
+
+
+# The sender is the same for every message: checked once (0.25 ms a call).
+_sender = functools.lru_cache(maxsize=64)(sanitize_address)
 
 
 def message_hand(*, connection: Any, prepared: Prepared) -> None:
