@@ -219,6 +219,11 @@ def main() -> None:
         "EMAIL_PORT": str(port),
         "DISPATCH_PARALLELISM": str(args.workers * args.concurrency),
         "DISPATCH_BUDGET_SECONDS": "3600",
+        # Production mode for all three, as they would run: with DEBUG on, Django wraps
+        # every cursor to log each statement (CursorDebugWrapper) in every worker.
+        "DEBUG": "0",
+        "SECRET_KEY": f"bench-{uuid.uuid4().hex}{uuid.uuid4().hex}",
+        "TRACKING_WEBHOOKS": "0",
     }
     po_env = env | {"DJANGO_SETTINGS_MODULE": "bench.postoffice_settings"}
     counter = multiprocessing.Value("l", 0)
