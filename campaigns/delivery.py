@@ -15,6 +15,7 @@ the provider's tracking events) is ``campaigns.tracking``.
 
 from __future__ import annotations
 
+import functools
 import random
 import smtplib
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import get_connection
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import sanitize_address
 from django.db.models import F
 from django.utils import timezone
@@ -32,7 +34,7 @@ from experiments.assignment import bucket, global_holdout_bucket_limit
 from learners.consent import consent_blockers
 from learners.models import EmailSuppression, Learner, MessageCategory
 from templates import engine
-from templates.mail import email_build
+from templates.mail import email_build, message_bytes
 from templates.messages import message_render
 from templates.models import MessageTemplateVersion
 
@@ -48,6 +50,7 @@ __all__ = [
     "click_token",
     "email_prepare",
     "email_send",
+    "message_hand",
     "message_refused",
     "retry_at",
     "retry_delay",
@@ -143,6 +146,9 @@ class Prepared:
     message_id: str
     rendered: Any
     to: str
+    # The SMTP envelope, as Django's SMTP backend would write it (checked while building).
+    envelope_from: str = ""
+    envelope_to: tuple[str, ...] = ()
 
 
 def send_blockers(sends: list[Send]) -> dict[int, str]:
@@ -216,9 +222,39 @@ def email_prepare(*, send: Send, context: dict[str, Any], to: str = "") -> Prepa
     # sent (a newline in it, a stray second address) fails this send while it is built, not
     # after it was marked as handed over and counted as an attempt.
     encoding = message.encoding or settings.DEFAULT_CHARSET
-    for address in [message.from_email, *message.recipients()]:
-        sanitize_address(address, encoding)
-    return Prepared(send=send, message=message, message_id=message_id, rendered=rendered, to=to)
+    envelope_from = _sender(message.from_email, encoding)
+    envelope_to = tuple(sanitize_address(address, encoding) for address in message.recipients())
+    return Prepared(
+        send=send,
+        message=message,
+        message_id=message_id,
+        rendered=rendered,
+        to=to,
+        envelope_from=envelope_from,
+        envelope_to=envelope_to,
+    )
+
+
+# The sender is the same for every message: checked once (0.25 ms a call).
+_sender = functools.lru_cache(maxsize=64)(sanitize_address)
+
+
+def message_hand(*, connection: Any, prepared: Prepared) -> None:
+    """Hand one prepared message to an open mail connection; raises what the server answered.
+
+    Over Django's own SMTP backend the message goes straight to its open ``smtplib``
+    session — the envelope checked at preparation, the bytes the backend would write
+    (``templates.mail.message_bytes``) — which saves ~1 ms of CPU an email
+    (bench/delivery.py); any other backend (django-anymail's, the file backend in tests) gets
+    ``send_messages``, as before.
+    """
+    session = getattr(connection, "connection", None)
+    if type(connection) is SMTPBackend and session is not None and prepared.envelope_to:
+        session.sendmail(
+            prepared.envelope_from, list(prepared.envelope_to), message_bytes(prepared.message)
+        )
+    else:
+        connection.send_messages([prepared.message])
 
 
 def sent_fields(prepared: Prepared, now: Any) -> dict[str, Any]:

@@ -7,12 +7,14 @@ The promise, and how it is kept:
   under a ``DispatchLease`` its heartbeat renews while the chunk is being sent
   (``campaigns.leases``). Recovery takes only expired leases, so a slow chunk is never sent
   twice.
-* **Marked one message at a time.** Just before a message leaves, one transaction renews and
-  checks the lease, records the previous message's outcome and marks this one as handed over
-  (with its Message-ID, counting the attempt; ``campaigns.ledger``). A worker killed at any
-  point leaves at most one message of unknown outcome — the one it was handing over — which
-  recovery fails with that reason instead of sending it again; a worker that lost its lease
-  stops before sending.
+* **Marked one message at a time.** Just before a message leaves, one statement (one
+  commit) renews and checks the lease and marks it as handed over (with its Message-ID,
+  counting the attempt); an outcome other than *sent* of the previous message commits with
+  that mark, and the messages the server took are written for the chunk at once
+  (``campaigns.ledger``): the next mark is their record meanwhile. A worker killed at any
+  point leaves at most one message of unknown outcome — the last it handed over — which
+  recovery fails with that reason instead of sending it again (its earlier ones it records
+  as sent); a worker that lost its lease stops before sending.
 * **Checked at the moment it leaves** (``campaigns.guardrails``, ``campaigns.quiet_hours``):
   quiet hours in the learner's zone (it waits for their end), consent and suppression, the
   guardrails that change overnight and the frequency caps; a stop is stored with its rule.
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.mail import get_connection
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, PositiveSmallIntegerField, Value, When
 from django.utils import timezone
 
@@ -49,15 +51,24 @@ from .delivery import (
     MAX_ATTEMPTS,
     Prepared,
     email_prepare,
+    message_hand,
     message_refused,
     retry_at,
     server_down,
     transient,
 )
 from .guardrails import SendTimeChecks
-from .leases import Heartbeat, lease_create, lease_end, lease_renew, sends_recover
+from .leases import Heartbeat, lease_create, lease_end, lease_length, sends_recover
 from .ledger import Ledger
-from .models import Campaign, CampaignStatus, GuardrailPolicy, Send, SendEventKind, SendStatus
+from .models import (
+    Campaign,
+    CampaignStatus,
+    DispatchLease,
+    GuardrailPolicy,
+    Send,
+    SendEventKind,
+    SendStatus,
+)
 from .quiet_hours import next_allowed, quiet_until
 
 log = logging.getLogger(__name__)
@@ -321,19 +332,61 @@ def _deliver(ids, lease, mail, done: Dispatched, clock, heartbeat, on_handoff) -
             done.released = _release(lease)
 
 
+# Renew and check the lease and mark the message as handed over: one statement, one commit
+# (the common case, nothing else pending). Both updates run whatever the other finds; the
+# mark is conditioned on the renewal, so a lost lease marks nothing.
+_HAND_OVER = """
+WITH renewed AS (
+  UPDATE {lease} SET expires_at = %(expires)s WHERE id = %(lease)s AND expires_at > %(now)s
+  RETURNING id
+), marked AS (
+  UPDATE {send} SET handoff_at = %(now)s, message_id = %(message_id)s,
+    attempts = attempts + 1, subject = %(subject)s, locale = %(locale)s, to_email = %(to)s
+  WHERE id = %(send_id)s AND lease = %(lease)s AND status = 'sending'
+    AND EXISTS (SELECT 1 FROM renewed)
+  RETURNING id
+)
+SELECT (SELECT COUNT(*) FROM renewed), (SELECT COUNT(*) FROM marked)
+"""
+
+
+def _mark(sql: str, params: dict) -> tuple[int, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        renewed, marked = cursor.fetchone()
+    return renewed, marked
+
+
 def _hand_over(prepared: Prepared, lease, ledger: Ledger, clock, done: Dispatched) -> str:
-    """Renew and check the lease, write what is pending, mark this message as handed over —
-    one commit. "lost": the lease was lost (nothing marked; stop before sending); "gone": the
+    """Renew and check the lease, write the outcomes other than *sent* that are pending, mark
+    this message as handed over (with what it carries: subject, locale, address) — one
+    commit. "lost": the lease was lost (nothing marked; stop before sending); "gone": the
     row is no longer ours to send (changed meanwhile, e.g. in the admin; not sent); "ok"."""
     send = prepared.send
-    with transaction.atomic():
-        if not lease_renew(lease=lease, now=clock()):
-            done.lease_lost = True
-            return "lost"
-        ledger.flush()
-        marked = Send.objects.filter(pk=send.pk, lease=lease, status=SendStatus.SENDING).update(
-            handoff_at=clock(), message_id=prepared.message_id, attempts=F("attempts") + 1
-        )
+    now = clock()
+    params = {
+        "lease": lease,
+        "now": now,
+        "expires": now + lease_length(),
+        "send_id": send.pk,
+        "message_id": prepared.message_id,
+        "subject": prepared.rendered.subject[:500],
+        "locale": prepared.rendered.locale,
+        "to": prepared.to,
+    }
+    sql = _HAND_OVER.format(lease=DispatchLease._meta.db_table, send=Send._meta.db_table)
+    if ledger.pending:
+        with transaction.atomic():  # the outcomes commit with the mark
+            renewed, marked = _mark(sql, params)
+            if renewed:  # otherwise nothing is marked: they are written at the chunk's end
+                ledger.flush()
+    else:
+        # In autocommit: one round trip. A lost lease writes nothing (the mark is
+        # conditioned on the renewal).
+        renewed, marked = _mark(sql, params)
+    if not renewed:
+        done.lease_lost = True
+        return "lost"
     if not marked:
         return "gone"
     send.attempts += 1
@@ -343,7 +396,7 @@ def _hand_over(prepared: Prepared, lease, ledger: Ledger, clock, done: Dispatche
 def _send_one(prepared, mail, ledger: Ledger, done, clock, policy, fail) -> str:
     send = prepared.send
     try:
-        mail.send_messages([prepared.message])
+        message_hand(connection=mail, prepared=prepared)
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is lost
         reason = f"{type(exc).__name__}: {exc}"
         if transient(exc) and send.attempts < MAX_ATTEMPTS:

@@ -9,9 +9,10 @@ anything else. Recovery (``sends_recover``, every 30 s from beat and before ever
 takes only the sends of expired leases, deleting the lease in the same transaction, so a
 renewal and a recovery cannot both win: each is a conditional write of the one lease row.
 
-Recovery requeues a dead worker's sends that were never handed over, and fails — with the
-reason — the at most one it was handing over when it died (its outcome is unknown; retrying
-it could deliver it twice).
+Recovery requeues a dead worker's sends that were never handed over, records as sent the
+ones it handed over before its last (it marks a message only once it knows the previous
+one's outcome), and fails — with the reason — the at most one it was handing over when it
+died (its outcome is unknown; retrying it could deliver it twice).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .models import DispatchLease, Send, SendEvent, SendEventKind, SendStatus
@@ -112,8 +113,11 @@ class Heartbeat:
 
 def sends_recover(*, now: datetime | None = None) -> dict[str, int]:
     """The sends of dead dispatchers (their lease expired): the ones never handed over go back
-    to the queue; the at most one per dead worker that was being handed over is failed with
-    the reason. Returns the counts. Idempotent; safe beside live dispatchers."""
+    to the queue; of the ones handed over, the last per dead worker — the one it was handing
+    over — is failed with the reason (its outcome is unknown), and the ones before it are
+    recorded as sent (a worker hands a message over only once it knows the previous one's
+    outcome, and writes any outcome but *sent* with that mark: ``campaigns.ledger``). Returns
+    the counts. Idempotent; safe beside live dispatchers."""
     now = now or timezone.now()
     with transaction.atomic():
         # SKIP LOCKED: a lease being renewed at this moment is alive.
@@ -127,19 +131,41 @@ def sends_recover(*, now: datetime | None = None) -> dict[str, int]:
             Q(lease__in=expired) | Q(lease__isnull=True, claimed_at__lte=now - lease_length())
         )
         requeued = stale.filter(handoff_at=None).update(status=SendStatus.QUEUED, lease=None)
-        unknown = list(stale.exclude(handoff_at=None).values_list("pk", flat=True))
+        # A dispatcher hands its chunk over in id order (campaigns.dispatch): a lease's last
+        # handed-over row is its highest id. A row without a lease says nothing of its order.
+        handed = list(
+            stale.exclude(handoff_at=None).values_list("pk", "lease", "handoff_at").order_by("pk")
+        )
+        last = {lease: pk for pk, lease, _ in handed if lease is not None}
+        unknown = [pk for pk, lease, _ in handed if lease is None or last[lease] == pk]
+        left = [(pk, at) for pk, lease, at in handed if lease is not None and last[lease] != pk]
         Send.objects.filter(pk__in=unknown).update(
             status=SendStatus.FAILED, status_reason=UNKNOWN, lease=None
         )
+        Send.objects.filter(pk__in=[pk for pk, _ in left]).update(
+            status=SendStatus.SENT,
+            status_reason="",
+            sent_at=F("handoff_at"),
+            provider_message_id=F("message_id"),
+            lease=None,
+        )
         SendEvent.objects.bulk_create(
             [SendEvent(send_id=pk, kind=SendEventKind.FAILED, detail=UNKNOWN) for pk in unknown]
+            + [SendEvent(send_id=pk, kind=SendEventKind.SENT, at=at or now) for pk, at in left]
         )
         DispatchLease.objects.filter(pk__in=expired).delete()
-    if requeued or unknown:
+    if requeued or unknown or left:
         log.warning(
-            "recovered %d sends of %d expired dispatch leases (%d of unknown outcome)",
-            requeued + len(unknown),
+            "recovered %d sends of %d expired dispatch leases (%d recorded sent, %d of unknown "
+            "outcome)",
+            requeued + len(unknown) + len(left),
             len(expired),
+            len(left),
             len(unknown),
         )
-    return {"requeued": requeued, "unknown": len(unknown), "leases": len(expired)}
+    return {
+        "requeued": requeued,
+        "unknown": len(unknown),
+        "sent": len(left),
+        "leases": len(expired),
+    }

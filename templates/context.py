@@ -271,11 +271,16 @@ def _courses(requests: list[ContextRequest]) -> list[dict[str, Any] | None]:
     wanted = {(r.learner.pk, r.course_id) for r in requests if r.course_id is not None}
     enrolled: dict[tuple[int, int], Enrollment] = {}
     if wanted:
-        pairs = Q()
-        for learner_id, course_id in sorted(wanted):
-            pairs |= Q(learner_id=learner_id, course_id=course_id)
-        for enrollment in Enrollment.objects.filter(pairs).select_related("course"):
-            enrolled[(enrollment.learner_id, enrollment.course_id)] = enrollment
+        # The learners' enrollments in any of the courses, the pairs kept here: as an OR of
+        # one Q per pair, building and compiling the query took 0.7 ms a request
+        # (bench/delivery.py, a chunk of 200), more than the rest of the context.
+        for enrollment in Enrollment.objects.filter(
+            learner_id__in={pair[0] for pair in wanted},
+            course_id__in={pair[1] for pair in wanted},
+        ).select_related("course"):
+            key = (enrollment.learner_id, enrollment.course_id)
+            if key in wanted:
+                enrolled[key] = enrollment
     # (learner, course) → its enrollment, or None for a course the learner is not enrolled in.
     resolved: list[tuple[int, int, Enrollment | None] | None] = []
     for request in requests:

@@ -224,7 +224,7 @@ def test_recovery_takes_only_expired_leases():
         status="sending", lease=None, claimed_at=now - timedelta(minutes=11)
     )
 
-    assert sends_recover(now=now) == {"requeued": 2, "unknown": 1, "leases": 1}
+    assert sends_recover(now=now) == {"requeued": 2, "unknown": 1, "sent": 0, "leases": 1}
 
     assert dict(Send.objects.values_list("pk", "status")) == {
         untouched.pk: SendStatus.QUEUED,
@@ -234,7 +234,82 @@ def test_recovery_takes_only_expired_leases():
     }
     assert Send.objects.get(pk=handed.pk).status_reason == UNKNOWN
     assert list(DispatchLease.objects.values_list("pk", flat=True)) == [alive.pk]
-    assert sends_recover(now=now) == {"requeued": 0, "unknown": 0, "leases": 0}
+    assert sends_recover(now=now) == {"requeued": 0, "unknown": 0, "sent": 0, "leases": 0}
+
+
+@pytest.mark.django_db
+def test_recovery_records_a_dead_workers_earlier_hand_overs_as_sent():
+    """A worker marks a message only once it knows the previous one's outcome, and writes
+    any outcome but *sent* with that mark: of a dead lease's handed-over rows, the last (its
+    highest id) is unknown, the ones before it left."""
+    ExperimentSettingsFactory(global_holdout_percent=0)
+    campaign = CampaignFactory()
+    first, second, last, never = queued(campaign, 4)
+    now = timezone.now()
+    dead = DispatchLease.objects.create(
+        id=uuid.uuid4(), worker="gone:1", claimed_at=now, expires_at=now - timedelta(seconds=1)
+    )
+    for number, send in enumerate([first, second, last]):
+        Send.objects.filter(pk=send.pk).update(
+            status="sending",
+            lease=dead.pk,
+            claimed_at=now,
+            handoff_at=now + timedelta(seconds=number),
+            message_id=f"<m{number}@test>",
+            attempts=1,
+        )
+    Send.objects.filter(pk=never.pk).update(status="sending", lease=dead.pk, claimed_at=now)
+
+    assert sends_recover(now=now) == {"requeued": 1, "unknown": 1, "sent": 2, "leases": 1}
+
+    rows = {
+        pk: (status, reason, sent_at, provider)
+        for pk, status, reason, sent_at, provider in Send.objects.values_list(
+            "pk", "status", "status_reason", "sent_at", "provider_message_id"
+        )
+    }
+    assert rows == {
+        first.pk: (SendStatus.SENT, "", now, "<m0@test>"),
+        second.pk: (SendStatus.SENT, "", now + timedelta(seconds=1), "<m1@test>"),
+        last.pk: (SendStatus.FAILED, UNKNOWN, None, ""),
+        never.pk: (SendStatus.QUEUED, "", None, ""),
+    }
+    assert sorted(SendEvent.objects.values_list("send_id", "kind")) == sorted(
+        [(first.pk, "sent"), (second.pk, "sent"), (last.pk, "failed")]
+    )
+    assert Send.objects.filter(lease__isnull=False).count() == 0
+    assert sends_recover(now=now) == {"requeued": 0, "unknown": 0, "sent": 0, "leases": 0}
+
+
+@pytest.mark.django_db
+def test_a_chunk_writes_its_sent_rows_at_its_end_and_each_other_outcome_before_the_next_mark(
+    smtp,
+):
+    """While a chunk is sent, a delivered message's row is still *sending* (its record is the
+    next message's mark); a refused one is failed before the next message is handed over."""
+    campaign = CampaignFactory()
+    sends = queued(campaign, 4)
+    smtp.refuse[sends[1].learner.email] = "550 No such user"
+    seen = {}
+
+    def watch(send):
+        seen[send.pk] = dict(
+            Send.objects.filter(pk__in=[s.pk for s in sends]).values_list("pk", "status")
+        )
+
+    done = dispatch_chunk(on_handoff=watch)
+
+    assert (done.sent, done.failed) == (3, 1)
+    a, b, c, d = (s.pk for s in sends)
+    # When the second was handed over, the first had left (not written: the mark records it);
+    # the second's failure was written with the third's mark, the first's outcome with it.
+    assert seen[b] == {a: "sending", b: "sending", c: "sending", d: "sending"}
+    assert seen[c] == {a: "sent", b: "failed", c: "sending", d: "sending"}
+    assert [status(s)[0] for s in sends] == ["sent", "failed", "sent", "sent"]
+    assert Send.objects.filter(lease__isnull=False).count() == 0
+    assert sorted(message_ids(smtp)) == sorted(
+        Send.objects.filter(status="sent").values_list("message_id", flat=True)
+    )
 
 
 @pytest.mark.django_db
@@ -248,7 +323,8 @@ def test_a_worker_that_lost_its_lease_stops_before_sending(smtp):
     def frozen(send):
         if send.pk == sends[1].pk:
             DispatchLease.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
-            assert sends_recover() == {"requeued": 3, "unknown": 1, "leases": 1}
+            # sends[0] left before sends[1] was marked: recorded as sent by recovery.
+            assert sends_recover() == {"requeued": 3, "unknown": 1, "sent": 1, "leases": 1}
 
     done = dispatch_chunk(on_handoff=frozen)
 
