@@ -105,6 +105,13 @@ def test_lists_and_metrics_read_the_replica_and_writes_never_go_there():
     for alias in connections:
         connections[alias].close()
     with psycopg.connect(**_server("postgres"), autocommit=True) as admin:
+        # A template must have no other session: end those that earlier tests' worker
+        # processes or threads left on this run's own test database.
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            [primary_name],
+        )
         admin.execute(f'CREATE DATABASE "{replica_name}" TEMPLATE "{primary_name}"')
     try:
         with psycopg.connect(**_server(replica_name), autocommit=True) as replica:
