@@ -1,17 +1,16 @@
 """Affinity from order lines: support, confidence and lift for every pair of products.
 
-``affinity_refresh`` reads the window's (order, product) pairs with one binary ``COPY``,
-builds the order × product incidence matrix (scipy.sparse, one 1 per product an order holds),
-counts every pair with one sparse product ``Xᵀ·X`` and writes the pairs back with one binary
-``COPY``. An order counts a product once however many lines or units hold it, and fully
-refunded lines do not count: a pair returned is not a pair bought.
+``affinity_refresh`` reads the window's (order, product) pairs packed as int8 by the server
+(one value per slice of order ids), builds the order × product incidence matrix
+(scipy.sparse, one 1 per product an order holds), counts every pair with a sparse product
+``Xᵀ·X`` in column blocks and writes the pairs back with one binary ``COPY``.
+An order counts a product once however many lines or units hold it, and fully refunded
+lines do not count: a pair returned is not a pair bought.
 
-Memory: the incidence matrix takes 12 bytes per (order, product) pair read; the pair counts
-take ~12 bytes per co-occurring pair of products that clear the support floor, and the
-sparse product needs at most that many entries before duplicates are merged — bounded by
-Σ_orders k² for baskets of k kept products. When that bound would pass
-``AFFINITY_MAX_MEMORY_MB`` the products are counted in column blocks that each fit, so memory
-stays bounded by the budget (plus the pairs kept), whatever the catalogue.
+Memory: ~50 bytes per order line read (the packed value, the id arrays, the matrix); the
+pair count of a block needs at most Σ over its columns of Σ over the orders holding each of
+their basket sizes entries before duplicates merge, and blocks are cut so that this stays
+within ``AFFINITY_MAX_MEMORY_MB``; ~200 bytes per stored pair for the rows written.
 
 Recommendations pass seed 001's ethics gate: lift above ``affinity_min_lift`` (default 1),
 at least ``affinity_min_orders`` orders holding the pair, support at least
@@ -188,7 +187,7 @@ def affinity_refresh(*, now: datetime | None = None) -> AffinityResult:
     """Replace the affinity table with pairs at or above the minimum support. Idempotent.
 
     The pairs are read and counted first, without a lock; then the table is replaced in one
-    transaction, during which readers wait (about a second for 445,282 pairs) and after
+    transaction, during which readers wait (about 2 s for 445,282 pairs) and after
     which they see the new table whole. Two refreshes at once both finish; the last to
     commit stays.
     """
