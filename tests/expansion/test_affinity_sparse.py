@@ -156,3 +156,44 @@ def test_a_second_refresh_replaces_the_table(baskets):
     assert affinity_refresh(now=NOW).pairs == 0
     assert ProductAffinity.objects.count() == 0
     assert first  # there was something to replace
+
+
+def test_ids_run_from_one_across_the_streamed_blocks(baskets, settings):
+    settings.AFFINITY_MAX_MEMORY_MB = 0  # many blocks, each written as it is counted
+    result = affinity_refresh(now=NOW)
+    ids = sorted(ProductAffinity.objects.values_list("id", flat=True))
+    assert ids == list(range(1, result.pairs + 1))
+    first = ProductAffinity.objects.get(id=1)
+    saved = ProductAffinity.objects.create(
+        product_id=first.product_id,
+        other_id=first.other_id + 10**6,  # a pair the refresh did not write
+        orders_both=1,
+        orders_product=1,
+        orders_other=1,
+        orders_total=1,
+        support=0,
+        confidence=0,
+        lift=0,
+        computed_at=NOW,
+    )
+    assert saved.id == result.pairs + 1  # the sequence carries on after the numbered rows
+
+
+def test_a_failure_while_the_blocks_stream_in_keeps_the_old_table(baskets, settings, monkeypatch):
+    affinity_refresh(now=NOW)
+    before = stored()
+    settings.AFFINITY_MAX_MEMORY_MB = 0
+    real = affinity._pair_blocks
+
+    def fails_after_one_block(*args, **kwargs):
+        blocks = real(*args, **kwargs)
+        yield next(blocks)
+        raise MemoryError("out of memory counting the second block")
+
+    monkeypatch.setattr(affinity, "_pair_blocks", fails_after_one_block)
+    with pytest.raises(MemoryError, match="second block"):
+        affinity_refresh(now=NOW + timedelta(days=1))
+    assert stored() == before
+    assert set(ProductAffinity.objects.values_list("computed_at", flat=True)) == {NOW}
+    monkeypatch.setattr(affinity, "_pair_blocks", real)
+    assert affinity_refresh(now=NOW).pairs == len(before)  # the connection is usable again
