@@ -198,11 +198,10 @@ def _copy_rows(cursor, table: str, blocks: Iterable[dict[str, Any]], **same: Any
 def affinity_refresh(*, now: datetime | None = None) -> AffinityResult:
     """Replace the affinity table with pairs at or above the minimum support. Idempotent.
 
-    The lines are read and the incidence matrix built first, without a lock; then the table
-    is replaced in one transaction while the pairs are counted block by block and streamed
-    in, during which readers wait (under a second for the UCI baskets' 445,282 pairs) and
-    after which they see the new table whole. Two refreshes at once both finish; the last to
-    commit stays.
+    The pairs are counted block by block and streamed into a new table beside the live one
+    (``table_replaced``), which is swapped in at the end: readers read the old rows until
+    then, wait only for the swap and see the new table whole. Two refreshes at once both
+    finish; the last to commit stays.
     """
     now = now or timezone.now()
     policy = CommerceSettings.load()
@@ -218,10 +217,10 @@ def affinity_refresh(*, now: datetime | None = None) -> AffinityResult:
     table = ProductAffinity._meta.db_table
     pairs = 0
     with transaction.atomic(), connection.cursor() as cursor:
-        with table_replaced(cursor, table):
+        with table_replaced(cursor, table) as staging:
             pairs = _copy_rows(
                 cursor,
-                table,
+                staging,
                 blocks,
                 orders_total=total,
                 computed_at=(now - _PG_EPOCH) // timedelta(microseconds=1),
@@ -229,7 +228,7 @@ def affinity_refresh(*, now: datetime | None = None) -> AffinityResult:
             # Ids numbered here rather than drawn one by one from the sequence; the
             # sequence carries on after them for rows saved by other means.
             cursor.execute(
-                "SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [table, max(1, pairs)]
+                "SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [staging, max(1, pairs)]
             )
     return AffinityResult(orders=total, pairs=pairs, computed_at=now)
 
