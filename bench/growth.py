@@ -276,7 +276,11 @@ def measure(size: int, pg: str, keep: bool, reuse: bool) -> dict[str, dict]:
         print(f"[{size:,}] full pass {full['seconds']:.2f} s", flush=True)
         incr, _ = run_worker(f"LEARNERS = {size}\n" + WORKER_INCREMENTAL, env)
         figures["incremental pass (10,000 events)"] = incr
-        print(f"[{size:,}] incremental {incr['seconds']:.2f} s, {incr['learners']:,}", flush=True)
+        print(
+            f"[{size:,}] incremental {incr['seconds']:.2f} s, {incr['learners']:,} learners in "
+            f"{len(incr['passes'])} passes {incr['passes']}; steps {incr['timings']}",
+            flush=True,
+        )
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute(EVALUATION_EVENTS, {"step": max(size // 10_000, 1)})
             conn.execute("ANALYZE learners_event")
