@@ -8,11 +8,14 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from django.contrib import admin
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils.html import escape
 
 from expansion.core import admin_lists
 from expansion.core.admin_lists import EstimatedCountPaginator, indexed_search
+from learners.admin.learners import LearnerAdmin
 from learners.models import Event, Learner
 from tests.factories.learners import EventFactory, LearnerFactory, UserFactory
 
@@ -134,3 +137,15 @@ def test_no_list_query_scans_a_big_table(root, url):
                     assert f"Seq Scan on {table}" not in plan, (sql, plan)
         finally:
             cursor.execute("SET enable_seqscan = on")
+
+
+def test_the_row_checkbox_is_djangos_html_without_its_widget():
+    learner = LearnerFactory(external_id="x<&>1")
+    model_admin = LearnerAdmin(Learner, admin.site)
+    ours = model_admin.action_checkbox(learner)
+    assert ours == admin.ModelAdmin.action_checkbox(model_admin, learner)
+    assert ours == (
+        f'<input type="checkbox" name="_selected_action" value="{learner.pk}" '
+        f'class="action-select" aria-label="Select this object for an action - '
+        f'{escape(str(learner))}">'
+    )
