@@ -264,7 +264,11 @@ def main() -> None:
                         "-A",
                         "expansion",
                         "worker",
-                        "--pool=solo",
+                        *(
+                            ["--pool=solo"]
+                            if args.concurrency == 1
+                            else ["--pool=prefork", f"--concurrency={args.concurrency}"]
+                        ),
                         "-Q",
                         queue,
                         "-n",
