@@ -34,12 +34,12 @@ from experiments.assignment import bucket, global_holdout_bucket_limit
 from learners.consent import consent_blockers
 from learners.models import EmailSuppression, Learner, MessageCategory
 from templates import engine
-from templates.mail import email_build, message_bytes
+from templates.mail import email_build, envelope_address, message_bytes
 from templates.messages import message_render
 from templates.models import MessageTemplateVersion
 
 from .links import click_token, links_tracked, unsubscribe_token, unsubscribe_url
-from .models import Send, SendEvent, SendEventKind, SendStatus
+from .models import Send, SendEvent, SendEventKind, SendStatus, status_now
 
 # The signed links (campaigns.links) are importable from here too.
 __all__ = [
@@ -223,7 +223,7 @@ def email_prepare(*, send: Send, context: dict[str, Any], to: str = "") -> Prepa
     # after it was marked as handed over and counted as an attempt.
     encoding = message.encoding or settings.DEFAULT_CHARSET
     envelope_from = _sender(message.from_email, encoding)
-    envelope_to = tuple(sanitize_address(address, encoding) for address in message.recipients())
+    envelope_to = tuple(envelope_address(address, encoding) for address in message.recipients())
     return Prepared(
         send=send,
         message=message,
@@ -296,10 +296,10 @@ def email_send(
     ``claimed``: the dispatcher has already moved this row to *sending* (in its batch claim).
     """
     if claimed:
-        ours = Send.objects.filter(pk=send.pk, status=SendStatus.SENDING).exists()
+        ours = Send.objects.filter(status_now(SendStatus.SENDING), pk=send.pk).exists()
     else:
         ours = bool(
-            Send.objects.filter(pk=send.pk, status=SendStatus.QUEUED).update(
+            Send.objects.filter(status_now(SendStatus.QUEUED), pk=send.pk).update(
                 status=SendStatus.SENDING,
                 attempts=F("attempts") + 1,
                 claimed_at=timezone.now(),

@@ -335,6 +335,12 @@ def _deliver(ids, lease, mail, done: Dispatched, clock, heartbeat, on_handoff) -
 # Renew and check the lease and mark the message as handed over: one statement, one commit
 # (the common case, nothing else pending). Both updates run whatever the other finds; the
 # mark is conditioned on the renewal, so a lost lease marks nothing.
+#
+# The row is found by its primary key: written as ``status = 'sending'``, the condition let
+# the planner prefer send_sending_idx (its statistics, taken while the rows were queued,
+# promise one row either way), which holds every row being sent — each mark read the whole
+# index: 0.86 ms of a 1,000-email chunk's marks at the end (480 buffers), 0.7 ms of
+# PostgreSQL's CPU an email on average (bench/delivery.py).
 _HAND_OVER = """
 WITH renewed AS (
   UPDATE {lease} SET expires_at = %(expires)s WHERE id = %(lease)s AND expires_at > %(now)s
@@ -342,7 +348,7 @@ WITH renewed AS (
 ), marked AS (
   UPDATE {send} SET handoff_at = %(now)s, message_id = %(message_id)s,
     attempts = attempts + 1, subject = %(subject)s, locale = %(locale)s, to_email = %(to)s
-  WHERE id = %(send_id)s AND lease = %(lease)s AND status = 'sending'
+  WHERE id = %(send_id)s AND lease = %(lease)s AND coalesce(status, '') = 'sending'
     AND EXISTS (SELECT 1 FROM renewed)
   RETURNING id
 )

@@ -35,7 +35,7 @@ from templates.messages import message_render
 
 from .contexts import send_context
 from .links import click_url
-from .models import DismissReason, Send, SendEvent, SendEventKind, SendStatus
+from .models import DismissReason, Send, SendEvent, SendEventKind, SendStatus, status_now
 
 DEFAULT_VALID_HOURS = 48
 LIVE = [SendStatus.QUEUED, SendStatus.SENT, SendStatus.OPENED]
@@ -125,7 +125,7 @@ def offer_card(*, learner: Learner, moment: str = "", now: datetime | None = Non
 
 def _shown(send: Send, now: datetime) -> None:
     """A queued card the platform reports on was shown: it is sent now (once)."""
-    if Send.objects.filter(pk=send.pk, status=SendStatus.QUEUED).update(
+    if Send.objects.filter(status_now(SendStatus.QUEUED), pk=send.pk).update(
         status=SendStatus.SENT, sent_at=now
     ):
         SendEvent.objects.create(send=send, kind=SendEventKind.SERVED, at=now)

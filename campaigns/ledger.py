@@ -7,7 +7,7 @@ from datetime import datetime
 from django.db import connection
 
 from .delivery import Prepared, sent_fields
-from .models import Send, SendEvent, SendEventKind, SendStatus
+from .models import Send, SendEvent, SendEventKind, SendStatus, status_now
 
 # One UPDATE for every delivered message of a chunk. Conditioned on our Message-ID, not on
 # the status: a message the server took is recorded as sent even if recovery meanwhile
@@ -76,7 +76,7 @@ class Ledger:
             rows = (
                 rows.filter(message_id=message_id)
                 if message_id
-                else rows.filter(status=SendStatus.SENDING, handoff_at=None)
+                else rows.filter(status_now(SendStatus.SENDING), handoff_at=None)
             )
             rows.update(status=status, rule=rule, status_reason=reason[:500], lease=None)
         if self.closed:
@@ -91,7 +91,7 @@ class Ledger:
             rows = (
                 rows.filter(message_id=message_id)
                 if message_id
-                else rows.filter(status=SendStatus.SENDING, handoff_at=None)
+                else rows.filter(status_now(SendStatus.SENDING), handoff_at=None)
             )
             rows.update(
                 status=SendStatus.QUEUED,

@@ -19,7 +19,9 @@ from datetime import time
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from expansion.core.singleton import SingletonModel
@@ -505,6 +507,15 @@ class DismissReason(models.TextChoices):
     TOO_EXPENSIVE = "too_expensive", "Too expensive"
     ALREADY_HAVE = "already_have", "I already have it"
     OTHER = "other", "Other"
+
+
+def status_now(status: str) -> Exact:
+    """``status = <status>`` for a statement that finds its send by primary key, written so
+    that it stays a primary-key lookup: as a plain condition it lets PostgreSQL prefer the
+    partial index of the queued or the sending rows (send_due_order_idx, send_sending_idx:
+    statistics taken before a claim promise one row either way) and read all of them for
+    each send — 0.7 ms of its CPU an email in a 1,000-email chunk (bench/delivery.py)."""
+    return Exact(Coalesce("status", Value("")), status)
 
 
 class Send(models.Model):

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from learners.models import EmailSuppression
 
-from .models import Send, SendEvent, SendEventKind, SendStatus
+from .models import Send, SendEvent, SendEventKind, SendStatus, status_now
 
 
 def send_clicked(*, send_id: int, url: str) -> bool:
@@ -27,7 +27,7 @@ def send_clicked(*, send_id: int, url: str) -> bool:
     Send.objects.filter(pk=send_id, clicked_at__isnull=True).update(clicked_at=now)
     # An in-app card clicked before its impression came in was shown: sent now (serving it
     # changed nothing, campaigns.inapp).
-    if Send.objects.filter(pk=send_id, channel="in_app", status=SendStatus.QUEUED).update(
+    if Send.objects.filter(status_now(SendStatus.QUEUED), pk=send_id, channel="in_app").update(
         status=SendStatus.SENT, sent_at=now
     ):
         SendEvent.objects.create(send_id=send_id, kind=SendEventKind.SERVED, at=now)

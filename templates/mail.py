@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import functools
 import re
+import secrets
 from email._policybase import Compat32
-from email.generator import BytesGenerator
-from email.utils import make_msgid
+from email.generator import NLCRE, BytesGenerator
+from email.utils import formatdate, make_msgid
 from io import BytesIO
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.core.mail.message import (
+    RFC5322_EMAIL_LINE_LENGTH_LIMIT,
+    forbid_multi_line_headers,
+    sanitize_address,
+)
 from django.utils.html import escape
 
 from .messages import Rendered
@@ -68,8 +74,18 @@ class _MemoFolding(Compat32):
 
     def fold_binary(self, name: str, value: Any) -> bytes:
         if isinstance(value, str):
+            # A short line of printable ASCII words is written as it is (compat32 folds
+            # nothing in it): the headers unique to each message (To, Date, Message-ID) are.
+            limit = self.max_line_length
+            if (limit is None or len(name) + 2 + len(value) <= limit) and _UNFOLDED.fullmatch(
+                value
+            ):
+                return f"{name}: {value}{self.linesep}".encode("ascii")
             return _folded(name, value, self.cte_type, self.linesep, self.max_line_length)
         return super().fold_binary(name, value)
+
+
+_UNFOLDED = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -83,9 +99,119 @@ def _folded(
 _WIRE = _MemoFolding(linesep="\r\n")
 
 
-def message_bytes(message: EmailMultiAlternatives) -> bytes:
+def message_bytes(
+    message: EmailMultiAlternatives, *, boundary: str | None = None, date: str | None = None
+) -> bytes:
     """The message as Django's SMTP backend puts it on the wire (``message().as_bytes`` with
-    CRLF line ends), byte for byte, with the headers' folding memoised."""
+    CRLF line ends), byte for byte.
+
+    The campaigns' messages (text + one HTML alternative, no attachments, UTF-8, no line
+    longer than RFC 5322 allows) are written directly, header by header through the same
+    sanitising and folding Django applies, without building the MIME tree (~0.5 ms of CPU an
+    email, bench/delivery.py); anything else goes through Django's MIME objects with the
+    headers' folding memoised. ``boundary`` and ``date``: fixed values (tests compare both
+    ways byte for byte); by default a random boundary and the current date."""
+    fast = _direct_bytes(message, boundary, date)
+    if fast is not None:
+        return fast
+    mime = message.message()
+    if boundary is not None and mime.is_multipart():
+        mime.set_boundary(boundary)
+    if date is not None:
+        mime.replace_header("Date", date)
     out = BytesIO()
-    BytesGenerator(out, mangle_from_=False, policy=_WIRE).flatten(message.message())
+    BytesGenerator(out, mangle_from_=False, policy=_WIRE).flatten(mime)
     return out.getvalue()
+
+
+_SKIPPED_HEADERS = {"from", "to", "cc", "reply-to"}
+
+
+def _body(text: str) -> tuple[bytes, str] | None:
+    """A part's bytes and transfer encoding as Django writes a UTF-8 text part that needs
+    no quoted-printable (None when a line is too long for 7/8bit)."""
+    if any(
+        len(line.encode(errors="surrogateescape")) > RFC5322_EMAIL_LINE_LENGTH_LIMIT
+        for line in text.splitlines()
+    ):
+        return None
+    data = NLCRE.sub("\r\n", text).encode("utf-8", errors="surrogateescape")
+    return data, ("7bit" if data.isascii() else "8bit")
+
+
+def _direct_bytes(message: Any, boundary: str | None, date: str | None) -> bytes | None:
+    if (
+        type(message) is not EmailMultiAlternatives
+        or message.attachments
+        or message.cc
+        or message.reply_to
+        or not message.body
+        or message.content_subtype != "plain"
+        or message.alternative_subtype != "alternative"
+        or len(message.alternatives) != 1
+        or message.alternatives[0].mimetype != "text/html"
+        or (message.encoding or settings.DEFAULT_CHARSET).lower() != "utf-8"
+        or not isinstance(message.body, str)
+        or not isinstance(message.alternatives[0].content, str)
+    ):
+        return None
+    text = _body(message.body)
+    html = _body(message.alternatives[0].content)
+    if text is None or html is None:
+        return None
+    if boundary is None:
+        boundary = "==" + secrets.token_hex(12) + "=="
+        while boundary.encode() in text[0] or boundary.encode() in html[0]:
+            boundary = "==" + secrets.token_hex(12) + "=="  # pragma: no cover - 2**-96
+    extra = message.extra_headers
+    headers: list[tuple[str, Any]] = [
+        ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
+        ("MIME-Version", "1.0"),
+        ("Subject", message.subject),
+        ("From", extra.get("From", message.from_email)),
+    ]
+    if "To" in extra:
+        headers.append(("To", extra["To"]))
+    elif message.to:
+        headers.append(("To", ", ".join(str(v) for v in message.to)))
+    names = {key.lower() for key in extra}
+    if "date" not in names:
+        headers.append(("Date", date or formatdate(localtime=settings.EMAIL_USE_LOCALTIME)))
+    if "message-id" not in names:
+        return None  # Django would make one up; the product always sets its own
+    headers += [(k, v) for k, v in extra.items() if k.lower() not in _SKIPPED_HEADERS]
+    out = [
+        _WIRE.fold_binary(name, forbid_multi_line_headers(name, value, "utf-8")[1])
+        for name, value in headers
+    ]
+    dash = b"--" + boundary.encode()
+    for subtype, (data, cte) in (("plain", text), ("html", html)):
+        out += [
+            dash,
+            b"\r\n",
+            _folded("Content-Type", f'text/{subtype}; charset="utf-8"', "8bit", "\r\n", 78),
+            b"MIME-Version: 1.0\r\nContent-Transfer-Encoding: ",
+            cte.encode(),
+            b"\r\n\r\n",
+            data,
+            b"\r\n",
+        ]
+    out[len(headers)] = b"\r\n" + dash  # the blank line after the headers, then the first
+    out += [dash, b"--\r\n"]
+    return b"".join(out)
+
+
+# A bare ASCII address (dot-atom local part, a dotted host name): what sanitize_address gives
+# back unchanged. Anything else (a display name, quoting, non-ASCII) goes through it.
+_PLAIN_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+)
+
+
+def envelope_address(address: str, encoding: str) -> str:
+    """The address as Django's SMTP backend puts it in the envelope (``sanitize_address``;
+    raises ``ValueError`` for one it cannot send to), without parsing a plain one (~0.1 ms)."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return address
+    return sanitize_address(address, encoding)
