@@ -116,14 +116,17 @@ get_user_model().objects.create_superuser("growth", "growth@example.org", "growt
 print("{}")
 """
 
-# 10,000 learners spread over the ids complete a final module in the last hour.
+# 10,000 learners spread over the ids complete a final module in the last hour. Ids ≡ 1
+# modulo the step: the builder leaves every tenth learner (ids ≡ 0 modulo 10) without
+# marketing consent, and until 2026-12-03 the candidates were exactly those, so the
+# evaluation stopped all 10,000 as not reachable and queued nothing.
 EVALUATION_EVENTS = """
 INSERT INTO learners_event (learner_id, kind, occurred_at, value, course_id, module_id,
   properties, idempotency_key, received_at)
 SELECT l.id, 'module_completed', now() - (l.id %% 50) * interval '1 minute', NULL, m.course_id,
   m.id, '{}'::jsonb, 'final-' || l.id, now()
 FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM learners_learner
-      WHERE id %% %(step)s = 0 LIMIT 10000) l
+      WHERE id %% %(step)s = 1 LIMIT 10000) l
 JOIN LATERAL (SELECT id, course_id FROM learners_module WHERE is_final
               ORDER BY id OFFSET l.n %% 20 LIMIT 1) m ON true
 """
@@ -133,7 +136,12 @@ import json, time
 from django.utils import timezone
 from campaigns.evaluate import campaigns_evaluate
 from campaigns.models import Campaign
-Campaign.objects.filter(name="Graduates: next course").update(send_within_hours=1)
+# The builder's synthetic scores put most of the candidates under the campaign's LPS floor or
+# at risk: lifted for this campaign, so that the evaluation queues most of its 10,000 (the
+# other guardrails still stop some, each counted).
+Campaign.objects.filter(name="Graduates: next course").update(
+    send_within_hours=1, guardrails={"min_lps": 0, "suppress_at_risk": False}
+)
 started = time.perf_counter()
 result = campaigns_evaluate(now=timezone.now())
 print(json.dumps({"seconds": time.perf_counter() - started, "candidates": result.candidates,
@@ -296,7 +304,8 @@ def measure(size: int, pg: str, keep: bool, reuse: bool) -> dict[str, dict]:
         figures["campaign evaluation (10,000 candidates)"] = evaluation
         print(
             f"[{size:,}] evaluation {evaluation['seconds']:.2f} s, "
-            f"{evaluation['candidates']:,} candidates, {evaluation['queued']:,} queued",
+            f"{evaluation['candidates']:,} candidates, {evaluation['queued']:,} queued, "
+            f"stopped {evaluation['stopped']}",
             flush=True,
         )
         affinity, _ = run_worker(WORKER_AFFINITY, env)
