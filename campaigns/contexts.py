@@ -9,6 +9,7 @@ from expansion.commerce.models import CommerceSettings
 from templates.context import ContextRequest, contexts_build
 
 from .models import Send
+from .reasons import learner_reason
 
 
 def send_contexts(
@@ -20,7 +21,12 @@ def send_contexts(
     return contexts_build(
         requests=[
             ContextRequest(
-                learner=send.learner, course_id=send.course_id, offer=send.offer, reason=send.reason
+                learner=send.learner,
+                course_id=send.course_id,
+                offer=send.offer,
+                reason=learner_reason(
+                    send.reason, at=send.created_at, now=now, zone=send.learner.time_zone
+                ),
             )
             for send in sends
         ],

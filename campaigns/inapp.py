@@ -36,6 +36,7 @@ from templates.messages import message_render
 from .contexts import send_context
 from .links import click_url
 from .models import DismissReason, Send, SendEvent, SendEventKind, SendStatus, status_now
+from .reasons import learner_reason
 
 DEFAULT_VALID_HOURS = 48
 LIVE = [SendStatus.QUEUED, SendStatus.SENT, SendStatus.OPENED]
@@ -117,7 +118,9 @@ def offer_card(*, learner: Learner, moment: str = "", now: datetime | None = Non
             body_html=rendered.html,
             body_text=rendered.text,
             cta_url=click_url(send.pk, target) if target else "",
-            reason=send.reason,
+            reason=learner_reason(
+                send.reason, at=send.created_at, now=now, zone=send.learner.time_zone
+            ),
             expires_at=expires_at,
         )
     return None

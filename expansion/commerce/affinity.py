@@ -35,6 +35,7 @@ from psycopg.copy import QueuedLibpqWriter
 from scipy import sparse
 
 from expansion.core.db.bulk import table_replaced
+from learners.models import Enrollment
 
 from .models import CommerceSettings, Order, OrderLine, PairReview, Product, ProductAffinity
 
@@ -321,7 +322,9 @@ def recommendations_for_product(*, product: Product, limit: int = 5) -> list[Rec
 
 
 def recommendations_for_learner(*, learner_id: int, limit: int = 5) -> list[Recommendation]:
-    """Products that pair well with what the learner bought and that they do not own yet.
+    """Products that pair well with what the learner bought and that they do not own yet —
+    nor the course of which they are enrolled in or completed (a course can come with a
+    subscription or a bundle rather than an order line of its own).
 
     Each candidate appears once, under the owned product it pairs best with.
     """
@@ -330,9 +333,11 @@ def recommendations_for_learner(*, learner_id: int, limit: int = 5) -> list[Reco
         .filter(refunded_amount__lt=F("unit_price") * F("quantity"))
         .values("product_id")
     )
+    taken = Enrollment.objects.filter(learner_id=learner_id).values("course_id")
     pairs = (
         affinity_gated(ProductAffinity.objects.filter(product_id__in=owned))
         .exclude(other_id__in=owned)
+        .exclude(other__course_id__in=taken)
         .select_related("product", "other")
         .order_by("other_id", "-lift", "product_id")
     )

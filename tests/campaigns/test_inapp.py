@@ -35,8 +35,10 @@ def test_the_card_is_rendered_with_reason_expiry_and_tracking(api, card_setup):
     card = response.json()["offer"]
     assert card["send"] == send.pk
     assert card["title"] == "Ready for SQL Advanced, Ann?"
-    assert card["body_html"] == "<p>completed the final module of SQL Basics; LPS 82</p>"
-    assert card["reason"] == "completed the final module of SQL Basics; LPS 82"
+    # The learner reads the reason in plain words; the send keeps the marketer's.
+    assert card["body_html"] == "<p>You finished SQL Basics today.</p>"
+    assert card["reason"] == "You finished SQL Basics today."
+    assert send.reason == "completed the final module of SQL Basics; LPS 82"
     assert card["moment"] == "course_completion"
     assert card["cta_url"].startswith("https://expansion.example.org/m/c/")
     assert card["tracking"]["dismiss"] == (

@@ -4,6 +4,7 @@ with every variable filled in from the one context builder ("preview is send")."
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,6 +14,7 @@ import pytest
 from campaigns.dispatch import dispatch_chunk
 from campaigns.links import click_token_read
 from campaigns.models import JourneyMoment, Send, SendStatus
+from campaigns.reasons import NEUTRAL, learner_reason
 from expansion.commerce.models import Incentive, OfferKind, ProductKind
 from learners.models import DirtyLearner, EventKind, LearnerScore
 from templates.library import STARTERS
@@ -485,8 +487,13 @@ def assert_arrived(smtp, queued: list[tuple[Send, Message]]) -> None:
         # which Python's parser reads back with the fold's leading space.
         assert message["Subject"].strip() == expected.subject
         assert send.subject == expected.subject
-        for fragment in [*expected.fragments, f"Why you are seeing this: {send.reason}"]:
+        plain = learner_reason(
+            send.reason, at=send.created_at, now=NOW, zone=send.learner.time_zone
+        )
+        for fragment in [*expected.fragments, f"Why you are seeing this: {plain}"]:
             assert fragment in text, (fragment, text)
+        assert plain != NEUTRAL or send.trigger == "segment_entry", send.reason
+        assert not re.search(r"\b(LPS|RFM|band)\b", text), text
         for fragment in expected.absent:
             assert fragment not in text, (fragment, text)
         assert "{{" not in text

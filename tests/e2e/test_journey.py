@@ -474,11 +474,9 @@ def test_the_widget_in_a_browser_shows_the_card_path_and_takes_a_dismissal(
     card.wait_for()
     assert card.locator(".xw-label").text_content() == "Well done — what's next"
     assert card.locator(".xw-title").text_content() == "Ready for SQL Advanced, Ann?"
-    assert card.locator(".xw-body").text_content() == (
-        "completed the final module of SQL Basics; LPS 82"
-    )
+    assert card.locator(".xw-body").text_content() == "You finished SQL Basics today."
     assert card.locator(".xw-why").text_content() == (
-        "Why you're seeing this: completed the final module of SQL Basics; LPS 82"
+        "Why you're seeing this: You finished SQL Basics today."
     )
     assert re.fullmatch(r"4[78] h \d\d min left", card.locator(".xw-countdown").text_content())
     page.locator("#next-step .xw-card").wait_for()

@@ -18,7 +18,7 @@ from tests.factories.expansion import (
     PairReviewFactory,
     ProductFactory,
 )
-from tests.factories.learners import LearnerFactory
+from tests.factories.learners import CourseFactory, EnrollmentFactory, LearnerFactory
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -126,6 +126,23 @@ def test_learner_recommendations_skip_what_they_own(products):
     basket(products, "B", learner=buyer)
     assert recommendations_for_learner(learner_id=buyer.pk) == []
     assert recommendations_for_learner(learner_id=LearnerFactory().pk) == []
+
+
+@pytest.mark.parametrize("completed", [False, True])
+def test_learner_recommendations_skip_a_course_they_take_or_completed(products, completed):
+    """B is a course's product: a learner enrolled in the course (through a subscription, no
+    order line for B) or who completed it is not offered it; another course still is."""
+    course = CourseFactory()
+    products["B"].course = course
+    products["B"].save()
+    affinity_refresh(now=NOW)
+    buyer = LearnerFactory()
+    basket(products, "A", learner=buyer)
+    assert [r.product.sku for r in recommendations_for_learner(learner_id=buyer.pk)] == ["B"]
+    EnrollmentFactory(learner=buyer, course=course, completed_at=NOW if completed else None)
+    assert recommendations_for_learner(learner_id=buyer.pk) == []
+    EnrollmentFactory(learner=buyer)  # another course: B stays out, nothing else changes
+    assert recommendations_for_learner(learner_id=buyer.pk) == []
 
 
 def test_recommendations_api(products, read_api):
