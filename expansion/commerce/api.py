@@ -320,7 +320,11 @@ class RecommendationsOut(serializers.Serializer):
     results = RecommendationOut(many=True)
 
 
-LIMIT = OpenApiParameter("limit", int, description="How many (1–20, default 5).")
+LIMIT = OpenApiParameter(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
+    description="How many (1–20, default 5).",
+)
 
 
 def _limit(request: Request) -> int:

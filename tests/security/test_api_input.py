@@ -640,3 +640,27 @@ def test_the_schema_documents_the_new_errors(api):
     assert {"400", "411", "413", "415"} <= set(bulk["responses"])
     detail = schema["paths"]["/api/v1/learners/{external_id}/"]["get"]
     assert detail["parameters"][0]["schema"]["pattern"] == "^[^/\\x00-\\x1f\\x7f]+$"
+
+
+@pytest.mark.parametrize("resource", LISTS)
+@pytest.mark.parametrize("name", ["limit", "per_page", "offset"])
+def test_another_api_s_paging_parameter_is_refused_naming_page_size(api, resource, name):
+    """``?limit=10`` must not be ignored (the caller would get 100 rows and no error)."""
+    response = api.get(f"/api/v1/{resource}/?{name}=10")
+
+    assert response.status_code == 400
+    (item,) = response.json()["errors"]
+    assert item["field"] == name
+    assert item["reason"].startswith("is not a query parameter of this list; use ")
+    assert "cursor" in item["reason"]
+    assert "page_size" in item["reason"]
+
+
+def test_the_recommendations_limit_is_in_the_schema(api):
+    schema = json.loads(api.get("/api/schema/?format=json").content)
+    for path in [
+        "/api/v1/products/{sku}/recommendations/",
+        "/api/v1/learners/{external_id}/recommendations/",
+    ]:
+        limit = next(p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == "limit")
+        assert limit["schema"] == {"type": "integer", "minimum": 1, "maximum": 20, "default": 5}
