@@ -7,7 +7,7 @@ import functools
 import re
 import secrets
 from email._policybase import Compat32
-from email.generator import NLCRE, BytesGenerator
+from email.generator import BytesGenerator
 from email.utils import formatdate, make_msgid
 from io import BytesIO
 from typing import Any
@@ -24,6 +24,8 @@ from django.utils.html import escape
 from .messages import Rendered
 
 _BODY = re.compile(r"<body\b[^>]*>", re.I)
+# The line ends email.generator rewrites to the policy's (its NLCRE).
+NLCRE = re.compile(r"\r\n|\r|\n")
 
 
 def with_preheader(html: str, preheader: str) -> str:
@@ -140,23 +142,25 @@ def _body(text: str) -> tuple[bytes, str] | None:
 
 
 def _direct_bytes(message: Any, boundary: str | None, date: str | None) -> bytes | None:
+    alternatives = getattr(message, "alternatives", None)
     if (
         type(message) is not EmailMultiAlternatives
+        or not alternatives
+        or len(alternatives) != 1
         or message.attachments
         or message.cc
         or message.reply_to
         or not message.body
         or message.content_subtype != "plain"
         or message.alternative_subtype != "alternative"
-        or len(message.alternatives) != 1
-        or message.alternatives[0].mimetype != "text/html"
         or (message.encoding or settings.DEFAULT_CHARSET).lower() != "utf-8"
-        or not isinstance(message.body, str)
-        or not isinstance(message.alternatives[0].content, str)
     ):
         return None
+    content, mimetype = alternatives[0]
+    if mimetype != "text/html" or not isinstance(content, str) or not isinstance(message.body, str):
+        return None
     text = _body(message.body)
-    html = _body(message.alternatives[0].content)
+    html = _body(content)
     if text is None or html is None:
         return None
     if boundary is None:
