@@ -263,6 +263,31 @@ EVENT_ITEM_SCHEMA = {
 }
 
 
+IngestResultSerializer = inline_serializer(
+    "IngestResult",
+    {
+        "accepted": serializers.IntegerField(),
+        "duplicates": inline_serializer(
+            "Duplicate",
+            {
+                "index": serializers.IntegerField(),
+                "idempotency_key": serializers.CharField(),
+            },
+            many=True,
+        ),
+        "errors": ErrorItemSerializer(many=True),
+    },
+)
+# A 400 of the event ingest: the per-item result (valid events stored), or the whole body
+# refused (only `errors`); anyOf, as for the other bulk endpoints.
+INGEST_REFUSED = {
+    "anyOf": [
+        {"$ref": "#/components/schemas/IngestResult"},
+        {"$ref": "#/components/schemas/Error"},
+    ]
+}
+
+
 class EventIngest(APIView):
     @extend_schema(
         summary="Ingest a batch of events",
@@ -282,22 +307,8 @@ class EventIngest(APIView):
             }
         },
         responses={
-            200: inline_serializer(
-                "IngestResult",
-                {
-                    "accepted": serializers.IntegerField(),
-                    "duplicates": inline_serializer(
-                        "Duplicate",
-                        {
-                            "index": serializers.IntegerField(),
-                            "idempotency_key": serializers.CharField(),
-                        },
-                        many=True,
-                    ),
-                    "errors": ErrorItemSerializer(many=True),
-                },
-            ),
-            400: ErrorSerializer,
+            200: IngestResultSerializer,
+            400: INGEST_REFUSED,
             413: ErrorSerializer,
             415: ErrorSerializer,
         },

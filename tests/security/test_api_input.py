@@ -664,3 +664,26 @@ def test_the_recommendations_limit_is_in_the_schema(api):
     ]:
         limit = next(p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == "limit")
         assert limit["schema"] == {"type": "integer", "minimum": 1, "maximum": 20, "default": 5}
+
+
+def test_bulk_endpoints_describe_their_400_bodies_and_leak_no_docstring(api):
+    schema = json.loads(api.get("/api/schema/?format=json").content)
+    assert "Subclasses set" not in json.dumps(schema)
+    bulk_refused = {
+        "anyOf": [
+            {"$ref": "#/components/schemas/SyncResult"},
+            {"$ref": "#/components/schemas/Error"},
+        ]
+    }
+    for resource in ["learners", "courses", "enrollments", "products", "orders", "subscriptions"]:
+        post = schema["paths"][f"/api/v1/{resource}/bulk/"]["post"]
+        assert post["description"].startswith('A JSON object `{"items": [...]}`'), resource
+        body = post["responses"]["400"]["content"]["application/json"]["schema"]
+        assert body == bulk_refused, resource
+    events = schema["paths"]["/api/v1/events/bulk/"]["post"]["responses"]["400"]
+    assert events["content"]["application/json"]["schema"] == {
+        "anyOf": [
+            {"$ref": "#/components/schemas/IngestResult"},
+            {"$ref": "#/components/schemas/Error"},
+        ]
+    }

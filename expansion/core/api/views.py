@@ -297,14 +297,33 @@ class BulkUpsertView(APIView):
         )
 
 
+BULK_DESCRIPTION = (
+    'A JSON object `{"items": [...]}` of up to 1,000 items, each created or updated by its '
+    "identifier. Every valid item is written even when others are refused: the answer counts "
+    "what was created and updated and lists each refused item by its index, field and reason "
+    "(400 when any was refused). A body that is not such an object is refused whole (400, "
+    "`errors` only)."
+)
+
+# A 400 of a bulk endpoint: the per-item result (valid items written), or the whole body
+# refused (only `errors`). anyOf, not oneOf: a per-item result is also a valid Error body.
+BULK_REFUSED = {
+    "anyOf": [
+        {"$ref": "#/components/schemas/SyncResult"},
+        {"$ref": "#/components/schemas/Error"},
+    ]
+}
+
+
 def bulk_schema(specs: Mapping[str, Spec], *, summary: str, tags: list[str]) -> Callable:
     return extend_schema(
         summary=summary,
+        description=BULK_DESCRIPTION,
         tags=tags,
         request={"application/json": items_schema(specs)},
         responses={
             200: SyncResultSerializer,
-            400: ErrorSerializer,
+            400: BULK_REFUSED,
             413: ErrorSerializer,
             415: ErrorSerializer,
         },
