@@ -59,19 +59,26 @@ def _paginated(operation: dict[str, Any]) -> bool:
     return any(p.get("name") == "cursor" for p in operation.get("parameters", []))
 
 
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
 def document_errors(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict:
-    """Add the error responses to every API operation that does not describe them already."""
+    """Add the error responses to every API operation that does not describe them already
+    (one shared ``Error`` component, referenced), and mark every request body required."""
+    result.setdefault("components", {}).setdefault("schemas", {}).setdefault("Error", ERROR)
     for path, operations in result.get("paths", {}).items():
         if not path.startswith("/api/v1/"):
             continue
         for method, operation in operations.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
+            if "requestBody" in operation:
+                operation["requestBody"]["required"] = True
             responses = operation["responses"]
             errors = dict(ERRORS)
             if method in ("post", "put", "patch"):
                 errors.update(BODY_ERRORS)
-            for status, (description, schema) in sorted(errors.items()):
+            for status, (description, _schema) in sorted(errors.items()):
                 # Lookups by path, and list pages given a cursor that is not theirs.
                 if status == "404" and "{" not in path and not _paginated(operation):
                     continue
@@ -79,7 +86,7 @@ def document_errors(result: dict[str, Any], generator: Any, request: Any, public
                     status,
                     {
                         "description": description,
-                        "content": {"application/json": {"schema": schema}},
+                        "content": {"application/json": {"schema": ERROR_REF}},
                     },
                 )
     return result

@@ -401,6 +401,8 @@ SPECTACULAR_SETTINGS = {
         "Authenticate with `Authorization: Bearer <api key>`."
     ),
     "VERSION": "1.0.0",
+    # Generated clients take their base URL from here.
+    "SERVERS": [{"url": SITE_URL, "description": "This deployment (SITE_URL)"}],
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

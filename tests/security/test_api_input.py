@@ -687,3 +687,17 @@ def test_bulk_endpoints_describe_their_400_bodies_and_leak_no_docstring(api):
             {"$ref": "#/components/schemas/Error"},
         ]
     }
+
+
+def test_errors_are_one_shared_component_bodies_are_required_and_a_server_is_named(api):
+    schema = json.loads(api.get("/api/schema/?format=json").content)
+    assert schema["servers"] == [
+        {"url": "http://127.0.0.1:8000", "description": "This deployment (SITE_URL)"}
+    ]
+    operations = [op for ops in schema["paths"].values() for op in ops.values()]
+    for operation in operations:
+        if "requestBody" in operation:
+            assert operation["requestBody"]["required"] is True, operation["operationId"]
+        for status in ("401", "429"):
+            body = operation["responses"][status]["content"]["application/json"]["schema"]
+            assert body == {"$ref": "#/components/schemas/Error"}, operation["operationId"]
