@@ -35,6 +35,8 @@ class LearnerOut(serializers.ModelSerializer):
     account: serializers.SlugRelatedField = serializers.SlugRelatedField(
         slug_field="external_id", read_only=True, allow_null=True
     )
+    # "" for a learner without an address: not ``format: email`` (strict clients refuse it).
+    email = serializers.CharField(read_only=True)
 
     class Meta:
         model = Learner
@@ -110,10 +112,10 @@ class EventOut(serializers.ModelSerializer):
         slug_field="external_id", read_only=True
     )
     course: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="external_id", read_only=True
+        slug_field="external_id", read_only=True, allow_null=True
     )
     module: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="external_id", read_only=True
+        slug_field="external_id", read_only=True, allow_null=True
     )
 
     class Meta:

@@ -40,7 +40,7 @@ TAGS = ["commerce"]
 
 class ProductOut(serializers.ModelSerializer):
     course: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="external_id", read_only=True
+        slug_field="external_id", read_only=True, allow_null=True
     )
 
     class Meta:
@@ -87,11 +87,12 @@ class OrderOut(serializers.ModelSerializer):
 
 
 class SubscriptionOut(serializers.ModelSerializer):
+    # A subscription is a learner's or an account's: the other is null.
     learner: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="external_id", read_only=True
+        slug_field="external_id", read_only=True, allow_null=True
     )
     account: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="external_id", read_only=True
+        slug_field="external_id", read_only=True, allow_null=True
     )
     plan: serializers.SlugRelatedField = serializers.SlugRelatedField(
         slug_field="sku", read_only=True
