@@ -24,6 +24,7 @@ from expansion.core.api.batch import (
     email,
     identifier,
     integer,
+    item_schema,
     json_object,
     number,
     optional,
@@ -75,6 +76,9 @@ def _unsubscribed_at(value: Any) -> Any:
     return past_datetime(value)
 
 
+_unsubscribed_at.schema = past_datetime.schema  # type: ignore[attr-defined]
+
+
 LEARNER_SPECS = {
     "external_id": Spec(identifier(), required=True),
     "email": Spec(email),
@@ -110,16 +114,18 @@ def learners_upsert(*, items: list[Any]) -> SyncResult:
     return SyncResult(counts.created, counts.updated, batch.errors)
 
 
+MODULE_SPECS = {
+    "external_id": Spec(identifier(), required=True),
+    "title": Spec(string(blank=True)),
+    "position": Spec(integer(minimum=1, maximum=MODULE_POSITION_LIMIT - 1), required=True),
+    "is_final": Spec(boolean),
+}
+
+
 def _modules(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise FieldError("must be an array of modules")
-    specs = {
-        "external_id": Spec(identifier(), required=True),
-        "title": Spec(string(blank=True)),
-        "position": Spec(integer(minimum=1, maximum=MODULE_POSITION_LIMIT - 1), required=True),
-        "is_final": Spec(boolean),
-    }
-    nested = validate_items(value, specs, unique="external_id")
+    nested = validate_items(value, MODULE_SPECS, unique="external_id")
     if nested.errors:
         first = nested.errors[0]
         inner = f".{first['field']}" if first["field"] else ""
@@ -131,6 +137,13 @@ def _modules(value: Any) -> list[dict[str, Any]]:
     if sum(1 for m in modules if m.get("is_final")) > 1:
         raise FieldError("at most one module may be final", field="modules")
     return modules
+
+
+_modules.schema = {  # type: ignore[attr-defined]
+    "type": "array",
+    "items": item_schema(MODULE_SPECS),
+    "description": "The course's whole module list (replaces the stored one); one is_final.",
+}
 
 
 COURSE_SPECS = {

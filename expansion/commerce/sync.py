@@ -23,6 +23,7 @@ from expansion.core.api.batch import (
     currency,
     identifier,
     integer,
+    item_schema,
     money,
     optional,
     past_datetime,
@@ -99,6 +100,14 @@ def _lines(value: Any) -> list[dict[str, Any]]:
             )
         lines.append(line)
     return lines
+
+
+_lines.schema = {  # type: ignore[attr-defined]
+    "type": "array",
+    "minItems": 1,
+    "items": item_schema(LINE_SPECS),
+    "description": "The order's lines (replace the stored ones).",
+}
 
 
 # Sent after the commit of an order sync with ``order_ids``: campaigns attributes them to the

@@ -716,3 +716,27 @@ def test_fields_that_can_be_null_or_empty_say_so(api):
     ]:
         assert schemas[component]["properties"][field]["nullable"] is True, (component, field)
     assert "format" not in schemas["LearnerOut"]["properties"]["email"]
+
+
+def test_nested_request_fields_are_typed_from_the_specs_that_validate_them(api):
+    """Course modules, order lines, a learner's unsubscribed_at and a course's url were
+    ``{}`` (any value) in the schema: generated clients typed them as untyped dicts."""
+    paths = json.loads(api.get("/api/schema/?format=json").content)["paths"]
+
+    def item(path: str) -> dict:
+        body = paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        return body["properties"]["items"]["items"]["properties"]
+
+    modules = item("/api/v1/courses/bulk/")["modules"]
+    assert modules["type"] == "array"
+    assert modules["items"]["required"] == ["external_id", "position"]
+    assert set(modules["items"]["properties"]) == {"external_id", "title", "position", "is_final"}
+    lines = item("/api/v1/orders/bulk/")["lines"]
+    assert (lines["type"], lines["minItems"]) == ("array", 1)
+    assert lines["items"]["required"] == ["external_id", "sku", "unit_price"]
+    assert item("/api/v1/learners/bulk/")["unsubscribed_at"] == {
+        "type": "string",
+        "format": "date-time",
+        "nullable": True,
+    }
+    assert item("/api/v1/courses/bulk/")["url"]["maxLength"] == 500

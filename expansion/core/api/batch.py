@@ -111,14 +111,19 @@ class Spec:
     required: bool = False
 
 
-def items_schema(specs: Mapping[str, Spec], *, description: str = "") -> dict[str, Any]:
-    """The OpenAPI schema of a bulk request body built from the same specs that validate it."""
-    item = {
+def item_schema(specs: Mapping[str, Spec]) -> dict[str, Any]:
+    """The OpenAPI schema of one item validated by ``specs`` (a bulk item, a nested one)."""
+    return {
         "type": "object",
         "properties": {name: dict(getattr(s.validator, "schema", {})) for name, s in specs.items()},
         "required": [name for name, s in specs.items() if s.required],
         "additionalProperties": False,
     }
+
+
+def items_schema(specs: Mapping[str, Spec], *, description: str = "") -> dict[str, Any]:
+    """The OpenAPI schema of a bulk request body built from the same specs that validate it."""
+    item = item_schema(specs)
     return {
         "type": "object",
         "description": description,

@@ -151,6 +151,14 @@ def web_url(value: Any) -> str:
     return value
 
 
+web_url.schema = {  # type: ignore[attr-defined]
+    "type": "string",
+    "maxLength": 500,
+    "pattern": r"^$|^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$",
+    "description": "An http(s) URL, or empty.",
+}
+
+
 EMAIL_MAX_LENGTH = 254
 _email_text = string(max_length=EMAIL_MAX_LENGTH, blank=True)
 
