@@ -657,7 +657,11 @@ class Send(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Send {self.pk} to {self.learner_id} ({self.status})"
+        # From the row's own columns (no query: lists and inlines draw many).
+        what = self.subject or self.get_trigger_display() or "message"
+        to = self.to_email or f"learner {self.learner_id}"
+        channel = {"email": "Email", "in_app": "In-app card"}.get(self.channel, self.channel)
+        return f"{channel} #{self.pk} to {to}: {what} ({self.get_status_display()})"
 
 
 class SendEventKind(models.TextChoices):

@@ -2,10 +2,23 @@
 (the learner page gathers their scores, segments and consent)."""
 
 from django.contrib import admin
+from django.db.models import Exists, OuterRef, QuerySet
 
 from expansion.core.admin_lists import BigTableAdmin, IndexedValuesFilter, fixed_values_filter
 
-from ..models import Account, Course, Enrollment, Event, EventKind, Learner, Module
+from ..models import (
+    Account,
+    Course,
+    Enrollment,
+    Event,
+    EventKind,
+    Learner,
+    Module,
+    RfmSegment,
+    Segment,
+    SegmentMembership,
+)
+from ..models.querysets import reachable_q
 from .consent import CategoryOptOutInline, ConsentChangeInline
 from .scores import ScoreHistoryInline, score_card
 from .segments import MembershipInline
@@ -92,19 +105,102 @@ class EventAdmin(BigTableAdmin):
         return False
 
 
+class RfmSegmentFilter(admin.SimpleListFilter):
+    """The learner's RFM segment, from the named segments (no DISTINCT over the scores)."""
+
+    title = "RFM segment"
+    parameter_name = "rfm_segment"
+
+    def lookups(self, request, model_admin):
+        names = RfmSegment.objects.order_by("priority", "name").values_list("name", flat=True)
+        return [(name, name) for name in names]
+
+    def queryset(self, request, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        return queryset.filter(score__rfm_segment=value) if value else queryset
+
+
+class SegmentFilter(admin.SimpleListFilter):
+    """Members now of one of the marketer's segments."""
+
+    title = "segment"
+    parameter_name = "segment"
+
+    def lookups(self, request, model_admin):
+        return [(str(pk), name) for pk, name in Segment.objects.values_list("pk", "name")]
+
+    def queryset(self, request, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if not value or not value.isdigit():
+            return queryset
+        current = SegmentMembership.objects.filter(
+            segment_id=int(value), learner=OuterRef("pk"), exited_at__isnull=True
+        )
+        return queryset.filter(Exists(current))
+
+
+class FlagFilter(admin.SimpleListFilter):
+    """The score's flags: any learner the guardrails would hold back, by why."""
+
+    title = "flag"
+    parameter_name = "flag"
+    FLAGS = {
+        "stall": "Stalled",
+        "open_ticket": "Open support ticket",
+        "payment_failed": "Payment failed",
+        "offer_declined": "Declined an offer",
+        "refund": "Refunded",
+    }
+
+    def lookups(self, request, model_admin):
+        return list(self.FLAGS.items())
+
+    def queryset(self, request, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value in self.FLAGS:
+            return queryset.filter(**{f"score__flag_{value}": True})
+        return queryset
+
+
+class ReachableFilter(admin.SimpleListFilter):
+    """Who a marketing email may reach: an address not suppressed, opted in, not
+    unsubscribed (``reachable_q``)."""
+
+    title = "reachable by marketing email"
+    parameter_name = "reachable"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.filter(reachable_q())
+        if self.value() == "no":
+            return queryset.exclude(reachable_q())
+        return queryset
+
+
 @admin.register(Learner)
 class LearnerAdmin(BigTableAdmin):
     list_display = [
         "external_id",
         "name",
         "email",
+        "lps",
+        "band",
+        "stage",
+        "rfm_segment",
         "account",
-        "time_zone",
         "marketing_opt_in",
-        "unsubscribed_at",
         "created_at",
     ]
     list_filter = [
+        ("score__band", admin.ChoicesFieldListFilter),
+        ("score__stage", admin.ChoicesFieldListFilter),
+        RfmSegmentFilter,
+        SegmentFilter,
+        FlagFilter,
+        ReachableFilter,
         "marketing_opt_in",
         ("unsubscribed_at", admin.EmptyFieldListFilter),
         ("locale", IndexedValuesFilter),
@@ -113,7 +209,7 @@ class LearnerAdmin(BigTableAdmin):
     # index (indexed_search); "contains" scanned every learner.
     search_fields = ["=external_id", "=email", "=name"]
     search_by = {"exact": ("external_id",), "iexact": ("email", "name")}
-    list_select_related = ["account"]
+    list_select_related = ["account", "score"]
     autocomplete_fields = ["account"]
     readonly_fields = ["scores", "created_at", "updated_at"]
     date_hierarchy = "created_at"
@@ -132,6 +228,27 @@ class LearnerAdmin(BigTableAdmin):
         ("Consent", {"fields": ["marketing_opt_in", "unsubscribed_at"]}),
         ("Data", {"fields": ["attributes", "created_at", "updated_at"]}),
     ]
+
+    @admin.display(description="LPS", ordering="score__lps")
+    def lps(self, obj: Learner) -> str:
+        score = getattr(obj, "score", None)
+        return f"{score.lps:.0f}" if score is not None else "—"
+
+    @admin.display(description="Band", ordering="score__band")
+    def band(self, obj: Learner) -> str:
+        score = getattr(obj, "score", None)
+        # The short name: the full label ("High (expansion-ready)") is in the filter.
+        return score.band.capitalize() if score is not None else "—"
+
+    @admin.display(description="Stage", ordering="score__stage")
+    def stage(self, obj: Learner) -> str:
+        score = getattr(obj, "score", None)
+        return score.get_stage_display() if score is not None else "—"
+
+    @admin.display(description="RFM segment")
+    def rfm_segment(self, obj: Learner) -> str:
+        score = getattr(obj, "score", None)
+        return (score.rfm_segment or "—") if score is not None else "—"
 
     @admin.display(description="Why this learner scores what they score")
     def scores(self, obj: Learner) -> str:

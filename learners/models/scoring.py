@@ -258,6 +258,9 @@ class ScoreHistory(models.Model):
             models.UniqueConstraint(fields=["learner", "day"], name="scorehistory_unique_day")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d}: LPS {self.lps:.0f}, {self.get_band_display()}"
+
 
 class DirtyLearner(models.Model):
     """A log of learners with new data since their last scoring pass.

@@ -2,7 +2,19 @@ from datetime import timedelta
 
 import pytest
 
-from tests.factories.learners import BASE_TIME, EventFactory, LearnerFactory, UserFactory
+from campaigns.models import SendStatus
+from learners.models import EmailSuppression, ScoreHistory, Stage
+from learners.models.scoring import Band
+from tests.factories.campaigns import SendFactory
+from tests.factories.learners import (
+    BASE_TIME,
+    EventFactory,
+    LearnerFactory,
+    LearnerScoreFactory,
+    SegmentFactory,
+    SegmentMembershipFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -19,3 +31,64 @@ def test_learner_page_shows_only_their_latest_events(client):
     assert compact.count('<tdclass="field-kind"><p>login</p></td>') == 20
     assert "custom.first_of_all" not in page
     assert "custom.bobs_event" not in page
+
+
+def _learner_list(client, query: str = "") -> str:
+    response = client.get(f"/admin/learners/learner/{query}")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_learner_list_shows_and_filters_by_score_segment_flag_and_reach(client):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    high = LearnerScoreFactory(
+        learner=LearnerFactory(external_id="high-1", marketing_opt_in=True),
+        lps=81.6,
+        band=Band.HIGH,
+        stage=Stage.MATURITY,
+        rfm_segment="Champions",
+    )
+    low = LearnerScoreFactory(
+        learner=LearnerFactory(external_id="low-1", marketing_opt_in=True),
+        lps=12.2,
+        band=Band.LOW,
+        flag_open_ticket=True,
+    )
+    LearnerFactory(external_id="unscored-1", marketing_opt_in=False)
+    EmailSuppression.objects.create(email=low.learner.email.lower(), reason="bounce")
+    segment = SegmentFactory(name="Power users")
+    SegmentMembershipFactory(segment=segment, learner=high.learner, entered_at=BASE_TIME)
+
+    page = "".join(_learner_list(client).split())
+    assert '<tdclass="field-lps">82</td>' in page
+    assert '<tdclass="field-band">High</td>' in page
+    assert '<tdclass="field-rfm_segment">Champions</td>' in page
+    assert '<tdclass="field-lps">—</td>' in page  # the unscored learner
+
+    def shown(query: str) -> set[str]:
+        text = _learner_list(client, query)
+        return {ext for ext in ("high-1", "low-1", "unscored-1") if f">{ext}<" in text}
+
+    assert shown("?score__band__exact=high") == {"high-1"}
+    assert shown("?score__stage__exact=maturity") == {"high-1"}
+    assert shown("?rfm_segment=Champions") == {"high-1"}
+    assert shown(f"?segment={segment.pk}") == {"high-1"}
+    assert shown("?flag=open_ticket") == {"low-1"}
+    assert shown("?reachable=yes") == {"high-1"}
+    assert shown("?reachable=no") == {"low-1", "unscored-1"}
+    assert shown("") == {"high-1", "low-1", "unscored-1"}
+
+
+def test_rows_are_titled_in_words_not_object_numbers():
+    learner = LearnerFactory()
+    history = ScoreHistory.objects.create(
+        learner=learner, day=BASE_TIME.date(), lps=73.84, band=Band.HIGH, stage=Stage.GROWTH
+    )
+    assert str(history) == f"{BASE_TIME:%Y-%m-%d}: LPS 74, High (expansion-ready)"
+    send = SendFactory(
+        learner=learner,
+        to_email="ann@example.org",
+        subject="Ready for SQL 2?",
+        status=SendStatus.SENT,
+    )
+    assert str(send) == f"Email #{send.pk} to ann@example.org: Ready for SQL 2? (Sent)"
