@@ -1,5 +1,7 @@
 """The project's routes: the admin, the API schema and docs, and each app's own ``urls.py``."""
 
+from typing import Any, cast
+
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -11,8 +13,13 @@ from drf_spectacular.views import (
 
 from campaigns import urls as campaigns_urls
 from expansion.commerce import urls as commerce_urls
+from expansion.core.admin_export import export_csv
 from experiments import urls as experiments_urls
 from learners import urls as learners_urls
+
+# Every admin list exports its filtered rows as CSV (for whoever may view them).
+# (django-stubs expect an action to answer a TemplateResponse; a file download is a response.)
+admin.site.add_action(cast(Any, export_csv))
 
 # One namespace, v1, for the whole API; each app contributes its routes.
 api_v1 = [

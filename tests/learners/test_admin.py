@@ -1,3 +1,5 @@
+import csv
+import io
 from datetime import timedelta
 
 import pytest
@@ -92,3 +94,39 @@ def test_rows_are_titled_in_words_not_object_numbers():
         status=SendStatus.SENT,
     )
     assert str(send) == f"Email #{send.pk} to ann@example.org: Ready for SQL 2? (Sent)"
+
+
+def test_any_filtered_list_exports_as_csv_with_its_columns(client):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    high = LearnerScoreFactory(
+        learner=LearnerFactory(external_id="high-1", name="=HYPERLINK(1)"),
+        lps=81.6,
+        band=Band.HIGH,
+        rfm_segment="Champions",
+    )
+    LearnerScoreFactory(learner=LearnerFactory(external_id="low-1"), lps=12.0, band=Band.LOW)
+    response = client.post(
+        "/admin/learners/learner/?score__band__exact=high",
+        {
+            "action": "export_csv",
+            "select_across": "1",
+            "index": "0",
+            "_selected_action": [high.learner.pk],
+        },
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:7] == ["External id", "Name", "Email", "LPS", "Band", "Stage", "RFM segment"]
+    assert len(rows) == 2  # the filter applied: only the high-band learner
+    assert rows[1][:2] == ["high-1", "'=HYPERLINK(1)"]  # a formula is not run by a spreadsheet
+    assert rows[1][3:7] == ["82", "High", "Growth", "Champions"]
+
+
+def test_a_user_who_cannot_view_a_list_cannot_export_it(client):
+    client.force_login(UserFactory(is_staff=True))
+    LearnerScoreFactory()
+    response = client.post(
+        "/admin/learners/learner/", {"action": "export_csv", "select_across": "1", "index": "0"}
+    )
+    assert response.status_code == 403
