@@ -8,7 +8,12 @@ from django.http import HttpRequest
 from django.template.defaultfilters import truncatechars
 from django.utils.html import format_html
 
-from expansion.core.admin_lists import BigTableAdmin, fixed_values_filter
+from expansion.core.admin_lists import (
+    BigTableAdmin,
+    LatestRowsInline,
+    admin_inline_add,
+    fixed_values_filter,
+)
 from learners.models import Learner
 from templates.channels import Channel
 
@@ -178,3 +183,16 @@ class SendAdmin(BigTableAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class LearnerSendInline(LatestRowsInline):
+    """On the learner's page: their 20 latest sends, with status and why."""
+
+    model = Send
+    fields = ("created_at", "campaign", "channel", "subject", "status", "status_reason", "reason")
+    latest_order = "-created_at"
+    related = ("campaign",)
+    verbose_name_plural = "Sends (the 20 latest, with status and reason)"
+
+
+admin_inline_add(Learner, LearnerSendInline)

@@ -148,6 +148,52 @@ def indexed_search(
     return queryset.filter(match)
 
 
+class LatestRowsInline(admin.TabularInline):
+    """A read-only inline of a parent's latest ``latest`` rows by ``latest_order`` (the whole
+    list is the model's own admin list): a learner's events, orders, subscriptions, sends.
+
+    The parent's id comes from the URL; the rows are picked by their own index
+    (``parent, -time``) and then filtered by id, as an inline formset filters by the parent
+    after ``get_queryset`` (a sliced queryset cannot be filtered)."""
+
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+    latest = 20
+    latest_order = "-id"
+    parent_field = "learner_id"
+    related: tuple[str, ...] = ()
+
+    def get_readonly_fields(self, request, obj=None):
+        return list(self.fields or ())
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if self.related:
+            qs = qs.select_related(*self.related)
+        match = request.resolver_match
+        parent_id = match.kwargs.get("object_id") if match else None
+        if parent_id is None or not str(parent_id).isdigit():
+            return qs.none()
+        ids = (
+            qs.filter(**{self.parent_field: int(parent_id)})
+            .order_by(self.latest_order, "-id")
+            .values_list("id", flat=True)[: self.latest]
+        )
+        return qs.filter(id__in=list(ids)).order_by(self.latest_order, "-id")
+
+
+def admin_inline_add(model: type, inline: type) -> None:
+    """Add ``inline`` to the page of ``model`` registered by an app below this one (the
+    learner page gets its orders and sends from the apps that own them; learners imports
+    neither)."""
+    model_admin: admin.ModelAdmin = admin.site.get_model_admin(model)
+    admin_class = type(model_admin)
+    if inline not in admin_class.inlines:
+        admin_class.inlines = [*admin_class.inlines, inline]
+
+
 class BigTableAdmin(admin.ModelAdmin):
     """A ModelAdmin for a table that grows with the learners: bounded count, no full count.
 

@@ -4,7 +4,12 @@
 from django.contrib import admin
 from django.db.models import Exists, OuterRef, QuerySet
 
-from expansion.core.admin_lists import BigTableAdmin, IndexedValuesFilter, fixed_values_filter
+from expansion.core.admin_lists import (
+    BigTableAdmin,
+    IndexedValuesFilter,
+    LatestRowsInline,
+    fixed_values_filter,
+)
 
 from ..models import (
     Account,
@@ -38,25 +43,15 @@ class EnrollmentInline(admin.TabularInline):
     show_change_link = True
 
 
-class RecentEventInline(admin.TabularInline):
+class RecentEventInline(LatestRowsInline):
     """The learner's 20 latest events, read-only (the full list is under Events)."""
 
     model = Event
-    extra = 0
-    max_num = 0
-    can_delete = False
+    show_change_link = False
     fields = ("occurred_at", "kind", "value", "course", "properties")
-    readonly_fields = fields
-    ordering = ["-occurred_at"]
-
-    def get_queryset(self, request):
-        qs = super().get_queryset(request).select_related("course")
-        match = request.resolver_match
-        learner_id = match.kwargs.get("object_id") if match else None
-        if learner_id is None:
-            return qs.none()
-        latest = qs.filter(learner_id=learner_id).order_by("-occurred_at")[:20]
-        return qs.filter(id__in=list(latest.values_list("id", flat=True)))
+    latest_order = "-occurred_at"
+    related = ("course",)
+    verbose_name_plural = "Events (the 20 latest)"
 
 
 class ModuleInline(admin.TabularInline):

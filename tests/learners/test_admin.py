@@ -1,6 +1,7 @@
 import csv
 import io
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -8,6 +9,7 @@ from campaigns.models import SendStatus
 from learners.models import EmailSuppression, ScoreHistory, Stage
 from learners.models.scoring import Band
 from tests.factories.campaigns import SendFactory
+from tests.factories.expansion import OrderFactory, OrderLineFactory, SubscriptionFactory
 from tests.factories.learners import (
     BASE_TIME,
     EventFactory,
@@ -130,3 +132,35 @@ def test_a_user_who_cannot_view_a_list_cannot_export_it(client):
         "/admin/learners/learner/", {"action": "export_csv", "select_across": "1", "index": "0"}
     )
     assert response.status_code == 403
+
+
+def test_the_learner_page_shows_their_orders_subscriptions_and_sends(client):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    ann = LearnerFactory()
+    order = OrderFactory(learner=ann, external_id="ord-77")
+    OrderLineFactory(order=order, unit_price=Decimal("49.00"), quantity=2)
+    SubscriptionFactory(learner=ann, external_id="sub-9")
+    SendFactory(
+        learner=ann,
+        subject="Ready for SQL 2?",
+        status=SendStatus.SUPPRESSED,
+        status_reason="opted out of offers",
+        reason="completed the final module of SQL Basics; LPS 82",
+    )
+    other = LearnerFactory()
+    OrderFactory(learner=other, external_id="not-hers")
+
+    page = client.get(f"/admin/learners/learner/{ann.pk}/change/").content.decode()
+    for text in [
+        "Orders (the 20 latest)",
+        "ord-77",
+        "98.00",
+        "Subscriptions (the 20 latest)",
+        "sub-9",
+        "Sends (the 20 latest, with status and reason)",
+        "Ready for SQL 2?",
+        "opted out of offers",
+        "completed the final module of SQL Basics; LPS 82",
+    ]:
+        assert text in page, text
+    assert "not-hers" not in page

@@ -7,8 +7,19 @@ from django.http import HttpRequest
 from django.urls import path
 
 from expansion.commerce.models import Order, OrderLine, Subscription, SubscriptionChange
+from expansion.core.admin_lists import LatestRowsInline, admin_inline_add
+from learners.models import Learner
 
 from .dashboard import revenue_view
+
+
+def order_total() -> Sum:
+    """An order's total before refunds: the sum of its lines."""
+    amount = ExpressionWrapper(
+        F("lines__unit_price") * F("lines__quantity"),
+        output_field=DecimalField(max_digits=14, decimal_places=2),
+    )
+    return Sum(amount)
 
 
 class OrderLineInline(admin.TabularInline):
@@ -41,11 +52,7 @@ class OrderAdmin(admin.ModelAdmin):
         ]
 
     def get_queryset(self, request: HttpRequest):
-        amount = ExpressionWrapper(
-            F("lines__unit_price") * F("lines__quantity"),
-            output_field=DecimalField(max_digits=14, decimal_places=2),
-        )
-        return super().get_queryset(request).annotate(total_amount=Sum(amount))
+        return super().get_queryset(request).annotate(total_amount=order_total())
 
     @admin.display(description="Total", ordering="total_amount")
     def total(self, obj: Order):
@@ -100,3 +107,33 @@ class SubscriptionAdmin(admin.ModelAdmin):
         if not obj.quota_limit:
             return "—"
         return f"{(obj.quota_used or 0) / obj.quota_limit:.0%}"
+
+
+class LearnerOrderInline(LatestRowsInline):
+    """On the learner's page: their 20 latest orders with the total."""
+
+    model = Order
+    fields = ("external_id", "placed_at", "order_total", "currency")
+    latest_order = "-placed_at"
+    verbose_name_plural = "Orders (the 20 latest)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(total_amount=order_total())
+
+    @admin.display(description="Total")
+    def order_total(self, obj: Order):
+        return obj.total_amount  # type: ignore[attr-defined]
+
+
+class LearnerSubscriptionInline(LatestRowsInline):
+    """On the learner's page: their subscriptions (an account's are on the account)."""
+
+    model = Subscription
+    fields = ("external_id", "plan", "mrr", "status", "started_at", "renews_at")
+    latest_order = "-started_at"
+    related = ("plan",)
+    verbose_name_plural = "Subscriptions (the 20 latest)"
+
+
+admin_inline_add(Learner, LearnerOrderInline)
+admin_inline_add(Learner, LearnerSubscriptionInline)
