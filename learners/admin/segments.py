@@ -15,6 +15,7 @@ from ..segments import (
     FIELDS_HELP,
     SegmentError,
     compile_definition,
+    segment_members,
     segment_preview,
     segment_refresh,
 )
@@ -57,11 +58,25 @@ class SegmentForm(forms.ModelForm):
 class SegmentAdmin(admin.ModelAdmin):
     form = SegmentForm
     change_form_template = "learners/segment_change_form.html"
-    list_display = ["name", "size", "is_active", "refreshed_at", "updated_at"]
+    list_display = ["name", "members", "is_active", "refreshed_at", "updated_at"]
     list_filter = ["is_active"]
     search_fields = ["name"]
-    readonly_fields = ["size", "refreshed_at", "created_by"]
+    readonly_fields = ["members", "refreshed_at", "created_by"]
     actions = ["refresh_now"]
+
+    @admin.display(description="Size", ordering="size")
+    def members(self, obj: Segment) -> str:
+        """The stored size once the membership refresh has run on this definition; before
+        that (a new or edited segment), the live count of who matches it now."""
+        if obj.pk is None:
+            return "—"
+        if obj.refreshed_at is not None and obj.refreshed_at >= obj.updated_at:
+            return f"{obj.size:,}"
+        try:
+            live = segment_members(obj.definition).count()
+        except SegmentError:
+            return "—"
+        return f"{live:,} (live count; the membership refresh has not run on this definition yet)"
 
     def save_model(self, request, obj, form, change) -> None:
         if not change:

@@ -135,6 +135,10 @@ def _numeric(path: str, node: dict, column: str, scale: float = 1.0) -> Q:
 
 
 def _choice_list(path: str, node: dict, allowed: set[str] | None) -> list[str]:
+    # The operator first: with an unknown one, the value is not what is wrong.
+    op = node.get("op", "in")
+    if op not in ("in", "eq"):
+        raise _fail(path, f"unknown op {op!r} for {node.get('field')}; use in (one of a list)")
     value = node.get("value")
     if isinstance(value, str):
         value = [value]
@@ -385,6 +389,11 @@ def segment_members(
     return Learner.objects.filter(compile_definition(definition, as_of=as_of, bulk=bulk))
 
 
+def _rounded(lps: float | None) -> int | None:
+    """The LPS as the admin shows it everywhere (a whole number), not 73.8438."""
+    return None if lps is None else round(lps)
+
+
 def segment_preview(definition: Any, *, sample: int = 10) -> dict[str, Any]:
     """Count and a sample of members for the admin editor; errors are returned, not raised."""
     try:
@@ -399,7 +408,7 @@ def segment_preview(definition: Any, *, sample: int = 10) -> dict[str, Any]:
             {
                 "external_id": learner.external_id,
                 "name": learner.name,
-                "lps": getattr(getattr(learner, "score", None), "lps", None),
+                "lps": _rounded(getattr(getattr(learner, "score", None), "lps", None)),
                 "band": getattr(getattr(learner, "score", None), "band", None),
             }
             for learner in rows

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +29,7 @@ from tests.factories.learners import (
     LearnerScoreFactory,
     ModuleFactory,
     SegmentFactory,
+    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +48,12 @@ def members(definition, bulk: bool = True) -> set[str]:
         ({"all": []}, "all: must be a non-empty list"),
         ({"all": [{"field": "shoe_size"}]}, "all[0].field: unknown field 'shoe_size'"),
         ({"any": [{"field": "lps", "op": "~", "value": 3}]}, "any[0]: unknown op '~'"),
+        # The operator is named, not the value, on choice fields too.
+        ({"field": "band", "op": "~", "value": "x"}, "unknown op '~' for band; use in"),
+        (
+            {"all": [{"field": "stage", "op": "gte", "value": ["growth"]}]},
+            "all[0]: unknown op 'gte'",
+        ),
         ({"field": "band", "op": "in", "value": ["gold"]}, "unknown gold; use high, low, mid"),
         ({"field": "lps", "value": "high"}, "value must be a number"),
         ({"field": "flag", "value": "grumpy"}, "unknown flag 'grumpy'"),
@@ -414,3 +422,36 @@ def test_a_scoped_pass_refreshes_all_segments_together_like_a_full_refresh():
     assert ("Inactive", "s0") not in scoped
     snapshot = SegmentSnapshot.objects.get(segment__name="Pro", day=AS_OF.date())
     assert snapshot.size == sizes["Pro"] == 7  # s1, s3, s5, s7, s9, s11 and now s2
+
+
+def test_the_preview_sample_shows_the_lps_as_a_whole_number():
+    learner = LearnerFactory(external_id="r-1")
+    LearnerScoreFactory(learner=learner, lps=73.8438, band="high")
+    preview = segment_preview({"field": "band", "op": "in", "value": ["high"]})
+    assert preview["ok"] is True
+    assert preview["sample"] == [
+        {"external_id": "r-1", "name": learner.name, "lps": 74, "band": "high"}
+    ]
+
+
+def test_a_saved_segment_shows_its_live_count_until_the_refresh_runs(client):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    for n in range(3):
+        LearnerScoreFactory(learner=LearnerFactory(external_id=f"h-{n}"), band="high")
+    LearnerScoreFactory(band="low")
+    response = client.post(
+        "/admin/learners/segment/add/",
+        {
+            "name": "High now",
+            "definition": '{"field": "band", "op": "in", "value": ["high"]}',
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    segment = Segment.objects.get(name="High now")
+    assert (segment.size, segment.refreshed_at) == (0, None)
+    page = "".join(client.get("/admin/learners/segment/").content.decode().split())
+    assert "3(livecount;themembershiprefreshhasnotrunonthisdefinitionyet)" in page
+    segment_refresh(segment=segment, as_of=timezone.now())
+    page = "".join(client.get("/admin/learners/segment/").content.decode().split())
+    assert '<tdclass="field-members">3</td>' in page
