@@ -42,6 +42,9 @@ class EnrollmentInline(admin.TabularInline):
     raw_id_fields = ["course"]
     show_change_link = True
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("course")
+
 
 class RecentEventInline(LatestRowsInline):
     """The learner's 20 latest events, read-only (the full list is under Events)."""

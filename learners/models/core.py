@@ -184,7 +184,12 @@ class Enrollment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.learner_id} in {self.course_id}"
+        # The course's title when it was loaded with the row (inlines, lists); otherwise the
+        # ids, so that drawing many rows never queries once per row.
+        course = self._state.fields_cache.get("course")
+        if course is not None:
+            return f"Enrolled in {course.title}"
+        return f"Learner {self.learner_id} in course {self.course_id}"
 
 
 class EventKind(models.TextChoices):

@@ -12,6 +12,8 @@ from tests.factories.campaigns import SendFactory
 from tests.factories.expansion import OrderFactory, OrderLineFactory, SubscriptionFactory
 from tests.factories.learners import (
     BASE_TIME,
+    CourseFactory,
+    EnrollmentFactory,
     EventFactory,
     LearnerFactory,
     LearnerScoreFactory,
@@ -164,3 +166,11 @@ def test_the_learner_page_shows_their_orders_subscriptions_and_sends(client):
     ]:
         assert text in page, text
     assert "not-hers" not in page
+
+
+def test_enrollments_on_the_learner_page_are_titled_by_course(client):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    enrollment = EnrollmentFactory(course=CourseFactory(title="SQL Basics"))
+    page = client.get(f"/admin/learners/learner/{enrollment.learner_id}/change/").content.decode()
+    assert "Enrolled in SQL Basics" in page
+    assert f"{enrollment.learner_id} in {enrollment.course_id}" not in page
