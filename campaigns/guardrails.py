@@ -35,7 +35,6 @@ import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.db.models import (
@@ -82,6 +81,7 @@ from .models import (
     SendStatus,
     TriggerKind,
 )
+from .quiet_hours import learner_zone
 
 # Sends that have left (or are leaving) count towards the caps at the moment of sending; a
 # queued one does not — it has not left, and two queued sends must not block each other.
@@ -100,13 +100,6 @@ def policy_for(campaign: Campaign, policy: GuardrailPolicy) -> dict[str, Any]:
     values = {name: getattr(policy, name) for name in OVERRIDABLE}
     values.update({k: v for k, v in (campaign.guardrails or {}).items() if k in OVERRIDABLE})
     return values
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ValueError, KeyError, OSError):
-        return ZoneInfo("UTC")
 
 
 # ---- at evaluation
@@ -493,7 +486,7 @@ class SendTimeChecks:
         rolling = [at for at in history if at > now - timedelta(days=values["cap_window_days"])]
         if values["email_cap"] and len(rolling) >= values["email_cap"]:
             return Rule.CAP_ROLLING, LABELS[Rule.CAP_ROLLING]
-        tz = _zone(send.learner.time_zone)
+        tz = learner_zone(send.learner.time_zone)
         today = now.astimezone(tz).date()
         if values["email_cap_day"]:
             same_day = [at for at in history if at.astimezone(tz).date() == today]

@@ -28,7 +28,8 @@ ZONE_TABLE = "evaluation_zone"
 MIN_UTC = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _zone(name: str) -> ZoneInfo:
+def learner_zone(name: str) -> ZoneInfo:
+    """A learner's time zone by name; an empty or unknown one is UTC (the site's clock)."""
     try:
         return ZoneInfo(name or "UTC")
     except (ValueError, KeyError, OSError):  # an unknown zone keeps UTC's clock
@@ -73,7 +74,7 @@ def local_instant(tz: ZoneInfo, wall: datetime, *, not_before: datetime) -> date
 
 def quiet_until(zone: str, now: datetime, start: time, end: time) -> datetime | None:
     """None when ``now`` is outside quiet hours in ``zone``; else when they end (UTC)."""
-    tz = _zone(zone)
+    tz = learner_zone(zone)
     local = now.astimezone(tz)
     clock = local.time()
     if not is_quiet(clock, start, end):

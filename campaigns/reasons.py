@@ -13,26 +13,23 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from django.utils import timezone
+
+from .quiet_hours import learner_zone
 
 NEUTRAL = "We picked this for you from your recent activity."
 
 # Score names and bands the learner must never read.
 _JARGON = re.compile(r"\b(LPS|RFM|band|score card|segment|cohort|tier)\b", re.I)
 _SCORE_PARTS = re.compile(r"\s*(;|\(band\b)[^;]*?(?=;|$)", re.I)
-_RENEWS = re.compile(r"(\d{4}-\d{2}-\d{2})[T ][0-9:.+-]*")
 
 
 def _when(at: datetime | None, now: datetime, zone: str) -> str:
     """ " today", " yesterday", " on 3 December" (the learner's calendar), or "" unknown."""
     if at is None:
         return ""
-    try:
-        tz = ZoneInfo(zone) if zone else timezone.get_current_timezone()
-    except (KeyError, ValueError):
-        tz = timezone.get_current_timezone()
+    tz = learner_zone(zone)
     days = (now.astimezone(tz).date() - at.astimezone(tz).date()).days
     if days <= 0:
         return " today"
@@ -42,8 +39,8 @@ def _when(at: datetime | None, now: datetime, zone: str) -> str:
     return f" on {day.day} {day:%B}"
 
 
-def _renewal(match: re.Match) -> str:
-    text = match.group(1)
+def _renewal(text: str) -> str:
+    """ "Your plan renews on 10 December 2026." from the recorded date and time."""
     try:
         day = date.fromisoformat(text[:10])
     except ValueError:
@@ -95,7 +92,7 @@ _RULES: list[tuple[re.Pattern, Callable[[re.Match, str], str]]] = [
     ),
     (
         re.compile(r"^plan renews on (?P<d>.+)$"),
-        lambda m, when: _renewal(_RENEWS.match(m["d"]) or m),
+        lambda m, when: _renewal(m["d"]),
     ),
     (re.compile(r"^just bought$"), lambda m, when: "Thank you for your recent purchase."),
     (re.compile(r"^joined the segment .+$"), lambda m, when: NEUTRAL),
