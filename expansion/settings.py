@@ -134,6 +134,8 @@ TEMPLATES = [
             ],
             # The changelists' bounded date hierarchy (templates/admin/change_list.html).
             "libraries": {"admin_lists": "expansion.core.admin_lists"},
+            # money / percent / count / share filters on every page (expansion/core/format_tags.py)
+            "builtins": ["expansion.core.format_tags"],
         },
     },
 ]

@@ -8,6 +8,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from expansion.core.charts import Series, interval_chart, line_chart
 from expansion.core.db.router import replica_reads
 from expansion.core.singleton import SingletonAdmin
 
@@ -243,97 +244,52 @@ class ExperimentAdmin(admin.ModelAdmin):
             return TemplateResponse(request, "experiments/results.html", context).render()
 
 
-def rate_chart(arms: list[dict], width: int = 520, row: int = 28) -> dict:
-    """Each arm's conversion rate with its Wilson interval, on one shared axis."""
-    top = max([a["rate_ci"][1] for a in arms if a["rate_ci"]] + [0.01])
-    scale = (width - 160) / top
-    rows = []
-    for index, arm in enumerate(arms):
-        if arm["rate"] is None:
-            continue
-        low, high = arm["rate_ci"]
-        rows.append(
-            {
-                "label": arm["name"][:22],
-                "y": index * row + 14,
-                "x": round(150 + arm["rate"] * scale, 1),
-                "x1": round(150 + low * scale, 1),
-                "x2": round(150 + high * scale, 1),
-                "text": f"{arm['rate']:.1%} [{low:.1%}, {high:.1%}]",
-            }
-        )
-    return {"rows": rows, "width": width, "height": max(len(arms), 1) * row + 8}
+def rate_chart(arms: list[dict]) -> dict:
+    """Each arm's conversion rate with its Wilson interval, on one shared percentage axis."""
+    return interval_chart(
+        [
+            (arm["name"], arm["rate"], *(arm["rate_ci"] or (None, None)))
+            for arm in arms
+            if arm["rate"] is not None
+        ],
+        kind="percent",
+    )
 
 
-def lift_chart(
-    days: list[dict],
-    arms: list[dict],
-    width: int = 520,
-    height: int = 160,
-    horizon: dict | None = None,
-) -> dict:
-    """Cumulative lift over the control by day of assignment, one line per arm; on a
-    sequential card each with its always-valid interval (dashed), on a fixed-horizon card a
-    mark on the day the planned sample was assigned (its windows close later)."""
+def lift_chart(days: list[dict], arms: list[dict], horizon: dict | None = None) -> dict:
+    """Cumulative lift over the control by day of assignment, one line per arm with its
+    interval as a band (always valid on a sequential card; on a fixed-horizon card the day's
+    ordinary interval, for watching) and, on a fixed-horizon card, a mark on the day the
+    planned sample was assigned (its windows close later)."""
     names = {a["key"]: a["name"] for a in arms}
     keys = sorted({k for d in days for k in d.get("lift", {})})
-    values = [v for d in days for v in d.get("lift", {}).values() if v is not None]
-    bounds = [
-        b for d in days for ci in d.get("interval", {}).values() if ci is not None for b in ci
+    if not days or not keys:
+        return {"empty": True}
+    series = [
+        Series(
+            name=names.get(key, key),
+            values=[d.get("lift", {}).get(key) for d in days],
+            low=[(d.get("interval", {}).get(key) or (None, None))[0] for d in days],
+            high=[(d.get("interval", {}).get(key) or (None, None))[1] for d in days],
+        )
+        for key in keys
     ]
-    if not days or not values:
-        return {"lines": [], "width": width, "height": height}
-    low, high = min(values + bounds + [0.0]), max(values + bounds + [0.0])
-    span = (high - low) or 1.0
-    step = (width - 20) / max(len(days) - 1, 1)
-
-    def y(v: float) -> float:
-        return round(10 + (height - 30) * (high - v) / span, 1)
-
-    def x(i: int) -> float:
-        return round(10 + i * step, 1)
-
-    colours = ["#417690", "#ba2121", "#e6a700", "#5b8a3a", "#8a5b9c"]
-    lines = []
-    for index, key in enumerate(keys):
-        points = " ".join(
-            f"{x(i)},{y(d['lift'][key])}"
-            for i, d in enumerate(days)
-            if d.get("lift", {}).get(key) is not None
-        )
-        bands = [
-            " ".join(
-                f"{x(i)},{y(d['interval'][key][side])}"
-                for i, d in enumerate(days)
-                if d.get("interval", {}).get(key) is not None
-            )
-            for side in (0, 1)
-        ]
-        lines.append(
-            {
-                "name": names.get(key, key),
-                "points": points,
-                "bands": [b for b in bands if b],
-                "colour": colours[index % 5],
-            }
-        )
     marker = None
     assigned = [g["planned_assigned_at"] for g in (horizon or {}).get("groups", [])]
     if horizon and not horizon.get("sequential") and assigned and None not in assigned:
         day = max(assigned).date()
-        index = next((i for i, d in enumerate(days) if d["day"] >= day), len(days) - 1)
-        marker = {"x": x(index), "day": day}
-    return {
-        "lines": lines,
-        "width": width,
-        "height": height,
-        "zero": y(0.0),
-        "first": days[0]["day"],
-        "last": days[-1]["day"],
-        "high": high,
-        "low": low,
-        "marker": marker,
-    }
+        marker = next((i for i, d in enumerate(days) if d["day"] >= day), len(days) - 1)
+    chart = line_chart(
+        [d["day"].strftime("%d %b") for d in days],
+        series,
+        kind="percent",
+        title="Lift over the control (percentage points)",
+        reference=0.0,
+        marker=marker,
+        marker_label="planned sample" if marker is not None else "",
+    )
+    chart["marker_day"] = days[marker]["day"] if marker is not None else None
+    return chart
 
 
 @admin.register(ExperimentSettings)

@@ -18,9 +18,10 @@ from .stats import Counts, compare
 
 def cumulative_lift(*, experiment: Experiment) -> list[dict[str, Any]]:
     """Per day of assignment, each arm's cumulative conversion rate and its lift over the
-    control (for the chart of lift over time). On a sequential card each lift carries its
-    always-valid interval (``interval``), which may be read on any day; a fixed-horizon
-    card's daily lifts are for looking at, not for deciding."""
+    control (for the chart of lift over time), each with its interval (``interval``, at the
+    card's corrected alpha): on a sequential card the always-valid one, which may be read on
+    any day; on a fixed-horizon card the day's ordinary interval, for looking at, not for
+    deciding (valid once, at the planned sample)."""
     lines = OrderLine.objects.filter(
         order__learner=OuterRef("learner"),
         order__placed_at__gte=OuterRef("assigned_at"),
@@ -56,16 +57,17 @@ def cumulative_lift(*, experiment: Experiment) -> list[dict[str, Any]]:
             for arm, rate in point["rates"].items()
             if arm != str(control)
         }
-        if sequential and control:
+        if control:
             n0, k0 = point["counts"].get(str(control), (0, 0))
-            point["interval"] = {
-                arm: compare(
+            intervals = {}
+            for arm in point["lift"]:
+                comparison = compare(
                     Counts(n0, k0),
                     Counts(*point["counts"][arm]),
                     alpha_each,
-                    sequential_tuning=float(experiment.sequential_tuning),
-                ).sequential_ci
-                for arm in point["lift"]
-            }
+                    sequential_tuning=float(experiment.sequential_tuning) if sequential else None,
+                )
+                intervals[arm] = comparison.sequential_ci if sequential else comparison.absolute_ci
+            point["interval"] = intervals
         del point["counts"]
     return days

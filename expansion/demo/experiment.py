@@ -13,7 +13,7 @@ from learners.models import Learner
 
 def demo_experiment(*, seed: int, now: datetime) -> None:
     """A running experiment card on the next-course offer: 30 % off against the bonus only,
-    with a 10 % holdout; every demo learner assigned three weeks ago."""
+    with a 10 % holdout; the demo learners assigned over the last three weeks."""
     discount = Offer.objects.get(name="Next course in the path")
     bonus = Offer.objects.create(
         name="Next course in the path (bonus only)",
@@ -52,4 +52,11 @@ def demo_experiment(*, seed: int, now: datetime) -> None:
             Arm(experiment=experiment, name="Bonus only", offer=bonus),
         ]
     )
-    assign(experiment=experiment, learners=Learner.objects.all(), now=now - timedelta(days=21))
+    # Learners arrive over the three weeks (a cohort a day), so the lift has a history.
+    ids = list(Learner.objects.order_by("id").values_list("id", flat=True))
+    for day in range(21):
+        assign(
+            experiment=experiment,
+            learners=Learner.objects.filter(id__in=ids[day::21]),
+            now=now - timedelta(days=21 - day),
+        )

@@ -171,7 +171,10 @@ def score_dashboard_context() -> dict:
             high=sum(b[7:]),
             mid=sum(b[4:7]),
             low=sum(b[:4]),
-            chart=bar_chart([(f"{10 * i}–{10 * i + 9}", n) for i, n in enumerate(b)]),
+            chart=bar_chart(
+                [(f"{10 * i}–{10 * i + 9}", n) for i, n in enumerate(b)],
+                title="Enrollments by LPS",
+            ),
         )
     segments = []
     for segment in Segment.objects.filter(is_active=True).prefetch_related("snapshots"):
@@ -181,7 +184,7 @@ def score_dashboard_context() -> dict:
                 "pk": segment.pk,
                 "name": segment.name,
                 "size": segment.size,
-                "chart": bar_chart(history),
+                "chart": bar_chart(history, title="Members by day"),
             }
         )
     last_full = ScoringRun.objects.filter(kind="full").first()

@@ -106,7 +106,7 @@ class SegmentAdmin(admin.ModelAdmin):
         context["rule_reference"] = FIELDS_HELP
         if obj is not None:
             history = [(s.day.strftime("%m-%d"), s.size) for s in obj.snapshots.all()][-30:]
-            context["size_chart"] = bar_chart(history) if history else None
+            context["size_chart"] = bar_chart(history, title="Members by day") if history else None
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.action(description="Refresh membership now")

@@ -281,6 +281,9 @@ def test_the_dashboard_shows_the_by_type_totals(plans, admin_client):
 
     page = admin_client.get("/admin/expansion/order/revenue/").content.decode()
 
-    assert "<li>Expansion MRR: 50.00</li>" in page
-    assert "<td>upsell</td><td>MRR</td><td>50.00</td><td>1</td><td>50.00</td>" in page
-    assert "<tr><th>Total</th><th>MRR</th><th>50.00</th>" in page
+    assert '<div class="kpi-label">Expansion MRR</div><div class="kpi-value">$50.00</div>' in page
+    assert (
+        '<td>upsell</td><td>MRR</td><td class="num">$50.00</td><td class="num">1</td>'
+        '<td class="num">$50.00</td>'
+    ) in page
+    assert '<tr><th>Total</th><th>MRR</th><th class="num">$50.00</th>' in page

@@ -266,6 +266,11 @@ def test_the_card_plans_and_the_analysis_tests_with_one_correction(two_variants,
     assert f"4,644 learners per arm for {stated}".encode() in card.content
     assert f"Multiple comparisons: {stated}".encode() in page.content
     assert b"Conversion rate by arm (97.5% Wilson interval)" in page.content
+    # Rates read as percentages, on the table and on the chart's shared axis.
+    low, high = proportion_confint(21, 100, 0.025, "wilson")
+    assert f"<td>21.0% [{low:.1%}, {high:.1%}]</td>".encode() in page.content
+    assert f"21.0% [{low:.1%}, {high:.1%}]</title>".encode() in page.content
+    assert b'class="tick">0%</text>' in page.content
 
 
 def test_a_card_without_a_control_compares_each_arm_with_the_holdout():
@@ -374,4 +379,4 @@ def test_a_card_without_a_fixed_horizon_is_tested_sequentially(admin_client):
     assert days[1]["interval"][str(variant.pk)] == pytest.approx(primary["ci"])
     page = admin_client.get(f"/admin/experiments/experiment/{experiment.pk}/results/")
     assert b"Sequential testing (always-valid" in page.content
-    assert b"Dashed: the always-valid interval" in page.content
+    assert b"Shaded: the always-valid interval" in page.content

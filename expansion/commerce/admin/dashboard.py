@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -19,7 +20,7 @@ from expansion.commerce.metrics import (
     revenue_metrics,
     top_opportunities,
 )
-from expansion.core.charts import bar_chart
+from expansion.core.charts import Kind, bar_chart, currency_symbol
 from expansion.core.db.router import replica_reads
 
 
@@ -36,11 +37,14 @@ def revenue_dashboard_context(*, period: str, today: date) -> dict[str, Any]:
     rows = revenue_metrics(period=period, first=first, last=today)
     label = {"day": "%d %b", "week": "%d %b", "month": "%b %y"}[period]
 
-    def chart(attr: str) -> dict[str, Any]:
+    def chart(attr: str, title: str, kind: Kind = "money") -> dict[str, Any]:
         return bar_chart(
-            [(r.period_start.strftime(label), float(getattr(r, attr) or 0)) for r in rows]
+            [(r.period_start.strftime(label), float(getattr(r, attr) or 0)) for r in rows],
+            kind=kind,
+            title=title,
         )
 
+    skus = sorted({sku for r in rows for sku in r.attach_rates})
     month_start = today.replace(day=1)
     # By month, the last row is the current month already (each pass walks the whole ledger).
     if period == "month":
@@ -57,13 +61,19 @@ def revenue_dashboard_context(*, period: str, today: date) -> dict[str, Any]:
         "current": current,
         "month": month_start,
         "charts": [
-            ("Revenue", chart("revenue")),
-            ("Orders", chart("orders")),
-            ("MRR at the end of the period", chart("mrr_end")),
-            ("Expansion MRR", chart("mrr_expansion")),
-            ("Expansion revenue (one-time)", chart("expansion_revenue")),
-            ("Churned MRR", chart("mrr_churn")),
+            chart("revenue", f"Revenue ({currency_symbol().strip()})"),
+            chart("orders", "Orders", "number"),
+            chart("mrr_end", "MRR at the end of the period"),
+            chart("mrr_expansion", "Expansion MRR"),
+            chart("expansion_revenue", "Expansion revenue (one-time)"),
+            chart("mrr_churn", "Churned MRR"),
+            chart("nrr", "Net revenue retention", "percent"),
         ],
+        "attach_skus": skus,
+        # Each row with its attach rates, one column per add-on in the same order.
+        "table": [(r, [r.attach_rates.get(sku) for sku in skus]) for r in rows],
+        "currency": settings.EXPANSION_CURRENCY,
+        "period_format": {"day": "D j M", "week": "j M Y", "month": "M Y"}[period],
         "by_type": by_type,
         "by_type_mrr": _total(row.amount for row in by_type if row.recurring),
         "by_type_one_time": _total(row.amount for row in by_type if not row.recurring),
@@ -71,7 +81,9 @@ def revenue_dashboard_context(*, period: str, today: date) -> dict[str, Any]:
             [
                 (f"{row.kind} ({'MRR' if row.recurring else 'one-time'})", float(row.amount))
                 for row in by_type
-            ]
+            ],
+            kind="money",
+            title="Expansion by type, this month",
         ),
         "opportunities": top_opportunities(),
     }
