@@ -252,6 +252,56 @@ def campaign_approve(*, campaign: Campaign, user: Any) -> Campaign:
     return campaign
 
 
+SENT_BACK_LOG = "Sent back: "
+
+
+@transaction.atomic
+def campaign_send_back(*, campaign: Campaign, user: Any, comment: str) -> Campaign:
+    """The reviewer sends a campaign in review back to its marketer as a draft, with what to
+    change (``comment``, required): logged in the admin's history, shown on its page
+    (``sent_back_entry``). Refused (``CampaignError``, nothing changed) for anyone but the
+    course's creator (or a superuser), for a campaign not in review, or without a comment."""
+    locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    comment = " ".join((comment or "").split())
+    if not may_approve(user, locked.course):
+        raise CampaignError(["only the creator of the campaign's course can send it back"])
+    if locked.status != CampaignStatus.IN_REVIEW:
+        raise CampaignError([f"only a campaign in review can be sent back, not {locked.status}"])
+    if not comment:
+        raise CampaignError(["say what should change: the comment is required"])
+    Campaign.objects.filter(pk=locked.pk).update(
+        status=CampaignStatus.DRAFT, updated_at=timezone.now()
+    )
+    LogEntry.objects.create(
+        user_id=user.pk,
+        content_type_id=ContentType.objects.get_for_model(Campaign).pk,
+        object_id=str(locked.pk),
+        object_repr=str(locked)[:200],
+        action_flag=CHANGE,
+        change_message=f"{SENT_BACK_LOG}{comment[:2000]}",
+    )
+    campaign.refresh_from_db()
+    return campaign
+
+
+def sent_back_entry(*, campaign: Campaign) -> LogEntry | None:
+    """The latest "sent back" of this campaign, if no approval or review request came
+    after it (what the marketer should read on its page)."""
+    entry = (
+        LogEntry.objects.filter(
+            content_type_id=ContentType.objects.get_for_model(Campaign).pk,
+            object_id=str(campaign.pk),
+            change_message__startswith=SENT_BACK_LOG,
+        )
+        .select_related("user")
+        .order_by("-action_time")
+        .first()
+    )
+    if entry is None or campaign.status != CampaignStatus.DRAFT:
+        return None
+    return entry
+
+
 def approval_entry(*, campaign: Campaign) -> LogEntry | None:
     """The admin-history entry of the campaign's latest approval (who, when, what was
     reviewed), or None when it was never approved since approvals were pinned."""

@@ -34,7 +34,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from expansion.core.db.locks import AdvisoryLock
@@ -177,24 +177,41 @@ def _still_active(campaigns: list[Campaign]) -> set[int]:
     )
 
 
+def answered(campaign: Campaign) -> Exists:
+    """On trigger rows: the occurrence already has this campaign's send (on its channel)."""
+    return Exists(
+        Send.objects.filter(
+            campaign_id=campaign.pk,
+            learner_id=OuterRef("t_learner_id"),
+            occurrence_key=OuterRef("t_occurrence_key"),
+            channel=campaign.channel,
+        )
+    )
+
+
+def waiting_for_scores() -> Exists:
+    """On trigger rows: the learner has data not scored yet. Left for the next evaluation:
+    their guardrails (LPS, stage, flags) must be read from fresh scores, and the decision is
+    final."""
+    return Exists(DirtyLearner.objects.filter(learner_id=OuterRef("t_learner_id")))
+
+
+def segment_members(campaign: Campaign) -> QuerySet | None:
+    """The learner ids of the campaign's segment now (None: no segment, everyone)."""
+    if not campaign.segment_id:
+        return None
+    return SegmentMembership.objects.filter(
+        segment_id=campaign.segment_id, exited_at__isnull=True
+    ).values("learner_id")
+
+
 def _collect(run: uuid.UUID, campaign: Campaign, now: datetime) -> None:
     """The campaign's trigger occurrences it has not answered yet, into Candidate."""
     channel = campaign.channel
-    answered = Send.objects.filter(
-        campaign_id=campaign.pk,
-        learner_id=OuterRef("t_learner_id"),
-        occurrence_key=OuterRef("t_occurrence_key"),
-        channel=channel,
-    )
-    # A learner with data not scored yet is left for the next evaluation: their guardrails
-    # (LPS, stage, flags) must be read from fresh scores, and the decision is final.
-    waiting = DirtyLearner.objects.filter(learner_id=OuterRef("t_learner_id"))
+    members = segment_members(campaign)
     for rows in trigger_rows(campaign, now=now):
-        rows = rows.filter(~Exists(answered), ~Exists(waiting))
-        if campaign.segment_id:
-            members = SegmentMembership.objects.filter(
-                segment_id=campaign.segment_id, exited_at__isnull=True
-            ).values("learner_id")
+        rows = rows.filter(~answered(campaign), ~waiting_for_scores())
+        if members is not None:
             rows = rows.filter(t_learner_id__in=members)
         sql, params = rows.query.sql_with_params()
         candidate, learner = Candidate._meta.db_table, Learner._meta.db_table
@@ -276,6 +293,7 @@ def _sample(run: uuid.UUID, limit: int) -> list[dict[str, Any]]:
     return [
         {
             "learner": row.learner.external_id,
+            "learner_id": row.learner_id,
             "campaign": row.campaign.name,
             "detail": row.detail,
             "rule": row.rule,

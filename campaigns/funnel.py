@@ -9,7 +9,7 @@ failed + sent (sent or any later status), exactly (``status_counts``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -189,11 +189,16 @@ class Incremental:
 
 
 def incremental_revenue(
-    *, window_days: int = 7, creator_id: int | None = None
+    *,
+    window_days: int = 7,
+    creator_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[Incremental]:
     """Per campaign with a holdout: net revenue per learner within ``window_days`` of the
     decision, treated (queued or sent) against held out, and the difference × treated; with
-    ``creator_id``, only the sends that creator sees (``roles.creator_sends``, as in SQL).
+    ``creator_id``, only the sends that creator sees (``roles.creator_sends``, as in SQL);
+    with ``since`` / ``until``, only the decisions made in that time.
 
     Intent to treat: every treated learner counts, whether the email converted or not; any
     order counts, attributed or not — what the holdout shows is what would have happened
@@ -225,6 +230,7 @@ def incremental_revenue(
           LEFT JOIN {order} o ON o.learner_id = s.learner_id AND {window}
           LEFT JOIN {line} l ON l.order_id = o.id
           WHERE s.campaign_id IS NOT NULL AND s.is_test = %s AND (s.rule = '' OR s.rule = %s)
+            AND s.created_at >= %s AND s.created_at < %s
           GROUP BY s.id
         ) r ON r.send_id = s.id
         WHERE TRUE {mine}
@@ -233,7 +239,15 @@ def incremental_revenue(
         ORDER BY c.name
     """
     holdout = str(Rule.HOLDOUT)
-    params: list[Any] = [holdout, holdout, window_days, False, holdout]
+    params: list[Any] = [
+        holdout,
+        holdout,
+        window_days,
+        False,
+        holdout,
+        since or datetime.min.replace(tzinfo=UTC),
+        until or datetime.max.replace(tzinfo=UTC),
+    ]
     if creator_id is not None:
         params += [creator_id, creator_id]
     params.append(holdout)

@@ -149,11 +149,14 @@ class MessageTemplateAdmin(admin.ModelAdmin):
         if version is None:
             version = template_snapshot(template=template, user=request.user)
         learner = None
-        wanted = request.GET.get("learner") or request.POST.get("learner")
+        rendered, error = None, ""
+        wanted = (request.GET.get("learner") or request.POST.get("learner") or "").strip()
         if wanted:
             learner = Learner.objects.filter(external_id=wanted).first()
-        learner = learner or Learner.objects.order_by("id").first()
-        rendered, error = None, ""
+            if learner is None:
+                error = f"No learner has the external id {wanted!r}: nothing rendered."
+        else:
+            learner = Learner.objects.order_by("id").first()
         if learner is not None:
             try:
                 rendered = message_render(

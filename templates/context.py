@@ -415,13 +415,15 @@ def preview_context(
     course_id: int | None = None,
     offer: Any = None,
     reason: str = PREVIEW_REASON,
+    any_offer: bool = True,
 ) -> dict[str, Any]:
     """What a send to this real learner would render with (``contexts_build``: one code path
     for previews, test sends and real sends), about ``course_id`` (default: their latest
-    enrollment) and ``offer`` (default: the first active offer, by name), with example links
-    (a test send replaces them with its own signed ones)."""
+    enrollment) and ``offer`` (default: the first active offer, by name, unless
+    ``any_offer`` is False: a campaign's preview shows its own offer or none), with example
+    links (a test send replaces them with its own signed ones)."""
     now = now or timezone.now()
-    if offer is None:
+    if offer is None and any_offer:
         offer = Offer.objects.filter(is_active=True).select_related("product").first()
     request = ContextRequest(learner=learner, course_id=course_id, offer=offer, reason=reason)
     (context,) = contexts_build(requests=[request], now=now)

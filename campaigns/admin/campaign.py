@@ -22,9 +22,10 @@ from ..approval import (
 )
 from ..funnel import ACCOUNTED, SENT_ONWARDS, campaign_status_counts
 from ..lifecycle import activation_problems
-from ..models import Campaign, CampaignStatus, SendStatus
+from ..models import Campaign, CampaignStatus, GuardrailPolicy, SendStatus
 from ..roles import is_creator_only
 from ..trigger_params import PARAMS
+from .campaign_form import CampaignForm, guardrail_fieldset_fields, trigger_fieldset_fields
 from .campaign_pages import CampaignPages, sends_url
 
 # The Send list filtered to one campaign's sends in one column's statuses.
@@ -46,15 +47,33 @@ def _count_link(obj: Campaign, column: str) -> str:
     return format_html('<a href="{}">{}</a>', sends_url(obj.pk, COUNT_STATUSES[column]), n)
 
 
-def _trigger_reference() -> str:
-    lines = []
-    for kind, spec in PARAMS.items():
-        params = ", ".join(
-            f"{name} (default {p.default!r}{'; ' + p.help if p.help else ''})"
-            for name, p in spec.items()
+def trigger_sentence(campaign: Campaign) -> str:
+    """The trigger's parameters in words, defaults included ("min score 85 (default 80)")."""
+    spec = PARAMS.get(campaign.trigger, {})
+    if not spec:
+        return "None: this trigger takes no parameters."
+    params = campaign.trigger_params or {}
+    parts = []
+    for name, param in spec.items():
+        value = params.get(name, param.default)
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        parts.append(f"{name.replace('_', ' ')} {shown}" + ("" if name in params else " (default)"))
+    return "; ".join(parts) + "."
+
+
+def guardrails_sentence(campaign: Campaign) -> str:
+    """The campaign's guardrail overrides against the policy ("min lps 60 (policy 40)")."""
+    overrides = campaign.guardrails or {}
+    if not overrides:
+        return "None: the guardrail policy applies as it is."
+    policy = GuardrailPolicy.load()
+    return (
+        "; ".join(
+            f"{name.replace('_', ' ')} {value} (policy {getattr(policy, name)})"
+            for name, value in sorted(overrides.items())
         )
-        lines.append(f"{kind}: {params or 'no parameters'}")
-    return "\n".join(lines)
+        + "."
+    )
 
 
 @admin.register(Campaign)
@@ -80,50 +99,58 @@ class CampaignAdmin(CampaignPages):
     list_filter = ["status", "moment", "trigger", "category"]
     search_fields = ["name", "description"]
     autocomplete_fields = ["offer", "segment", "course", "experiment"]
-    raw_id_fields = ["email_template", "in_app_template"]
+    form = CampaignForm
     readonly_fields = [
         "status",
         "sends_by_status",
         "approval",
         "changed_since_approval",
         "problems",
-        "trigger_reference",
+        "trigger_summary",
+        "guardrails_summary",
     ]
-    fieldsets = [
-        (None, {"fields": ["name", "description", "status", "sends_by_status", "problems"]}),
-        (
-            "When",
-            {
-                "fields": [
-                    "moment",
-                    "trigger",
-                    "trigger_params",
-                    "send_within_hours",
-                    "trigger_reference",
-                ]
-            },
-        ),
-        ("Who", {"fields": ["segment", "course", "target_roles", "one_per_account"]}),
-        (
-            "What",
-            {
-                "fields": [
-                    "purpose",
-                    "offer",
-                    "category",
-                    "email_template",
-                    "in_app_template",
-                    "premium_upsell",
-                    "experiment",
-                ]
-            },
-        ),
-        ("Guardrails", {"fields": ["priority", "reentry", "reentry_days", "guardrails"]}),
-        (
-            "Review",
-            {"fields": ["requires_creator_approval", "approval", "changed_since_approval"]},
-        ),
-    ]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Campaign | None = None):
+        """The campaign as a flow, step by step; who may only look (a reviewing creator)
+        reads the trigger's parameters and the guardrail overrides as sentences."""
+        editable = self.has_change_permission(request, obj) or (
+            obj is None and self.has_add_permission(request)
+        )
+        trigger = (
+            ["trigger", *trigger_fieldset_fields(), "send_within_hours"]
+            if editable
+            else ["trigger", "trigger_summary", "send_within_hours"]
+        )
+        guardrails = (
+            ["priority", "reentry", "reentry_days", *guardrail_fieldset_fields()]
+            if editable
+            else ["priority", "reentry", "reentry_days", "guardrails_summary"]
+        )
+        return [
+            (None, {"fields": ["name", "description", "status", "sends_by_status", "problems"]}),
+            ("1 · Moment", {"fields": ["moment"]}),
+            ("2 · Trigger", {"fields": trigger, "classes": ["campaign-trigger"]}),
+            (
+                "3 · Audience",
+                {"fields": ["segment", "course", "target_roles", "one_per_account"]},
+            ),
+            ("4 · Offer", {"fields": ["purpose", "offer", "category", "premium_upsell"]}),
+            ("5 · Message", {"fields": ["email_template", "in_app_template"]}),
+            (
+                "6 · Guardrails",
+                {
+                    "fields": guardrails,
+                    "description": "Empty fields keep the guardrail policy's value "
+                    "(shown in each); a value here overrides it for this campaign only.",
+                },
+            ),
+            ("7 · Experiment", {"fields": ["experiment"]}),
+            (
+                "8 · Review",
+                {"fields": ["requires_creator_approval", "approval", "changed_since_approval"]},
+            ),
+        ]
+
     actions = [
         "activate",
         "submit_for_review",
@@ -237,8 +264,12 @@ class CampaignAdmin(CampaignPages):
         return "; ".join(drift) if drift else "Nothing."
 
     @admin.display(description="Trigger parameters")
-    def trigger_reference(self, obj: Campaign) -> str:
-        return format_html("<pre>{}</pre>", _trigger_reference())
+    def trigger_summary(self, obj: Campaign) -> str:
+        return trigger_sentence(obj)
+
+    @admin.display(description="Guardrail overrides")
+    def guardrails_summary(self, obj: Campaign) -> str:
+        return guardrails_sentence(obj)
 
     def save_model(self, request, obj: Campaign, form, change: bool) -> None:
         """Saved; an approved campaign whose reviewed fields changed goes back to review

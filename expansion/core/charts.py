@@ -33,19 +33,23 @@ def currency_symbol(code: str | None = None) -> str:
 
 
 def value_text(value: float | Decimal | int | None, kind: Kind = "number") -> str:
-    """``value`` as a reader expects it: "1,234" / "12.5"; money "€1,234" (cents below
-    1,000: "€12.50"); a fraction as a percentage, "89.4%". None: "—"."""
+    """``value`` as a reader expects it: "1,234" / "12.5"; money "€1,234" (below 1,000 with
+    cents: "€12.50"); a fraction as a percentage, "89.4%". None: "—". A ``Decimal`` is
+    written exactly, however large (money is decimal end to end)."""
     if value is None:
         return "—"
-    number = float(value)
+    number = value if isinstance(value, Decimal) else Decimal(str(float(value)))
+    if not number.is_finite():
+        return "—"
     sign = "−" if number < 0 else ""
     number = abs(number)
     if kind == "percent":
-        return f"{sign}{number * 100:.1f}%" if number < 10 else f"{sign}{number * 100:,.0f}%"
+        scaled = number * 100
+        return f"{sign}{scaled:.1f}%" if scaled < 1000 else f"{sign}{scaled:,.0f}%"
     if kind == "money":
         amount = f"{number:,.0f}" if number >= 1000 else f"{number:,.2f}"
         return f"{sign}{currency_symbol()}{amount}"
-    if number >= 100 or number == int(number):
+    if number >= 100 or number == number.to_integral_value():
         return f"{sign}{number:,.0f}"
     return f"{sign}{number:,.2f}".rstrip("0").rstrip(".")
 

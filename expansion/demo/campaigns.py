@@ -56,6 +56,20 @@ def demo_campaigns() -> None:
         status="active",
         requires_creator_approval=False,
     )
+    # One waiting for its course's creator (creator_ana signs in to approve or send it back).
+    Campaign.objects.create(
+        name="SQL Basics graduates: the next course by email, at completion",
+        course=sql_basics,
+        description="Right at completion rather than weeks after: waits for SQL Basics' "
+        "creator to approve what goes out.",
+        moment=moment["course_completion"],
+        trigger="final_module",
+        email_template=email,
+        offer=offer,
+        priority=110,
+        status="in_review",
+        requires_creator_approval=True,
+    )
     # Seed 000's stall play: re-engagement (the upsell guardrails — at risk, low LPS — do not
     # stop it), at the "declining engagement" moment that is kept free of offers.
     stall = MessageTemplate.objects.get(name="Stall recovery: pick up where you left off")

@@ -10,10 +10,11 @@ from django.utils import timezone
 
 from expansion.core.charts import bar_chart
 
-from ..models import Segment, SegmentMembership
+from ..models import Course, RfmSegment, Segment, SegmentMembership
 from ..segments import (
     FIELDS_HELP,
     SegmentError,
+    builder_schema,
     compile_definition,
     segment_members,
     segment_preview,
@@ -104,6 +105,14 @@ class SegmentAdmin(admin.ModelAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["rule_reference"] = FIELDS_HELP
+        context["builder_schema"] = builder_schema(
+            rfm_segments=list(
+                RfmSegment.objects.order_by("name").values_list("name", flat=True).distinct()
+            ),
+            courses=list(
+                Course.objects.order_by("external_id").values_list("external_id", flat=True)[:500]
+            ),
+        )
         if obj is not None:
             history = [(s.day.strftime("%m-%d"), s.size) for s in obj.snapshots.all()][-30:]
             context["size_chart"] = bar_chart(history, title="Members by day") if history else None

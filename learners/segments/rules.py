@@ -414,3 +414,117 @@ def segment_preview(definition: Any, *, sample: int = 10) -> dict[str, Any]:
             for learner in rows
         ],
     }
+
+
+def builder_schema(*, rfm_segments: list[str], courses: list[str]) -> list[dict[str, Any]]:
+    """Every condition the segment builder offers, as plain data for its rows: the field,
+    its label, its operators, what its value is (a number, a pair, choices, text or
+    nothing) and its extra keys (an event's kind and days, an attribute's key, a category).
+    The same names ``FIELDS_HELP`` documents and the compiler checks."""
+    numeric = ["gte", "gt", "lte", "lt", "eq", "between"]
+    fields: list[dict[str, Any]] = [
+        {"field": "lps", "label": "LPS (0–100)", "ops": numeric, "value": "number"},
+    ]
+    for name in ("completion", "assessment", "community", "downloads", "login"):
+        fields.append(
+            {
+                "field": name,
+                "label": f"{name.capitalize()} (0–100)",
+                "ops": numeric,
+                "value": "number",
+            }
+        )
+    for name in ("recency", "frequency", "monetary"):
+        fields.append(
+            {
+                "field": f"rfm_{name}",
+                "label": f"RFM {name} (1–5)",
+                "ops": numeric,
+                "value": "number",
+            }
+        )
+    fields += [
+        {
+            "field": "band",
+            "label": "LPS band",
+            "ops": ["in"],
+            "value": "choices",
+            "choices": list(Band.values),
+        },
+        {
+            "field": "stage",
+            "label": "Stage",
+            "ops": ["in"],
+            "value": "choices",
+            "choices": list(Stage.values),
+        },
+        {
+            "field": "rfm_segment",
+            "label": "RFM segment",
+            "ops": ["in"],
+            "value": "choices",
+            "choices": rfm_segments,
+        },
+        {"field": "rfm_cell", "label": "RFM cell (r-f-m)", "ops": ["in"], "value": "list"},
+        {
+            "field": "flag",
+            "label": "Has flag",
+            "ops": [],
+            "value": "choice",
+            "choices": list(LearnerScore.FLAGS),
+        },
+        {
+            "field": "attribute",
+            "label": "Attribute",
+            "ops": ["eq", "ne", "in", "exists", "gte", "gt", "lte", "lt"],
+            "value": "text",
+            "extra": [{"key": "key", "label": "key", "type": "text"}],
+        },
+        {
+            "field": "enrolled_in",
+            "label": "Enrolled in course",
+            "ops": [],
+            "value": "choice",
+            "choices": courses,
+        },
+        {
+            "field": "completed",
+            "label": "Completed course",
+            "ops": [],
+            "value": "choice",
+            "choices": courses,
+        },
+        {"field": "owns_product", "label": "Owns product (SKU)", "ops": [], "value": "text"},
+        {
+            "field": "event_count",
+            "label": "Events of a kind in the last N days",
+            "ops": numeric[:-1],
+            "value": "number",
+            "extra": [
+                {"key": "kind", "label": "kind", "type": "text"},
+                {"key": "days", "label": "days", "type": "number"},
+            ],
+        },
+        {
+            "field": "last_event_age",
+            "label": "Days since the last event",
+            "ops": numeric[:-1],
+            "value": "number",
+            "extra": [{"key": "kind", "label": "kind (optional)", "type": "text"}],
+        },
+        {
+            "field": "reachable",
+            "label": "Reachable by email",
+            "ops": [],
+            "value": "none",
+            "extra": [
+                {
+                    "key": "category",
+                    "label": "category (optional)",
+                    "type": "choice",
+                    "choices": ["", *MessageCategory.values],
+                }
+            ],
+        },
+    ]
+    return fields

@@ -575,7 +575,9 @@ def test_a_creator_sees_the_funnel_of_their_own_courses_only(creator):
 
 def _box(body: str) -> str | None:
     """The "Needs attention" box's text, its white space folded."""
-    found = re.search(r'<section class="module" id="needs-attention">(.*?)</section>', body, re.S)
+    found = re.search(
+        r'<section id="needs-attention" class="home-section">(.*?)</section>', body, re.S
+    )
     return " ".join(found.group(1).split()) if found else None
 
 
@@ -591,22 +593,23 @@ def test_the_home_page_lists_campaigns_paused_by_failures_and_an_open_circuit(ma
     )
     box = _box(login(marketer).get(reverse("admin:index")).content.decode())
     assert box is not None
-    red = '<strong style="color: var(--error-fg, #ba2121)">'
     assert (
-        f'<a href="/admin/campaigns/campaign/{broken.pk}/change/"><strong>Broken template'
-        f"</strong></a>: {red}paused by failures</strong> since 2026-03-02 10:00.<br> "
-        f"{ESCAPED_REASON}<br> "
-        '<span class="help">Fix the cause, then Retry failed sends and Resume on its page.</span>'
+        '<div class="attention-item error"> '
+        f'<a href="/admin/campaigns/campaign/{broken.pk}/change/"><strong>Broken template: '
+        "paused by failures since 2026-03-02 10:00</strong></a> "
+        f'<div class="detail">{ESCAPED_REASON} Fix the cause, then Retry failed sends and '
+        "Resume on its page.</div> </div>"
     ) in box
     assert "Paused by hand" not in box
     assert "Fine" not in box
     assert (
-        f"{red}Mail server unreachable: no email is leaving</strong> since 2026-03-02 10:00.<br> "
-        "3 failed attempts in a row, next try at "
+        '<div class="attention-item error"> <strong>Mail server unreachable: no email is '
+        'leaving since 2026-03-02 10:00</strong> <div class="detail">3 failed attempts in a row, '
+        "next try at "
     ) in box
     assert (
-        "Queued sends wait and leave when it answers again; nothing is lost. <br>Last error: "
-        "<code>SMTPConnectError: (421, &#x27;Service not available&#x27;)</code>"
+        "Queued sends wait and leave when it answers again; nothing is lost. Last error: "
+        "SMTPConnectError: (421, &#x27;Service not available&#x27;)</div>"
     ) in box
     assert box.index("Mail server unreachable") < box.index("Broken template")
 
@@ -620,12 +623,13 @@ def test_the_circuit_stays_on_the_home_page_between_probes_and_leaves_once_close
     assert (attention.circuit, attention.next_try, attention.campaigns) == (circuit, None, [])
     box = _box(login(marketer).get(reverse("admin:index")).content.decode())
     assert "5 failed attempts in a row, being tried again now." in box
-    # Closed (what campaigns.circuit.circuit_close leaves): no box at all.
+    # Closed (what campaigns.circuit.circuit_close leaves): nothing in the box.
     circuit.failures, circuit.open_until, circuit.opened_at = 0, None, None
     circuit.save()
-    body = login(marketer).get(reverse("admin:index")).content.decode()
-    assert _box(body) is None
-    assert "Needs attention" not in body
+    box = _box(login(marketer).get(reverse("admin:index")).content.decode())
+    assert "Mail server" not in box
+    assert "attention-item" not in box
+    assert "Nothing needs you now" in box
 
 
 def test_the_home_page_shows_a_creator_only_their_own_paused_campaigns(creator):

@@ -302,31 +302,62 @@ def test_marketer_creator_and_platform_through_the_whole_journey(browser, live_s
     autocomplete(page, "course", "SQL Basics")
     autocomplete(page, "offer", "SQL Advanced for graduates")
     autocomplete(page, "experiment", "Graduates: bonus or not")
-    page.fill("#id_email_template", str(template.pk))
-    # New learners' LPS is low: this campaign waives the LPS floor.
-    page.fill("#id_guardrails", json.dumps({"min_lps": 0}))
+    page.select_option("#id_email_template", str(template.pk))
+    # New learners' LPS is low: this campaign waives the LPS floor (a guardrail field that
+    # shows the policy's value it overrides).
+    assert page.get_attribute("#id_guardrail__min_lps", "placeholder") == "policy: 40"
+    page.fill("#id_guardrail__min_lps", "0")
     page.check("#id_requires_creator_approval")
     step.shot(page, "campaign")
     saved(page)
     campaign = Campaign.objects.get(name="Graduates: next course")
-    run_action(page, base, campaign.name, "submit_for_review")
+    change = f"{base}/admin/campaigns/campaign/{campaign.pk}/change/"
+    page.goto(change)
+    # The page shows the chosen trigger's parameters only (the final module takes none).
+    assert page.locator(".field-trigger__assessment_high__min_score").is_hidden()
+    page.select_option("#id_trigger", "assessment_high")
+    assert page.locator(".field-trigger__assessment_high__min_score").is_visible()
+    page.select_option("#id_trigger", "final_module")
+    with page.expect_navigation():
+        page.click("#campaign-steps input[value='Request review']")
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.IN_REVIEW
 
-    # ---- the course's creator: only their own course, and the approval
+    # ---- the course's creator: only their own course, and the approval on its page
     carl = login(browser, base, "carl")
+    carl.goto(f"{base}/admin/")
+    waiting = carl.locator("#needs-attention .attention-item").all_inner_texts()
+    assert [text.split("\n")[0] for text in waiting] == [f"{campaign.name}: waiting for approval"]
     carl.goto(f"{base}/admin/campaigns/campaign/")
     listed = carl.locator("#result_list tbody tr").all_inner_texts()
     assert len(listed) == 1
     assert campaign.name in listed[0]
-    run_action(carl, base, campaign.name, "approve")
+    carl.goto(change)
+    assert carl.locator("#review-panel").is_visible()
+    assert "SQL Advanced for graduates" in carl.locator("#review-offer").inner_text()
+    preview = carl.locator("#message-preview").inner_text()
+    if Learner.objects.exists():
+        assert carl.locator("#message-preview iframe").count() == 1, preview
+    else:  # the platform has synced nobody yet
+        assert "No learner in its audience to render it for yet." in preview
+    step.shot(carl, "creator-review")
+    with carl.expect_navigation():
+        carl.click("#campaign-steps input[value='Approve']")
     step.shot(carl, "creator-approved")
     campaign.refresh_from_db()
     assert campaign.approved_by == creator
 
-    run_action(page, base, campaign.name, "activate")
+    page.goto(change)
+    page.click("#reach-load")
+    page.wait_for_selector("#reach-figures")
+    assert "Trigger occurrences, last 7 days" in page.locator("#reach-figures").inner_text()
+    step.shot(page, "reach-estimate")
+    # The estimate scrolled the page to its end; back at the top, as a person would.
+    page.evaluate("window.scrollTo(0, 0)")
+    with page.expect_navigation():
+        page.click("#campaign-steps input[value='Activate']")
     campaign.refresh_from_db()
-    assert campaign.status == CampaignStatus.ACTIVE
+    assert campaign.status == CampaignStatus.ACTIVE, page.locator(".messagelist").all_inner_texts()
     step.shot(page, "campaign-active")
 
     # ---- the platform: a learner outside the experiment's holdout completes the course
@@ -444,7 +475,7 @@ def _platform_and_inbox(page, carl, base, key, step, campaign, experiment, sink,
     assert cells == [
         "Graduates: next course",
         *["1", "0", "0", "0", "0", "1", "0", "0", "1", "1"],
-        *["99.00", "0"],
+        *["$99.00", "0"],
     ]
     step.shot(page, "funnel-converted")
 

@@ -63,7 +63,9 @@ def _custom_urls() -> list[tuple[str, str, list[str]]]:
                 obj = model._default_manager.order_by("pk").first()
                 assert obj is not None, f"no {model._meta.label} for {name}: add one to objects"
                 kwargs["pk"] = obj.pk
-            assert set(pattern.pattern.converters) <= {"pk"}, name
+            if "step" in pattern.pattern.converters:  # the campaign page's lifecycle buttons
+                kwargs["step"] = "activate"
+            assert set(pattern.pattern.converters) <= {"pk", "step"}, name
             urls.append((name, reverse(f"admin:{name}", kwargs=kwargs), PARAMS))
     return urls
 
@@ -118,6 +120,7 @@ def test_no_custom_admin_page_fails_on_an_odd_query_string(objects, superuser_cl
         "campaigns_campaign_preview",
         "campaigns_campaign_resume",
         "campaigns_campaign_retry_failed",
+        "campaigns_campaign_step",
         "expansion_affinity_refresh",
         "expansion_revenue_dashboard",
         "expansion_tierladder_preview",

@@ -224,13 +224,20 @@ def test_the_revenue_dashboard_shows_the_extreme_figures(api, catalogue, client)
     page = response.content.decode()
     # This month's row: revenue and AOV of the one order (L1 was no customer before it), and
     # a gross margin of 0 (the costed line sold at cost) shown as 0, not as "no figure".
-    assert page.count("<td>9999999999990000005.00</td>") == 2
-    assert "<td>0.0000</td>" in page
-    assert "<li>Expansion MRR: 9999999999990.00</li>" in page
-    assert "<th>9999999999990.00</th>" in page  # the by-type table's MRR total
-    assert "<td>9999999999990.00</td>" in page  # L1's MRR, behind premium-feature attempts
+    assert page.count('<td class="num">$9,999,999,999,990,000,005</td>') == 2
+    assert '<td class="num">0.0%</td>' in page
+    assert (
+        '<div class="kpi-label">Expansion MRR</div><div class="kpi-value">$9,999,999,999,990</div>'
+        in page
+    )
+    assert '<th class="num">$9,999,999,999,990</th>' in page  # the by-type table's MRR total
+    assert (
+        '<td class="num">$9,999,999,999,990</td>' in page
+    )  # L1's MRR, behind premium-feature attempts
     # Subscriptions at their quota: the top 20 opportunities are L1's and 19 of them.
-    assert page.count("<td>9999999999.99</td>") == 19
+    assert (
+        page.count('<td class="num">$10,000,000,000</td>') == 19
+    )  # 9,999,999,999.99: ≥ 1,000 in whole units
     # The order list renders its total too (an exact numeric sum).
     assert client.get("/admin/expansion/order/").status_code == 200
 

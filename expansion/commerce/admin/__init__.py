@@ -6,8 +6,6 @@ Importing this package registers every model's admin (Django's autodiscovery imp
 each admin class and the dashboard's functions stay importable from here.
 """
 
-from django.contrib import admin
-
 from .affinity import PairReviewAdmin, ProductAffinityAdmin
 from .apikeys import ApiKeyAdmin, ApiKeyForm
 from .catalogue import OfferAdmin, OfferForm, ProductAdmin
@@ -23,10 +21,6 @@ from .pricing import (
     TierLadderAdmin,
 )
 from .settings import CommerceSettingsAdmin
-
-admin.site.site_header = "Expansion"
-admin.site.site_title = "Expansion"
-admin.site.index_title = "Offers, learners and revenue"
 
 __all__ = [
     "ApiKeyAdmin",
