@@ -15,21 +15,18 @@ missing browser fails the run instead of skipping the test.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import urllib.request
 import uuid
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.utils import timezone
-from playwright.sync_api import sync_playwright
 
 from campaigns.models import Campaign, CampaignStatus, JourneyMoment, Send
 from campaigns.roles import COURSE_CREATOR, MARKETER
@@ -45,6 +42,7 @@ from tests.campaigns.conftest import (
     data_analyst_path,
     free_port,
 )
+from tests.e2e.conftest import ARTEFACTS, PASSWORD, login
 from tests.factories.campaigns import CampaignFactory, SendFactory
 from tests.factories.expansion import ProductFactory
 from tests.factories.experiments import ExperimentSettingsFactory
@@ -54,39 +52,6 @@ from tests.factories.learners import (
     UserFactory,
 )
 from tests.workers import worker_start
-
-CHROMIUM = "/usr/bin/chromium"
-ARTEFACTS = Path(os.environ.get("E2E_ARTEFACTS", Path(__file__).resolve().parents[2] / "var/e2e"))
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def browser():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("E2E_REQUIRED"):
-            pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} is not installed")
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
-    # between browser steps are synchronous and safe.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
-    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 @pytest.fixture
@@ -109,34 +74,6 @@ class Step:
     def shot(self, page, name: str) -> None:
         self.n += 1
         page.screenshot(path=str(ARTEFACTS / f"{self.n:02d}-{name}.png"), full_page=True)
-
-
-# Every page the browser opens is watched for Content-Security-Policy refusals (a script,
-# style or request the policy blocked): the test fails on the first one.
-CSP_REFUSALS: list[str] = []
-
-
-@pytest.fixture(autouse=True)
-def _no_csp_refusals():
-    CSP_REFUSALS.clear()
-    yield
-    assert CSP_REFUSALS == []
-
-
-def _watch_csp(message) -> None:
-    if "Content Security Policy" in message.text:
-        CSP_REFUSALS.append(message.text)
-
-
-def login(browser, base: str, username: str):
-    page = browser.new_context().new_page()
-    page.on("console", _watch_csp)
-    page.goto(f"{base}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
-    return page
 
 
 def saved(page) -> None:

@@ -39,7 +39,7 @@
     const kind = spec.value;
     const update = (v) => { node.value = v; write(); };
     if (kind === "none") return el("span");
-    if (node.op === "exists") { delete node.value; return el("span"); }
+    if (node.op === "exists") return el("span");
     if (kind === "number" && node.op === "between") {
       const pair = Array.isArray(node.value) ? node.value : [0, 100];
       node.value = pair;
@@ -100,7 +100,14 @@
       row.appendChild(el("span", {class: "builder-extra"}, [document.createTextNode(" " + x.label + " "), input]));
     });
     if (spec.ops.length) {
-      row.appendChild(select(spec.ops.map((o) => [o, OPS[o] || o]), node.op || spec.ops[0], (e) => { node.op = e.target.value; replace(node); }, "builder-op"));
+      row.appendChild(select(spec.ops.map((o) => [o, OPS[o] || o]), node.op || spec.ops[0], (e) => {
+        const op = e.target.value;
+        if (op === "between" && !Array.isArray(node.value)) node.value = [Number(node.value) || 0, 100];
+        else if (op !== "between" && Array.isArray(node.value) && spec.value === "number") node.value = node.value[0];
+        if (op === "exists") delete node.value;
+        node.op = op;
+        replace(node);
+      }, "builder-op"));
     }
     row.appendChild(valueInput(node, spec));
     row.appendChild(el("button", {type: "button", class: "button builder-remove", text: "✕", title: "Remove this condition", onclick: remove}));
