@@ -49,6 +49,12 @@ MARKETER_EXTRA = [
     ("expansion", "delete_tier"),
     ("expansion", "add_bundle"),
     ("expansion", "change_bundle"),
+    # CSV import of learners, events and orders (expansion/csv_import.py: the API's checks).
+    ("learners", "add_learner"),
+    ("learners", "change_learner"),
+    ("learners", "add_event"),
+    ("expansion", "add_order"),
+    ("expansion", "change_order"),
 ]
 # Models no role may see, whatever its apps grant.
 ADMIN_ONLY_MODELS = {"apikey"}

@@ -13,9 +13,13 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, path, reverse
+from django.utils.html import escape
 
 # (group, [(app_label, object_name) …]) in menu order. A model not named here goes to
 # "Other" before the plumbing, so nothing registered is ever hidden.
@@ -82,6 +86,74 @@ class ExpansionAdminSite(admin.AdminSite):
         if app_label is not None:
             return apps
         return grouped(apps, request)
+
+    def get_urls(self):
+        return [
+            path(
+                "import/<str:kind>/",
+                self.admin_view(self.csv_import_view),
+                name="csv_import",
+            ),
+            *super().get_urls(),
+        ]
+
+    def csv_import_view(self, request: HttpRequest, kind: str) -> HttpResponseBase:
+        """CSV import of learners, orders or events (``expansion.csv_import``): the form, then
+        the import's progress streamed as it goes, and what was written or why nothing was."""
+        from expansion import csv_import  # noqa: PLC0415 - apps load first
+
+        spec = csv_import.KINDS.get(kind)
+        if spec is None:
+            raise Http404("no such import")
+        if not request.user.has_perm(spec.permission):
+            raise PermissionDenied
+        context = {
+            **self.each_context(request),
+            "title": f"Import {spec.label} from CSV",
+            "kind": kind,
+            "spec": spec,
+            "columns": sorted([*spec.columns, *spec.line_columns]),
+            "limit_rows": csv_import.MAX_ROWS,
+            "list_url": reverse(spec.changelist),
+        }
+        if request.method != "POST":
+            return TemplateResponse(request, "expansion/csv_import.html", context)
+        upload = request.FILES.get("file")
+        try:
+            if upload is None:
+                raise csv_import.CsvError("choose a CSV file to import")
+            if upload.size and upload.size > csv_import.MAX_BYTES:
+                raise csv_import.CsvError(
+                    f"the file is {upload.size:,} bytes; the limit is {csv_import.MAX_BYTES:,}"
+                )
+            parsed = csv_import.csv_parse(kind=spec, data=upload.read())
+        except csv_import.CsvError as error:
+            context["file_error"] = str(error)
+            return TemplateResponse(request, "expansion/csv_import.html", context, status=400)
+        page = render_to_string(
+            "expansion/csv_import.html", {**context, "running": True}, request=request
+        )
+        head, _, tail = page.partition("<!--PROGRESS-->")
+        name = upload.name
+
+        def stream():
+            yield head
+            yield f"<p>{parsed.total_rows:,} rows of {escape(name)}: importing…</p>\n"
+            steps = csv_import.import_steps(kind=spec, parsed=parsed)
+            while True:  # each batch's progress as it ends
+                try:
+                    done, total = next(steps)
+                except StopIteration as finished:
+                    outcome = finished.value
+                    break
+                yield f'<p class="import-progress">{done:,} of {total:,} items checked…</p>\n'
+            yield render_to_string(
+                "expansion/csv_import_outcome.html",
+                {"outcome": outcome, "spec": spec, "list_url": context["list_url"]},
+            )
+            yield tail
+
+        return StreamingHttpResponse(stream(), content_type="text/html; charset=utf-8")
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None):
         from expansion.admin_home import home_context  # noqa: PLC0415 - apps load first

@@ -117,6 +117,30 @@ def test_a_marketer_then_a_creator_tour_the_admin(browser, live_server, demo):
     assert "orders" in text.lower()
     shot(page, "learner-page")
 
+    # ---- a CSV import: a bad row writes nothing and is named; fixed, it goes in
+    page.goto(f"{base}/admin/learners/learner/")
+    page.click("a.import-link")
+    bad = b"external_id,email,name\ncsv-1,csv1@example.com,One\ncsv-2,not-an-email,Two\n"
+    page.set_input_files(
+        "#id_file", files=[{"name": "l.csv", "mimeType": "text/csv", "buffer": bad}]
+    )
+    with page.expect_navigation():
+        page.click("#csv-import-form input[type=submit]")
+    assert "Nothing was written: 1 problem" in page.locator("#import-outcome").inner_text()
+    cells = page.locator("#import-errors tbody td").all_inner_texts()
+    assert cells[:2] == ["3", "email"]
+    assert not Learner.objects.filter(external_id="csv-1").exists()
+    shot(page, "csv-import")
+    page.go_back()
+    good = bad.replace(b"not-an-email", b"csv2@example.com")
+    page.set_input_files(
+        "#id_file", files=[{"name": "l.csv", "mimeType": "text/csv", "buffer": good}]
+    )
+    with page.expect_navigation():
+        page.click("#csv-import-form input[type=submit]")
+    assert "Imported: 2 created, 0 updated." in page.locator("#import-outcome").inner_text()
+    assert Learner.objects.filter(external_id__in=["csv-1", "csv-2"]).count() == 2
+
     # ---- the funnel, the revenue dashboard, the experiment's results
     page.goto(f"{base}/admin/campaigns/campaign/funnel/")
     assert page.locator("svg[aria-label^='Funnel for']").count() >= 3
