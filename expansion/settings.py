@@ -422,7 +422,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- Product defaults -----------------------------------------------------------------------
 # One currency per deployment: amounts are stored as decimals in this currency.
-EXPANSION_CURRENCY = env("EXPANSION_CURRENCY", "USD")
+EXPANSION_CURRENCY = env("EXPANSION_CURRENCY", "USD").upper()
 
 # --- Logging: no personal data; request bodies are never logged -----------------------------
 # Every record passes expansion.logs.RedactSecrets: signed tokens in link paths, secrets in

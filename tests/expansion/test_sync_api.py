@@ -54,7 +54,7 @@ def test_products_upsert(api):
         (
             {"currency": "EUR"},
             "currency",
-            "must be USD: this deployment uses one currency (EXPANSION_CURRENCY)",
+            "must be USD: this deployment uses one currency (EXPANSION_CURRENCY), in capitals",
         ),
         ({"course": "ghost"}, "course", "unknown course 'ghost'"),
     ],

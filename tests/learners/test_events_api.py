@@ -1,4 +1,5 @@
 from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import pytest
@@ -281,6 +282,14 @@ def test_pagination_is_cursor_based(api, alice):
     keys = [e["idempotency_key"] for page in (first, second, third) for e in page["results"]]
     assert sorted(keys) == [f"k-{n}" for n in range(5)]
     assert third["next"] is None
+    assert third["next_cursor"] is None
+    # The bare cursor walks the same pages as the links.
+    assert first["previous_cursor"] is None
+    assert first["next_cursor"] == parse_qs(urlsplit(first["next"]).query)["cursor"][0]
+    by_cursor = api.get("/api/v1/events/", {"page_size": 2, "cursor": first["next_cursor"]})
+    assert by_cursor.json()["results"] == second["results"]
+    back = api.get("/api/v1/events/", {"page_size": 2, "cursor": second["previous_cursor"]})
+    assert back.json()["results"] == first["results"]
 
 
 def test_response_body_is_json_bytes(api, alice):

@@ -154,7 +154,13 @@ def test_no_query_string_crashes_a_list_or_changes_a_row(api, data, case):
         _assert_error_shape(response, request)
     else:
         assert response.status_code == 200, request
-        assert set(response.json()) == {"next", "previous", "results"}, request
+        assert set(response.json()) == {
+            "next",
+            "previous",
+            "next_cursor",
+            "previous_cursor",
+            "results",
+        }, request
     assert _rows() == data, request
 
 

@@ -326,16 +326,22 @@ time_zone.schema = {"type": "string", "example": "Europe/London"}  # type: ignor
 
 
 def currency(value: Any) -> str:
-    value = string(max_length=3)(value).upper()
+    """The deployment's one currency (``EXPANSION_CURRENCY``), as ISO 4217 writes it
+    ("USD"); the schema says so (``enum``), so a generated client offers only it."""
+    value = string(max_length=3)(value)
     if value != settings.EXPANSION_CURRENCY:
         raise FieldError(
             f"must be {settings.EXPANSION_CURRENCY}: this deployment uses one currency "
-            "(EXPANSION_CURRENCY)"
+            "(EXPANSION_CURRENCY), in capitals"
         )
     return value
 
 
-currency.schema = {"type": "string", "minLength": 3, "maxLength": 3}  # type: ignore[attr-defined]
+# Read once at start-up, as the setting is.
+currency.schema = {  # type: ignore[attr-defined]
+    "type": "string",
+    "enum": [settings.EXPANSION_CURRENCY],
+}
 
 
 def type_name(value: Any) -> str:

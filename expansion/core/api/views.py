@@ -103,6 +103,37 @@ class CursorPagination(pagination.CursorPagination):
             )
         return int(raw)
 
+    def get_paginated_response(self, data: Any) -> Response:
+        """DRF's page (``next`` / ``previous`` links, ``results``) plus the bare cursors
+        (``next_cursor`` / ``previous_cursor``), for clients that build their own URLs."""
+        next_link, previous_link = self.get_next_link(), self.get_previous_link()
+        return Response(
+            {
+                "next": next_link,
+                "previous": previous_link,
+                "next_cursor": self._cursor_of(next_link),
+                "previous_cursor": self._cursor_of(previous_link),
+                "results": data,
+            }
+        )
+
+    def _cursor_of(self, link: str | None) -> str | None:
+        if link is None:
+            return None
+        values = parse.parse_qs(parse.urlsplit(link).query).get(self.cursor_query_param)
+        return values[0] if values else None
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        page = super().get_paginated_response_schema(schema)
+        for name, which in (("next_cursor", "next"), ("previous_cursor", "previous")):
+            page["properties"][name] = {
+                "type": "string",
+                "nullable": True,
+                "description": f"The {which} page's cursor (pass as ?cursor=); null: none.",
+            }
+        page["required"] = ["next", "previous", "next_cursor", "previous_cursor", "results"]
+        return page
+
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
