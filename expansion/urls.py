@@ -3,7 +3,7 @@
 from typing import Any, cast
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import (
     SpectacularAPIView,
@@ -12,6 +12,7 @@ from drf_spectacular.views import (
 )
 
 from campaigns import urls as campaigns_urls
+from expansion import errors
 from expansion.commerce import urls as commerce_urls
 from expansion.core.admin_export import export_csv
 from experiments import urls as experiments_urls
@@ -36,6 +37,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("api/v1/", include((api_v1, "v1"))),
+    # Any other /api/ path: the API's JSON 404, with DEBUG on too (make run): a client reads
+    # the same error body whatever the path, not Django's HTML debug page.
+    re_path(r"^api/", errors.api_not_found),
     path("", include(campaigns_urls.urlpatterns)),
     # Provider tracking webhooks (bounces, complaints …): 404 until ANYMAIL_WEBHOOK_SECRET
     # (basic auth) is set; see expansion/webhooks.py.

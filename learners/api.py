@@ -6,6 +6,8 @@ service functions in ``sync.py`` and ``ingest.py``; serializers here only shape 
 
 from __future__ import annotations
 
+import re
+
 import django_filters
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
@@ -254,6 +256,11 @@ EVENT_ITEM_SCHEMA = {
         "learner": identifier().schema,  # type: ignore[attr-defined]
         "kind": {
             "type": "string",
+            # The same rule as the ingest's check (learners.event_items): a known kind or
+            # custom.<name>.
+            "pattern": "^("
+            + "|".join(sorted(re.escape(k) for k in KNOWN_KINDS))
+            + r"|custom\.[a-z0-9][a-z0-9_.-]{0,55})$",
             "description": "One of " + ", ".join(sorted(KNOWN_KINDS)) + ", or custom.<name>",
         },
         "occurred_at": {"type": "string", "format": "date-time"},

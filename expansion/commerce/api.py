@@ -219,10 +219,19 @@ EARLIEST_DATE = date(1900, 1, 1)
 LATEST_DATE = date(2999, 12, 31)
 
 
+class _GivenDateField(serializers.DateField):
+    """A date; given empty (``?start=``) it is refused, not read as "not given"."""
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        if data == "":
+            raise serializers.ValidationError("must be a date such as 2026-05-01")
+        return super().run_validation(data)
+
+
 class MetricsQuery(serializers.Serializer):
     period = serializers.ChoiceField(choices=PERIODS, default="month")
-    start = serializers.DateField(required=False)
-    end = serializers.DateField(required=False)
+    start = _GivenDateField(required=False)
+    end = _GivenDateField(required=False)
 
     def validate(self, attrs: dict) -> dict:
         for name in ("start", "end"):

@@ -74,10 +74,17 @@ def string(*, max_length: int = 255, blank: bool = False) -> Validator:
             raise FieldError(reason)
         return value
 
+    # The same rules as a pattern (a generated client or fuzzer sends only what is kept):
+    # no control character anywhere and, unless blank, one character that is not space.
+    line = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]"
+    text = r"[^\s\x00-\x1f\x7f-\x9f\u2028\u2029]"
     clean.schema = {  # type: ignore[attr-defined]
         "type": "string",
         "maxLength": max_length,
-        "description": "Single-line text: no control characters or line breaks.",
+        **({} if blank else {"minLength": 1}),
+        "pattern": f"^{line}*$" if blank else f"^{line}*{text}{line}*$",
+        "description": "Single-line text: no control characters or line breaks"
+        + ("." if blank else "; not empty or only spaces."),
     }
     return clean
 

@@ -177,4 +177,11 @@ class FastJSONRenderer(renderers.BaseRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
         if data is None:
             return b""
-        return orjson.dumps(data, default=str)
+        try:
+            return orjson.dumps(data, default=str)
+        except TypeError:
+            # An integer past 64 bits (orjson's limit): PostgreSQL's jsonb keeps a number as
+            # written, so a float such as 1.2e29 sent in attributes reads back as the integer
+            # 120000000000000000000000000000 and the whole list was a 500. The standard
+            # library writes any integer; only such a page pays for it.
+            return json.dumps(data, default=str, ensure_ascii=False, separators=(",", ":")).encode()

@@ -172,6 +172,12 @@ class UtcDateTimeField(IsoDateTimeField):
         "invalid": "must be an ISO 8601 date-time such as 2026-05-01T09:30:00Z",
     }
 
+    def clean(self, value: Any) -> Any:
+        # ?placed_before= (given, empty) is no date-time: refused, not read as "no filter".
+        if value == "":
+            raise DjangoValidationError(self.error_messages["invalid"], code="invalid")
+        return super().clean(value)
+
     def to_python(self, value: Any) -> Any:
         value = super().to_python(value)
         if value is None:

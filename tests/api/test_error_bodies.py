@@ -1,0 +1,48 @@
+"""Every answer under /api/ is the API's JSON, whatever went wrong and with DEBUG on too."""
+
+import pytest
+from django.test import Client
+
+from tests.factories.learners import LearnerFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("method", ["get", "post", "delete"])
+def test_an_unknown_api_path_is_a_json_404(read_api, method, settings):
+    settings.DEBUG = True  # as under make run: no HTML debug page either
+    response = getattr(read_api, method)("/api/v1/nothing/here/")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"errors": [{"index": None, "field": None, "reason": "Not found."}]}
+
+
+def test_a_refused_csrf_check_under_the_api_is_json():
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/api/v1/nothing/", data="{}", content_type="application/json")
+    assert response.status_code == 404  # the catch-all is exempt: no CSRF page
+    from expansion.errors import csrf_failure  # noqa: PLC0415
+
+    request = client.get("/api/v1/learners/").wsgi_request
+    refused = csrf_failure(request, reason="CSRF cookie not set.")
+    assert refused.status_code == 403
+    assert refused["Content-Type"] == "application/json"
+
+
+def test_a_number_past_64_bits_in_attributes_reads_back(api):
+    # orjson reads 1.2345678901234568e29 as a float; jsonb keeps the number as written, and
+    # psycopg returns it as an integer past orjson's 64-bit limit: the list was a 500.
+    body = (
+        b'{"items": [{"external_id": "big", "attributes": {"n": 123456789012345678901234567890}}]}'
+    )
+    assert (
+        api.post("/api/v1/learners/bulk/", body, content_type="application/json").json()["created"]
+        == 1
+    )
+    LearnerFactory(external_id="small")
+    detail = api.get("/api/v1/learners/big/")
+    assert detail.status_code == 200
+    assert detail.json()["attributes"] == {"n": 123456789012345680000000000000}
+    listing = api.get("/api/v1/learners/")
+    assert listing.status_code == 200
+    assert sorted(item["external_id"] for item in listing.json()["results"]) == ["big", "small"]
