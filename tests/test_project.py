@@ -156,6 +156,7 @@ def test_seed_demo_is_deterministic_and_every_admin_page_renders(client):
     assert sorted(Campaign.objects.values_list("name", "status")) == [
         ("Graduates: the next course", "active"),
         ("Renewal right-sizing", "draft"),
+        ("SQL Basics graduates: the next course by email, at completion", "in_review"),
         ("Stalled learners: pick up where you left off", "active"),
         ("Strong assessment: next step card", "active"),
         ("Teams at 70–85% of their quota", "active"),

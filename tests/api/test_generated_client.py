@@ -19,6 +19,7 @@ from expansion.commerce.apikeys import api_key_issue
 from expansion.demo.data import demo_seed
 from learners.models import Learner
 from learners.scoring import score_learners
+from tests.helpers import migration_rows_ensure
 from tests.test_readme_examples import examples
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -71,6 +72,7 @@ BULK = {
 
 
 def test_the_readme_integration_through_a_generated_client(generated, live_server):
+    migration_rows_ensure()  # an earlier transactional test's flush removed them
     demo_seed(learners=40, anchor=datetime.date(2026, 6, 1))
     score_learners(full=True)  # as seed_demo does
     key = api_key_issue(name="generated client", scopes=["read", "write"]).raw_key

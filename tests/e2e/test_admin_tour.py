@@ -20,6 +20,7 @@ from campaigns.roles import MARKETER
 from experiments.models import Experiment
 from learners.models import Learner, Segment
 from tests.e2e.conftest import ARTEFACTS, PASSWORD, login
+from tests.helpers import migration_rows_ensure
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,6 +31,7 @@ def shot(page, name: str) -> None:
 
 @pytest.fixture
 def demo():
+    migration_rows_ensure()  # an earlier transactional test's flush removed them
     call_command("seed_demo", learners=400, verbosity=0)
     marketer = User.objects.create_user("mia", password=PASSWORD, is_staff=True)
     marketer.groups.add(Group.objects.get(name=MARKETER))
