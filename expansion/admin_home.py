@@ -21,7 +21,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.failures import needs_attention
-from campaigns.funnel import ACCOUNTED, BARS, funnel, funnel_chart, incremental_revenue
+from campaigns.funnel import (
+    ACCOUNTED,
+    BARS,
+    CHART_HEIGHT,
+    funnel,
+    funnel_chart,
+    incremental_revenue,
+)
 from campaigns.models import Campaign, CampaignStatus, GuardrailPolicy, Send, SendStatus
 from campaigns.roles import is_creator_only
 from expansion.commerce.metrics import PeriodMetrics, revenue_metrics
@@ -385,6 +392,7 @@ def funnel_total(*, now: datetime, creator_id: int | None) -> dict[str, Any] | N
     for name in (*BARS, "revenue", "dismissed"):
         total[name] = sum(row[name] for row in rows)
     total["bars"] = funnel_chart(total)
+    total["chart_height"] = CHART_HEIGHT
     total["accounted"] = ACCOUNTED
     return total
 

@@ -31,3 +31,14 @@ def migration_rows_ensure() -> None:
 
     for module, function in SEED_MIGRATIONS:
         getattr(importlib.import_module(module), function)(apps, None)
+
+
+def role_user(role: str):
+    """A staff user in one of the roles' groups (campaigns.roles: Marketer, Course creator)."""
+    from django.contrib.auth.models import Group  # noqa: PLC0415
+
+    from tests.factories.learners import UserFactory  # noqa: PLC0415
+
+    user = UserFactory(is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    return user

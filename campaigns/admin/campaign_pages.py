@@ -225,7 +225,9 @@ class CampaignPages(CampaignActions):
             "opts": self.model._meta,
             "by": by,
             "dimensions": [(key, label) for key, (_, label) in DIMENSIONS.items()],
-            "rows": [{**row, "bars": funnel_chart(row)} for row in rows],
+            "rows": [
+                {**row, "bars": funnel_chart(row), "chart_height": CHART_HEIGHT} for row in rows
+            ],
             "chart_height": CHART_HEIGHT,
             "rules": suppressed_by_rule(creator_id=mine),
             "dismissals": dismiss_reasons(creator_id=mine),

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from campaigns.approval import SENT_BACK_LOG
@@ -30,6 +29,7 @@ from tests.factories.learners import (
     UserFactory,
 )
 from tests.factories.templates import MessageTemplateFactory
+from tests.helpers import role_user
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
@@ -40,15 +40,9 @@ def no_global_holdout():
     ExperimentSettingsFactory(global_holdout_percent=0)
 
 
-def _role(name: str):
-    user = UserFactory(is_staff=True)
-    user.groups.add(Group.objects.get(name=name))
-    return user
-
-
 @pytest.fixture
 def marketer(client):
-    client.force_login(_role(MARKETER))
+    client.force_login(role_user(MARKETER))
     return client
 
 
@@ -314,7 +308,7 @@ def test_the_message_preview_uses_the_campaigns_offer_and_the_learners_reason():
 
 @pytest.fixture
 def review():
-    creator = _role(COURSE_CREATOR)
+    creator = role_user(COURSE_CREATOR)
     campaign = CampaignFactory(
         status="in_review", requires_creator_approval=True, course=CourseFactory(creator=creator)
     )
@@ -346,7 +340,7 @@ def test_a_creator_reviews_on_the_campaign_page_and_sends_back_with_a_comment(cl
     )
     assert entry.change_message == "Sent back: Say 30% off, not 'a discount'."
     # The marketer reads it on the page.
-    client.force_login(_role(MARKETER))
+    client.force_login(role_user(MARKETER))
     body = client.get(url).content.decode()
     assert "Sent back by" in body
     assert "Say 30% off, not &#x27;a discount&#x27;." in body

@@ -6,7 +6,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 
@@ -21,24 +20,19 @@ from tests.factories.learners import (
     SegmentSnapshotFactory,
     UserFactory,
 )
+from tests.helpers import role_user
 
 pytestmark = pytest.mark.django_db
 
 
-def _role(name: str):
-    user = UserFactory(is_staff=True)
-    user.groups.add(Group.objects.get(name=name))
-    return user
-
-
 @pytest.fixture
 def marketer():
-    return _role(MARKETER)
+    return role_user(MARKETER)
 
 
 @pytest.fixture
 def creator():
-    return _role(COURSE_CREATOR)
+    return role_user(COURSE_CREATOR)
 
 
 def _login(client, user):

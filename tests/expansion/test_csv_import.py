@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from campaigns.roles import COURSE_CREATOR, MARKETER
@@ -14,16 +13,15 @@ from expansion.commerce.models import Order, OrderLine
 from expansion.csv_import import KINDS, CsvError, csv_parse, import_run
 from learners.models import Event, Learner
 from tests.factories.expansion import ProductFactory
-from tests.factories.learners import CourseFactory, LearnerFactory, UserFactory
+from tests.factories.learners import CourseFactory, LearnerFactory
+from tests.helpers import role_user
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def marketer(client):
-    user = UserFactory(is_staff=True)
-    user.groups.add(Group.objects.get(name=MARKETER))
-    client.force_login(user)
+    client.force_login(role_user(MARKETER))
     return client
 
 
@@ -172,9 +170,7 @@ def test_who_may_import(client, marketer):
     page = marketer.get("/admin/learners/learner/").content.decode()
     assert 'href="/admin/import/learners/" class="import-link"' in page
     assert marketer.get("/admin/import/nothing/").status_code == 404
-    creator = UserFactory(is_staff=True)
-    creator.groups.add(Group.objects.get(name=COURSE_CREATOR))
-    client.force_login(creator)
+    client.force_login(role_user(COURSE_CREATOR))
     response = client.post(
         "/admin/import/learners/",
         {"file": SimpleUploadedFile("x.csv", b"external_id\nann\n", content_type="text/csv")},
