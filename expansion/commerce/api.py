@@ -9,7 +9,7 @@ from typing import Any
 import django_filters
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -219,8 +219,21 @@ EARLIEST_DATE = date(1900, 1, 1)
 LATEST_DATE = date(2999, 12, 31)
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "format": "date",
+        # The range the metrics accept (EARLIEST_DATE … LATEST_DATE), as the schema says it.
+        "pattern": r"^(19[0-9]{2}|2[0-9]{3})-[0-9]{2}-[0-9]{2}$",
+    }
+)
 class _GivenDateField(serializers.DateField):
     """A date; given empty (``?start=``) it is refused, not read as "not given"."""
+
+    def get_value(self, dictionary: Any) -> Any:
+        if self.field_name in dictionary and dictionary.get(self.field_name) == "":
+            return ""
+        return super().get_value(dictionary)
 
     def run_validation(self, data: Any = serializers.empty) -> Any:
         if data == "":

@@ -46,3 +46,11 @@ def test_a_number_past_64_bits_in_attributes_reads_back(api):
     listing = api.get("/api/v1/learners/")
     assert listing.status_code == 200
     assert sorted(item["external_id"] for item in listing.json()["results"]) == ["big", "small"]
+
+
+@pytest.mark.parametrize("query", ["start=", "end=", "placed_before="])
+def test_a_date_given_empty_is_refused_not_ignored(read_api, query):
+    path = "/api/v1/orders/" if query.startswith("placed") else "/api/v1/metrics/"
+    response = read_api.get(f"{path}?{query}")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == query.rstrip("=")

@@ -183,7 +183,15 @@ def email(value: Any) -> str:
     return value
 
 
-email.schema = {"type": "string", "format": "email", "maxLength": EMAIL_MAX_LENGTH}  # type: ignore[attr-defined]
+# The rule above as a pattern (not ``format: email``, which is stricter than the check and
+# has no empty value): surrounding space is stripped, "" clears the address.
+_EMAIL_PART = r"[^@\s\x00-\x1f\x7f-\x9f\u2028\u2029]+"
+email.schema = {  # type: ignore[attr-defined]
+    "type": "string",
+    "maxLength": EMAIL_MAX_LENGTH,
+    "pattern": rf"^\s*({_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART})?\s*$",
+    "description": 'An email address, or "" for none.',
+}
 
 _MINUTE = timedelta(minutes=1)
 _TOO_EARLY = f"is before {EARLIEST:%Y-%m-%d}: {TIMESTAMP_RANGE}"
