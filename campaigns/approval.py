@@ -208,6 +208,18 @@ def _versions_text(email: MessageTemplateVersion | None, in_app: MessageTemplate
 
 
 @transaction.atomic
+def _history_add(*, campaign: Campaign, user: Any, message: str) -> None:
+    """A change entry of the campaign in the admin's history (who, when, what)."""
+    LogEntry.objects.create(
+        user_id=user.pk,
+        content_type_id=ContentType.objects.get_for_model(Campaign).pk,
+        object_id=str(campaign.pk),
+        object_repr=str(campaign)[:200],
+        action_flag=CHANGE,
+        change_message=message,
+    )
+
+
 def campaign_approve(*, campaign: Campaign, user: Any) -> Campaign:
     """The course's creator (or a superuser) approves what goes out: the newest version of
     each of its templates, pinned as what is sent, and the fingerprint of its reviewable
@@ -239,13 +251,10 @@ def campaign_approve(*, campaign: Campaign, user: Any) -> Campaign:
         approved_fingerprint=_fingerprint(terms),
         updated_at=now,
     )
-    LogEntry.objects.create(
-        user_id=user.pk,
-        content_type_id=ContentType.objects.get_for_model(Campaign).pk,
-        object_id=str(locked.pk),
-        object_repr=str(locked)[:200],
-        action_flag=CHANGE,
-        change_message=f"{APPROVAL_LOG}{_versions_text(email, in_app)}{TERMS_MARK}"
+    _history_add(
+        campaign=locked,
+        user=user,
+        message=f"{APPROVAL_LOG}{_versions_text(email, in_app)}{TERMS_MARK}"
         + json.dumps(terms, sort_keys=True),
     )
     campaign.refresh_from_db()
@@ -272,21 +281,14 @@ def campaign_send_back(*, campaign: Campaign, user: Any, comment: str) -> Campai
     Campaign.objects.filter(pk=locked.pk).update(
         status=CampaignStatus.DRAFT, updated_at=timezone.now()
     )
-    LogEntry.objects.create(
-        user_id=user.pk,
-        content_type_id=ContentType.objects.get_for_model(Campaign).pk,
-        object_id=str(locked.pk),
-        object_repr=str(locked)[:200],
-        action_flag=CHANGE,
-        change_message=f"{SENT_BACK_LOG}{comment[:2000]}",
-    )
+    _history_add(campaign=locked, user=user, message=f"{SENT_BACK_LOG}{comment[:2000]}")
     campaign.refresh_from_db()
     return campaign
 
 
 def sent_back_entry(*, campaign: Campaign) -> LogEntry | None:
-    """The latest "sent back" of this campaign, if no approval or review request came
-    after it (what the marketer should read on its page)."""
+    """The latest "sent back" of this campaign while it is still a draft (what the marketer
+    should read on its page); None once it is in review again or beyond."""
     entry = (
         LogEntry.objects.filter(
             content_type_id=ContentType.objects.get_for_model(Campaign).pk,
