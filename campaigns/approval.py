@@ -207,7 +207,6 @@ def _versions_text(email: MessageTemplateVersion | None, in_app: MessageTemplate
     )
 
 
-@transaction.atomic
 def _history_add(*, campaign: Campaign, user: Any, message: str) -> None:
     """A change entry of the campaign in the admin's history (who, when, what)."""
     LogEntry.objects.create(
@@ -220,6 +219,7 @@ def _history_add(*, campaign: Campaign, user: Any, message: str) -> None:
     )
 
 
+@transaction.atomic
 def campaign_approve(*, campaign: Campaign, user: Any) -> Campaign:
     """The course's creator (or a superuser) approves what goes out: the newest version of
     each of its templates, pinned as what is sent, and the fingerprint of its reviewable

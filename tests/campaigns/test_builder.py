@@ -357,3 +357,22 @@ def test_a_creator_cannot_press_a_marketers_steps_or_review_anothers(client, rev
     theirs.refresh_from_db()
     campaign.refresh_from_db()
     assert (theirs.status, campaign.status, theirs.approved_at) == ("in_review", "in_review", None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_approve_and_send_back_buttons_work_outside_a_test_transaction(client):
+    # As in production: each request in autocommit, the steps open their own transaction
+    # (select_for_update needs one; a test's wrapping transaction had hidden a lost one).
+    creator = role_user(COURSE_CREATOR)
+    campaign = CampaignFactory(
+        status="in_review", requires_creator_approval=True, course=CourseFactory(creator=creator)
+    )
+    client.force_login(creator)
+    approve = reverse("admin:campaigns_campaign_step", args=[campaign.pk, "approve"])
+    assert client.post(approve).status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.approved_by == creator
+    back = reverse("admin:campaigns_campaign_step", args=[campaign.pk, "send_back"])
+    assert client.post(back, {"comment": "Name the price."}).status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.status == "draft"
