@@ -62,8 +62,16 @@ class FeedbackOut(serializers.Serializer):
 
 
 class OffersQuery(serializers.Serializer):
-    moment = serializers.SlugField(
-        max_length=40, required=False, allow_blank=True, help_text="A journey moment's slug."
+    moment = serializers.RegexField(
+        # ``\Z``, not ``$`` (which SlugField uses and which lets a trailing newline through);
+        # the value as given, not trimmed.
+        r"^[-a-zA-Z0-9_]*\Z",
+        max_length=40,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="A journey moment's slug.",
+        error_messages={"invalid": "must be a slug: letters, digits, - and _"},
     )
 
 

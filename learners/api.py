@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from expansion.core.api.batch import batch_items, identifier
+from expansion.core.api.filters import TextFilter
 from expansion.core.api.views import (
     BulkUpsertView,
     ErrorItemSerializer,
@@ -137,8 +138,8 @@ class EventOut(serializers.ModelSerializer):
 
 
 class LearnerFilter(django_filters.FilterSet):
-    email = django_filters.CharFilter(lookup_expr="iexact")
-    account = django_filters.CharFilter(field_name="account__external_id")
+    email = TextFilter(lookup_expr="iexact")
+    account = TextFilter(field_name="account__external_id")
     updated_after = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
     marketing_opt_in = StrictBooleanFilter()
 
@@ -148,8 +149,8 @@ class LearnerFilter(django_filters.FilterSet):
 
 
 class CourseFilter(django_filters.FilterSet):
-    learning_path = django_filters.CharFilter()
-    creator = django_filters.CharFilter(field_name="creator__username")
+    learning_path = TextFilter()
+    creator = TextFilter(field_name="creator__username")
 
     class Meta:
         model = Course
@@ -157,8 +158,8 @@ class CourseFilter(django_filters.FilterSet):
 
 
 class EnrollmentFilter(django_filters.FilterSet):
-    learner = django_filters.CharFilter(field_name="learner__external_id")
-    course = django_filters.CharFilter(field_name="course__external_id")
+    learner = TextFilter(field_name="learner__external_id")
+    course = TextFilter(field_name="course__external_id")
     completed = StrictBooleanFilter(field_name="completed_at", lookup_expr="isnull", exclude=True)
 
     class Meta:
@@ -167,9 +168,9 @@ class EnrollmentFilter(django_filters.FilterSet):
 
 
 class EventFilter(django_filters.FilterSet):
-    learner = django_filters.CharFilter(field_name="learner__external_id")
-    kind = django_filters.CharFilter()
-    course = django_filters.CharFilter(field_name="course__external_id")
+    learner = TextFilter(field_name="learner__external_id")
+    kind = TextFilter()
+    course = TextFilter(field_name="course__external_id")
     occurred_after = UtcDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
     occurred_before = UtcDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
 

@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from expansion.core.api.filters import TextFilter
 from expansion.core.api.views import (
     BulkUpsertView,
     StrictBooleanFilter,
@@ -119,7 +120,7 @@ class SubscriptionOut(serializers.ModelSerializer):
 
 
 class ProductFilter(django_filters.FilterSet):
-    kind = django_filters.CharFilter()
+    kind = TextFilter()
     is_active = StrictBooleanFilter()
 
     class Meta:
@@ -128,7 +129,7 @@ class ProductFilter(django_filters.FilterSet):
 
 
 class OrderFilter(django_filters.FilterSet):
-    learner = django_filters.CharFilter(field_name="learner__external_id")
+    learner = TextFilter(field_name="learner__external_id")
     placed_after = UtcDateTimeFilter(field_name="placed_at", lookup_expr="gte")
     placed_before = UtcDateTimeFilter(field_name="placed_at", lookup_expr="lt")
 
@@ -138,9 +139,9 @@ class OrderFilter(django_filters.FilterSet):
 
 
 class SubscriptionFilter(django_filters.FilterSet):
-    learner = django_filters.CharFilter(field_name="learner__external_id")
-    account = django_filters.CharFilter(field_name="account__external_id")
-    status = django_filters.CharFilter()
+    learner = TextFilter(field_name="learner__external_id")
+    account = TextFilter(field_name="account__external_id")
+    status = TextFilter()
     renews_before = UtcDateTimeFilter(field_name="renews_at", lookup_expr="lt")
 
     class Meta:
@@ -219,6 +220,18 @@ EARLIEST_DATE = date(1900, 1, 1)
 LATEST_DATE = date(2999, 12, 31)
 
 
+class _RefusedEmpty:
+    """A query parameter given empty (``?start=``) is refused, not read as "not given" (which
+    DRF does for an optional field)."""
+
+    field_name: str
+
+    def get_value(self, dictionary: Any) -> Any:
+        if self.field_name in dictionary and dictionary.get(self.field_name) == "":
+            return ""
+        return super().get_value(dictionary)  # type: ignore[misc]
+
+
 @extend_schema_field(
     {
         "type": "string",
@@ -227,22 +240,19 @@ LATEST_DATE = date(2999, 12, 31)
         "pattern": r"^(19[0-9]{2}|2[0-9]{3})-[0-9]{2}-[0-9]{2}$",
     }
 )
-class _GivenDateField(serializers.DateField):
-    """A date; given empty (``?start=``) it is refused, not read as "not given"."""
-
-    def get_value(self, dictionary: Any) -> Any:
-        if self.field_name in dictionary and dictionary.get(self.field_name) == "":
-            return ""
-        return super().get_value(dictionary)
-
+class _GivenDateField(_RefusedEmpty, serializers.DateField):
     def run_validation(self, data: Any = serializers.empty) -> Any:
         if data == "":
             raise serializers.ValidationError("must be a date such as 2026-05-01")
         return super().run_validation(data)
 
 
+class _GivenChoiceField(_RefusedEmpty, serializers.ChoiceField):
+    pass
+
+
 class MetricsQuery(serializers.Serializer):
-    period = serializers.ChoiceField(choices=PERIODS, default="month")
+    period = _GivenChoiceField(choices=PERIODS, default="month")
     start = _GivenDateField(required=False)
     end = _GivenDateField(required=False)
 
@@ -253,7 +263,8 @@ class MetricsQuery(serializers.Serializer):
                 raise serializers.ValidationError(
                     {name: f"must be from {EARLIEST_DATE} to {LATEST_DATE}"}
                 )
-        end = attrs.get("end") or timezone.now().date()
+        # Not given, the end is today, or the start when that is later (a future period).
+        end = attrs.get("end") or max(timezone.now().date(), attrs.get("start") or EARLIEST_DATE)
         start = attrs.get("start") or max(EARLIEST_DATE, end - timedelta(days=365))
         if start > end:
             raise serializers.ValidationError({"start": "is after end"})
@@ -309,7 +320,9 @@ class Metrics(APIView):
         description="Orders, revenue, AOV, gross margin, one-time expansion revenue by type, "
         "MRR movements (ChartMogul's definitions), NRR, GRR and attach rates per add-on, for "
         f"each UTC period from start to end (default: the last 365 days; at most {MAX_PERIODS} "
-        "periods). Money is in the deployment's one currency.",
+        "periods). Given alone, `end` defaults to today (or to `start` when that is later) and "
+        "`start` to a year before `end`; `start` after `end` is a 400. Money is in the "
+        "deployment's one currency.",
         tags=["metrics"],
         parameters=[MetricsQuery],
         responses={200: MetricsOut},

@@ -54,3 +54,53 @@ def test_a_date_given_empty_is_refused_not_ignored(read_api, query):
     response = read_api.get(f"{path}?{query}")
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == query.rstrip("=")
+
+
+def test_an_empty_period_is_refused_not_read_as_the_default(read_api):
+    response = read_api.get("/api/v1/metrics/?period=")
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"index": None, "field": "period", "reason": '"" is not a valid choice.'}
+    ]
+
+
+def test_a_future_start_alone_is_a_period_of_its_own_not_a_400(read_api):
+    response = read_api.get("/api/v1/metrics/?start=2105-03-26")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["start"], body["end"]) == ("2105-03-26", "2105-03-26")
+    assert [row["period_start"] for row in body["results"]] == ["2105-03-01"]
+    assert body["results"][0]["orders"] == 0
+    # Both given the wrong way round: still refused.
+    response = read_api.get("/api/v1/metrics/?start=2105-03-26&end=2105-03-01")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "start"
+
+
+@pytest.mark.parametrize("moment", ["abc%0A", "%20abc", "a.b"])
+def test_a_moment_that_is_not_a_slug_is_refused_as_given(read_api, moment):
+    LearnerFactory(external_id="ann")
+    response = read_api.get(f"/api/v1/learners/ann/offers/?moment={moment}")
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"index": None, "field": "moment", "reason": "must be a slug: letters, digits, - and _"}
+    ]
+    assert read_api.get("/api/v1/learners/ann/offers/?moment=abc").json() == {"offer": None}
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [("/api/v1/courses/", "creator"), ("/api/v1/learners/", "account")],
+)
+def test_a_nul_in_a_text_filter_is_the_400_its_schema_says(read_api, path, field):
+    LearnerFactory(external_id="ann")
+    response = read_api.get(f"{path}?{field}=a%00b")
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"index": None, "field": field, "reason": "Null characters are not allowed."}
+    ]
+    response = read_api.get(f"{path}?{field}=no-such")
+    assert (response.status_code, response.json()["results"]) == (200, [])
+    schema = read_api.get("/api/schema/?format=json").json()
+    [parameter] = [p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == field]
+    assert parameter["schema"] == {"type": "string", "pattern": "^[^\\x00]*$"}

@@ -1,11 +1,12 @@
 """schemathesis against /api/schema/: every operation, generated inputs, no server error and
 every response as the schema describes it (status code, content type, body).
 
-The checks are the ones this promise names. schemathesis's ``positive_data_acceptance`` and
-``negative_data_rejection`` are left out: the schema does not yet carry every rule the bulk
-endpoints enforce (non-empty identifiers, for one). The list endpoints refuse what they cannot
-read (a bad ``page_size``, cursor, boolean or date, an unknown parameter); hostile query
-strings are covered by tests/security/test_corpus_filters.py.
+The checks are the ones this promise names, on valid generated inputs. ``--checks all``
+(``positive_data_acceptance`` and ``negative_data_rejection`` too, on invalid inputs as well)
+runs from the command line against the demo data with .ci/schemathesis.toml, which says which
+400s of valid data are rules across fields or records (README, "To fuzz the API"). The list
+endpoints refuse what they cannot read (a bad ``page_size``, cursor, boolean or date, an
+unknown parameter); hostile query strings are covered by tests/security/test_corpus_filters.py.
 """
 
 import pytest
@@ -63,7 +64,13 @@ def bearer(db):
 @settings(
     max_examples=25,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        # An email's pattern under its maxLength: hypothesis discards the long strings it
+        # draws from the pattern (CI saw 50 of 59 on POST /learners/bulk/).
+        HealthCheck.filter_too_much,
+    ],
 )
 @pytest.mark.django_db
 def test_api_conforms_to_its_schema(case, bearer):

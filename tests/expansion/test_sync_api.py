@@ -44,7 +44,16 @@ def test_products_upsert(api):
     [
         ({"price": -1}, "price", "must be between 0 and 9999999999.99"),
         ({"price": "12.345"}, "price", "must have at most 2 decimal places"),
-        ({"price": "abc"}, "price", "is not a number: 'abc'"),
+        ({"price": "abc"}, "price", "must be a decimal such as \"49.00\", got 'abc'"),
+        # What Decimal() would read but the schema's pattern does not allow.
+        ({"price": " 49"}, "price", "must be a decimal such as \"49.00\", got ' 49'"),
+        ({"price": "4.9e1"}, "price", "must be a decimal such as \"49.00\", got '4.9e1'"),
+        ({"price": "-0"}, "price", "must be a decimal such as \"49.00\", got '-0'"),
+        ({"price": "+49"}, "price", "must be a decimal such as \"49.00\", got '+49'"),
+        ({"price": "49."}, "price", "must be a decimal such as \"49.00\", got '49.'"),
+        ({"price": "49.000"}, "price", "must have at most 2 decimal places"),
+        ({"price": "10000000000"}, "price", "must be between 0 and 9999999999.99"),
+        ({"price": 0.005}, "price", "must have at most 2 decimal places"),
         (
             {"kind": "spaceship"},
             "kind",
@@ -66,6 +75,22 @@ def test_product_errors(api, override, field, reason):
     [error] = response.json()["errors"]
     assert (error["index"], error["field"], error["reason"]) == (0, field, reason)
     assert Product.objects.count() == 0
+
+
+def test_money_as_a_string_or_a_number_is_kept_exactly(api):
+    forms = ["49", "49.5", "0049.05", 49, 49.5, 0.07, "9999999999.99"]
+    items = [
+        {"sku": f"P{n}", "name": "X", "kind": "course", "price": price}
+        for n, price in enumerate(forms)
+    ]
+    response = bulk(api, "products", items)
+    assert response.status_code == 200, response.content
+    assert (response.json()["created"], response.json()["errors"]) == (7, [])
+    prices = dict(Product.objects.values_list("sku", "price"))
+    assert [prices[f"P{n}"] for n in range(7)] == [
+        Decimal(value)
+        for value in ["49.00", "49.50", "49.05", "49.00", "49.50", "0.07", "9999999999.99"]
+    ]
 
 
 def order(external_id="o1", **overrides):
@@ -149,6 +174,37 @@ def test_order_errors_keep_good_orders(api, catalog):
     ]
     assert list(Order.objects.values_list("external_id", flat=True)) == ["good"]
     assert OrderLine.objects.count() == 2
+
+
+def test_a_started_at_past_the_stored_cancellation_is_named_not_a_500(api):
+    LearnerFactory(external_id="a")
+    ProductFactory(sku="PLAN", kind="plan")
+    base = {"learner": "a", "plan": "PLAN", "mrr": "10.00", "status": "cancelled"}
+    first = [
+        base
+        | {"external_id": name, "started_at": "2026-01-01T00:00:00Z"}
+        | {"cancelled_at": "2026-02-01T00:00:00Z"}
+        for name in ("s1", "s2")
+    ]
+    assert bulk(api, "subscriptions", first).json()["created"] == 2
+    moved = [
+        base | {"external_id": "s1", "started_at": "2026-03-01T00:00:00Z"},
+        base | {"external_id": "s2", "started_at": "2026-01-15T00:00:00Z"},
+    ]
+    response = bulk(api, "subscriptions", moved)
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {
+            "index": 0,
+            "field": "started_at",
+            "reason": "is after the subscription's stored cancelled_at "
+            "(2026-02-01T00:00:00+00:00); send cancelled_at too",
+        }
+    ]
+    assert dict(Subscription.objects.values_list("external_id", "started_at")) == {
+        "s1": datetime(2026, 1, 1, tzinfo=UTC),
+        "s2": datetime(2026, 1, 15, tzinfo=UTC),
+    }
 
 
 def test_subscriptions_for_learner_and_account(api):

@@ -223,6 +223,46 @@ def test_completed_before_enrolled_is_refused(api):
     assert Enrollment.objects.count() == 0
 
 
+def test_an_enrolled_at_past_the_stored_completion_is_named_not_a_500(api):
+    """Found by schemathesis: the item kept the stored completed_at and the table's check
+    turned the whole batch into a 500."""
+    LearnerFactory(external_id="a")
+    LearnerFactory(external_id="b")
+    CourseFactory(external_id="c")
+    first = [
+        {"learner": learner, "course": "c", "enrolled_at": "2026-01-01T00:00:00Z"}
+        | {"completed_at": "2026-02-01T00:00:00Z"}
+        for learner in ("a", "b")
+    ]
+    assert bulk(api, "enrollments", first).json()["created"] == 2
+    moved = [
+        {"learner": "a", "course": "c", "enrolled_at": "2026-03-01T00:00:00Z"},
+        {"learner": "b", "course": "c", "enrolled_at": "2026-01-15T00:00:00Z"},
+    ]
+    response = bulk(api, "enrollments", moved)
+    assert response.status_code == 400
+    assert response.json() == {
+        "created": 0,
+        "updated": 1,
+        "errors": [
+            {
+                "index": 0,
+                "field": "enrolled_at",
+                "reason": "is after the enrollment's stored completed_at "
+                "(2026-02-01T00:00:00+00:00); send completed_at too",
+            }
+        ],
+    }
+    stored = dict(Enrollment.objects.values_list("learner__external_id", "enrolled_at"))
+    assert stored == {
+        "a": datetime(2026, 1, 1, tzinfo=UTC),
+        "b": datetime(2026, 1, 15, tzinfo=UTC),
+    }
+    # With its completion the move is one the table holds.
+    response = bulk(api, "enrollments", [moved[0] | {"completed_at": None}])
+    assert (response.status_code, response.json()["updated"]) == (200, 1)
+
+
 def test_learner_list_detail_and_filters(api):
     LearnerFactory(external_id="a", email="a@example.org")
     LearnerFactory(external_id="b", email="b@example.org", marketing_opt_in=False)

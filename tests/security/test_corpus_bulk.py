@@ -112,7 +112,24 @@ BAD_TIME = [
     "9999-01-01T00:00:00Z",
 ]
 BAD_PAST = BAD_TIME + ["2150-01-01T00:00:00Z"]
-BAD_MONEY = [-1, "-0.01", "abc", 1.001, "1e20", True, [], {}, "NaN", "Infinity", HUGE, None]
+BAD_MONEY = [
+    -1,
+    "-0.01",
+    "abc",
+    1.001,
+    "1e20",
+    True,
+    [],
+    {},
+    "NaN",
+    "Infinity",
+    HUGE,
+    "1e2",
+    " 49",
+    "+49",
+    "49.000",
+    None,  # last: allowed where the amount is optional
+]
 BAD_BOOL = [0, 1, "true", None, [], HUGE]
 BAD_JSON = [[], "x", 1, None, True, deep(33), {"blob": "x" * 17_000}]
 BAD_CHOICE = ["bogus", 1, None, "", []]
@@ -212,7 +229,7 @@ def good_product(draw, n):
         "sku": _id(draw, n, "s"),
         "name": "P " + draw(odd_text),
         "kind": draw(st.sampled_from(ProductKind.values)),
-        "price": draw(st.sampled_from(["0.00", "49.90", 12, 9999999999.99, "1e2"])),
+        "price": draw(st.sampled_from(["0.00", "49.90", 12, 9999999999.99, 1e2, "0049.05"])),
         "course": draw(st.sampled_from([None, "ref-c"])),
     }
 

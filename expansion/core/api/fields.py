@@ -244,7 +244,13 @@ def optional(validator: Validator) -> Validator:
     def clean(value: Any) -> Any:
         return None if value is None else validator(value)
 
-    clean.schema = {**getattr(validator, "schema", {}), "nullable": True}  # type: ignore[attr-defined]
+    schema = getattr(validator, "schema", {})
+    if "anyOf" in schema:
+        # OpenAPI 3.0's nullable applies beside a type: say it in every branch.
+        schema = {**schema, "anyOf": [{**branch, "nullable": True} for branch in schema["anyOf"]]}
+    else:
+        schema = {**schema, "nullable": True}
+    clean.schema = schema  # type: ignore[attr-defined]
     return clean
 
 
@@ -286,12 +292,24 @@ def number(*, minimum: float = -1e12, maximum: float = 1e12) -> Validator:
     return clean
 
 
+_DECIMAL_TEXT_RE = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
+
+
 def money(*, maximum: Decimal = Decimal("9999999999.99")) -> Validator:
-    """A non-negative amount with at most 2 decimal places, as a JSON number or string."""
+    """A non-negative amount with at most 2 decimal places, as a JSON number or a decimal
+    string ("49.00"; not "4.9e1", " 49", "+49" or "-0", which ``Decimal`` would read)."""
 
     def clean(value: Any) -> Decimal:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise FieldError(f"must be a number or a decimal string, got {type_name(value)}")
+        if isinstance(value, str):
+            text = _DECIMAL_TEXT_RE.fullmatch(value)
+            if text is None:
+                raise FieldError(f'must be a decimal such as "49.00", got {value[:40]!r}')
+            if len(text[2] or "") > 2:
+                raise FieldError("must have at most 2 decimal places")
+            if len(text[1].lstrip("0")) > len(str(int(maximum))):
+                raise FieldError(f"must be between 0 and {maximum}")
         try:
             amount = Decimal(str(value))
         except InvalidOperation:
@@ -302,7 +320,18 @@ def money(*, maximum: Decimal = Decimal("9999999999.99")) -> Validator:
             raise FieldError("must have at most 2 decimal places")
         return amount.quantize(Decimal("0.01"))
 
-    clean.schema = {"type": "string", "format": "decimal", "example": "49.00"}  # type: ignore[attr-defined]
+    clean.schema = {  # type: ignore[attr-defined]
+        "anyOf": [
+            {
+                "type": "string",
+                "format": "decimal",
+                "pattern": r"^[0-9]+(\.[0-9]{1,2})?$",
+                "example": "49.00",
+            },
+            {"type": "number", "minimum": 0, "maximum": float(maximum), "multipleOf": 0.01},
+        ],
+        "description": 'An amount: a decimal string such as "49.00" (exact) or a JSON number.',
+    }
     return clean
 
 
