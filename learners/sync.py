@@ -29,6 +29,7 @@ from expansion.core.api.batch import (
     number,
     optional,
     past_datetime,
+    refuse_moves_past_stored,
     resolve_references,
     string,
     time_zone,
@@ -239,7 +240,14 @@ def enrollments_upsert(*, items: list[Any]) -> SyncResult:
             batch.fail(index, "completed_at", "is before enrolled_at")
     batch.drop_failed()
     _resolve_learners_and_courses(batch)
-    _check_against_stored_completion(batch)
+    refuse_moves_past_stored(
+        batch,
+        Enrollment,
+        keys=("learner_id", "course_id"),
+        moved="enrolled_at",
+        kept="completed_at",
+        what="enrollment",
+    )
     with transaction.atomic():
         counts = upsert(
             Enrollment,
@@ -249,34 +257,6 @@ def enrollments_upsert(*, items: list[Any]) -> SyncResult:
         learners_mark_dirty(row["learner_id"] for _, row in batch.rows)
         scoring_kick_on_commit()
     return SyncResult(counts.created, counts.updated, batch.errors)
-
-
-def _check_against_stored_completion(batch: BatchResult) -> None:
-    """An item without ``completed_at`` keeps the stored one: its ``enrolled_at`` may not move
-    past it (the table's check would refuse the whole batch)."""
-    keeping = {
-        (row["learner_id"], row["course_id"]): index
-        for index, row in batch.rows
-        if "completed_at" not in row
-    }
-    if not keeping:
-        return
-    stored = Enrollment.objects.filter(
-        learner_id__in={learner_id for learner_id, _ in keeping},
-        course_id__in={course_id for _, course_id in keeping},
-        completed_at__isnull=False,
-    ).values_list("learner_id", "course_id", "completed_at")
-    rows = dict(batch.rows)
-    for learner_id, course_id, completed_at in stored:
-        index = keeping.get((learner_id, course_id))
-        if index is not None and completed_at < rows[index]["enrolled_at"]:
-            batch.fail(
-                index,
-                "enrolled_at",
-                f"is after the enrollment's stored completed_at ({completed_at.isoformat()}); "
-                "send completed_at too",
-            )
-    batch.drop_failed()
 
 
 def _resolve_learners_and_courses(batch: BatchResult) -> None:

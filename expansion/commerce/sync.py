@@ -15,7 +15,6 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from expansion.core.api.batch import (
-    BatchResult,
     FieldError,
     Spec,
     aware_datetime,
@@ -28,6 +27,7 @@ from expansion.core.api.batch import (
     money,
     optional,
     past_datetime,
+    refuse_moves_past_stored,
     resolve_references,
     string,
     upsert,
@@ -228,7 +228,14 @@ def subscriptions_upsert(*, items: list[Any]) -> SyncResult:
         target="plan_id",
         what="product",
     )
-    _check_against_stored_cancellation(batch)
+    refuse_moves_past_stored(
+        batch,
+        Subscription,
+        keys=("external_id",),
+        moved="started_at",
+        kept="cancelled_at",
+        what="subscription",
+    )
     with transaction.atomic():
         resolve_references(
             batch, field_name="account", lookup=accounts_ensure, target="account_id", what="account"
@@ -255,28 +262,6 @@ def subscriptions_upsert(*, items: list[Any]) -> SyncResult:
             learners_mark_dirty_query(Learner.objects.filter(account_id__in=accounts).values("id"))
         scoring_kick_on_commit()
     return SyncResult(counts.created, counts.updated, batch.errors)
-
-
-def _check_against_stored_cancellation(batch: BatchResult) -> None:
-    """An item without ``cancelled_at`` keeps the stored one: its ``started_at`` may not move
-    past it (the table's check would refuse the whole batch)."""
-    keeping = {row["external_id"]: index for index, row in batch.rows if "cancelled_at" not in row}
-    if not keeping:
-        return
-    stored = Subscription.objects.filter(
-        external_id__in=keeping, cancelled_at__isnull=False
-    ).values_list("external_id", "cancelled_at")
-    rows = dict(batch.rows)
-    for external_id, cancelled_at in stored:
-        index = keeping[external_id]
-        if cancelled_at < rows[index]["started_at"]:
-            batch.fail(
-                index,
-                "started_at",
-                f"is after the subscription's stored cancelled_at ({cancelled_at.isoformat()}); "
-                "send cancelled_at too",
-            )
-    batch.drop_failed()
 
 
 def _states(keys: list[str], *, lock: bool) -> dict[str, dict[str, Any]]:

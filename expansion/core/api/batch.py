@@ -243,6 +243,39 @@ def resolve_references(
     result.drop_failed()
 
 
+def refuse_moves_past_stored(
+    result: BatchResult,
+    model: type[models.Model],
+    *,
+    keys: tuple[str, ...],
+    moved: str,
+    kept: str,
+    what: str,
+) -> None:
+    """An item that leaves ``kept`` (a later date) out keeps the stored one: its ``moved``
+    (the earlier date) may not pass it, or the table's check would refuse the whole batch.
+    One query for the batch; each such item fails on ``moved``."""
+    keeping = {
+        tuple(row[key] for key in keys): index for index, row in result.rows if kept not in row
+    }
+    if not keeping:
+        return
+    stored = model._default_manager.filter(
+        **{f"{key}__in": {values[n] for values in keeping} for n, key in enumerate(keys)},
+        **{f"{kept}__isnull": False},
+    ).values_list(*keys, kept)
+    rows = dict(result.rows)
+    for *values, stored_at in stored:
+        index = keeping.get(tuple(values))
+        if index is not None and stored_at < rows[index][moved]:
+            result.fail(
+                index,
+                moved,
+                f"is after the {what}'s stored {kept} ({stored_at.isoformat()}); send {kept} too",
+            )
+    result.drop_failed()
+
+
 @dataclass
 class UpsertCounts:
     created: int = 0
