@@ -220,16 +220,14 @@ EARLIEST_DATE = date(1900, 1, 1)
 LATEST_DATE = date(2999, 12, 31)
 
 
-class _RefusedEmpty:
+class _RefusedEmpty(serializers.Field):
     """A query parameter given empty (``?start=``) is refused, not read as "not given" (which
     DRF does for an optional field)."""
-
-    field_name: str
 
     def get_value(self, dictionary: Any) -> Any:
         if self.field_name in dictionary and dictionary.get(self.field_name) == "":
             return ""
-        return super().get_value(dictionary)  # type: ignore[misc]
+        return super().get_value(dictionary)
 
 
 @extend_schema_field(
