@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db.models import F
 from django.utils import timezone
 
-from learners.models import Learner
+from learners.models import Enrollment, Learner
 from templates.context import preview_context
 from templates.engine import RenderError
 from templates.messages import Rendered, message_render
@@ -138,6 +139,23 @@ class MessagePreview:
     in_app_error: str = ""
 
 
+def _furthest_in_course(campaign: Campaign, members: Any) -> Learner | None:
+    """Of the audience (``members``; None: anyone), the learner furthest in the campaign's
+    course (completed first): the one a course's campaign is written for, so the preview does
+    not greet a graduate with "0 of 8 modules"."""
+    if campaign.course_id is None:
+        return None
+    enrollments = Enrollment.objects.filter(course_id=campaign.course_id)
+    if members is not None:
+        enrollments = enrollments.filter(learner_id__in=members)
+    furthest = (
+        enrollments.order_by(F("completed_at").desc(nulls_last=True), "-progress", "learner_id")
+        .values_list("learner_id", flat=True)
+        .first()
+    )
+    return None if furthest is None else Learner.objects.get(pk=furthest)
+
+
 def campaign_message_preview(
     *,
     campaign: Campaign,
@@ -163,7 +181,7 @@ def campaign_message_preview(
     if learner is None:
         members = segment_members(campaign)
         pool = Learner.objects.filter(id__in=members) if members is not None else Learner.objects
-        learner = pool.order_by("id").first()
+        learner = _furthest_in_course(campaign, members) or pool.order_by("id").first()
         if learner is None and members is not None:  # nobody in it yet: anyone, said so
             learner = Learner.objects.order_by("id").first()
             outside = learner is not None

@@ -12,7 +12,7 @@ from campaigns.approval import SENT_BACK_LOG
 from campaigns.models import Campaign, GuardrailPolicy, Rule, Send
 from campaigns.reach import campaign_message_preview, reach_estimate
 from campaigns.roles import COURSE_CREATOR, MARKETER
-from learners.models import DirtyLearner
+from learners.models import DirtyLearner, Enrollment
 from templates.messages import template_snapshot
 from tests.factories.campaigns import CampaignFactory, SendFactory
 from tests.factories.expansion import OfferFactory
@@ -306,6 +306,26 @@ def test_the_message_preview_uses_the_campaigns_offer_and_the_learners_reason():
     )
 
 
+def test_with_no_send_yet_the_preview_greets_the_courses_furthest_learner():
+    template = MessageTemplateFactory(html_body="<p>Hi {{ learner.name }}</p>")
+    template_snapshot(template=template)
+    course = CourseFactory()
+    campaign = CampaignFactory(course=course, email_template=template)
+    LearnerFactory(name="First by id, not enrolled")
+    starter, halfway, graduate = (LearnerFactory(name=name) for name in ("S", "H", "G"))
+    EnrollmentFactory(learner=starter, course=course, progress=5)
+    EnrollmentFactory(learner=halfway, course=course, progress=50)
+    EnrollmentFactory(learner=graduate, course=course, progress=100, completed_at=NOW)
+    assert campaign_message_preview(campaign=campaign, now=NOW).learner == graduate
+    Enrollment.objects.filter(learner=graduate).delete()
+    assert campaign_message_preview(campaign=campaign, now=NOW).learner == halfway
+    # A campaign without a course: the first of its audience, as before.
+    other = CampaignFactory(course=None, email_template=template)
+    assert campaign_message_preview(campaign=other, now=NOW).learner.name == (
+        "First by id, not enrolled"
+    )
+
+
 @pytest.fixture
 def review():
     creator = role_user(COURSE_CREATOR)
@@ -325,6 +345,9 @@ def test_a_creator_reviews_on_the_campaign_page_and_sends_back_with_a_comment(cl
     assert 'id="review-offer"' in body
     assert 'value="Approve"' in body
     assert 'name="trigger__' not in body  # read-only: no form fields
+    # What she reviews comes before the settings.
+    assert body.index('id="review-panel"') < body.index('id="message-preview"')
+    assert body.index('id="message-preview"') < body.index("1 · Moment")
     assert "Trigger parameters" in body
     # No comment: refused, still in review.
     back = reverse("admin:campaigns_campaign_step", args=[campaign.pk, "send_back"])

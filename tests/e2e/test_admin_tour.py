@@ -179,6 +179,8 @@ def creator_review(browser, base: str) -> None:
     shot(ana, "creator-home")
     ana.click(f"#needs-attention a:has-text('{waiting.name}')")
     ana.wait_for_selector("#review-panel")
+    # What she is asked to review is on the first screen, not below eight fieldsets.
+    assert ana.locator("#review-panel").bounding_box()["y"] < 600
     assert "Next course in the path" in ana.locator("#review-offer").inner_text()
     assert ana.locator("#message-preview iframe").count() == 1
     assert ana.locator("#campaign-steps input[value='Approve']").count() == 1
