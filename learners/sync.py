@@ -158,13 +158,79 @@ COURSE_SPECS = {
 }
 
 
+def _check_path_positions(batch: BatchResult) -> list[str]:
+    """Each item's place in its learning path as it will be stored (what it sends, else what
+    is stored): a position needs a path, and no two courses share one — in the batch or with a
+    stored course. Refused items fail on the field to change; returns the courses whose stored
+    position moves."""
+    stored = {
+        ext: (path, position)
+        for ext, path, position in Course.objects.filter(
+            external_id__in=[row["external_id"] for _, row in batch.rows]
+        ).values_list("external_id", "learning_path", "path_position")
+    }
+    placed: dict[tuple[str, int], str] = {}
+    moving = []
+    for index, row in batch.rows:
+        ext = row["external_id"]
+        old_path, old_position = stored.get(ext, ("", None))
+        path = row.get("learning_path", old_path)
+        position = row["path_position"] if "path_position" in row else old_position
+        if position is None:
+            continue
+        if not path or "path_position" in row and not row.get("learning_path"):
+            # A position is sent with its path (the insert half of the upsert is checked too).
+            if "path_position" in row:
+                batch.fail(index, "path_position", "needs a learning_path")
+            else:
+                batch.fail(
+                    index,
+                    "learning_path",
+                    f"is empty but the course keeps path_position {position}; "
+                    "send path_position: null too",
+                )
+            continue
+        other = placed.get((path, position))
+        if other is not None:
+            batch.fail(
+                index,
+                "path_position",
+                f"{position} of learning path {path[:64]!r} is given to {other[:64]!r} too",
+            )
+            continue
+        placed[(path, position)] = ext
+        if old_position is not None and (old_path, old_position) != (path, position):
+            moving.append(ext)
+    # A course refused above keeps its stored place, so only the others' places are free.
+    refused = {error["index"] for error in batch.errors}
+    taken = Course.objects.filter(
+        learning_path__in={path for path, _ in placed},
+        path_position__in={position for _, position in placed},
+    ).exclude(external_id__in=[row["external_id"] for i, row in batch.rows if i not in refused])
+    holders = {
+        (path, pos): ext
+        for ext, path, pos in taken.values_list("external_id", "learning_path", "path_position")
+    }
+    place_of = {ext: place for place, ext in placed.items()}
+    for index, row in batch.rows:
+        place = place_of.get(row["external_id"])
+        if place is not None and place in holders:
+            path, position = place
+            batch.fail(
+                index,
+                "path_position",
+                f"{position} of learning path {path[:64]!r} is taken by course "
+                f"{holders[place][:64]!r}",
+            )
+    batch.drop_failed()
+    failed = {error["index"] for error in batch.errors}
+    kept = {row["external_id"] for index, row in batch.rows if index not in failed}
+    return [ext for ext in moving if ext in kept]
+
+
 def courses_upsert(*, items: list[Any]) -> SyncResult:
     """Upsert courses. A course that carries ``modules`` gets exactly that module list."""
     batch = validate_items(items, COURSE_SPECS, unique="external_id")
-    for index, row in batch.rows:
-        if row.get("path_position") is not None and not row.get("learning_path"):
-            batch.fail(index, "path_position", "needs a learning_path")
-    batch.drop_failed()
     users = get_user_model()
     resolve_references(
         batch,
@@ -175,10 +241,13 @@ def courses_upsert(*, items: list[Any]) -> SyncResult:
         target="creator_id",
         what="user",
     )
+    moving = _check_path_positions(batch)  # last: what it returns must be upserted
     modules_by_course = {
         row["external_id"]: row.pop("modules") for _, row in batch.rows if "modules" in row
     }
     with transaction.atomic():
+        # Positions that change leave first, so two courses may swap theirs in one batch.
+        Course.objects.filter(external_id__in=moving).update(path_position=None)
         counts = upsert(Course, [row for _, row in batch.rows], unique_fields=("external_id",))
         if modules_by_course:
             _modules_replace(modules_by_course)

@@ -104,3 +104,24 @@ def test_a_nul_in_a_text_filter_is_the_400_its_schema_says(read_api, path, field
     schema = read_api.get("/api/schema/?format=json").json()
     [parameter] = [p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == field]
     assert parameter["schema"] == {"type": "string", "pattern": "^[^\\x00]*$"}
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/v1/products/", "is_active"),
+        ("/api/v1/learners/", "marketing_opt_in"),
+    ],
+)
+def test_a_filter_that_is_not_text_given_empty_is_refused(read_api, path, field):
+    response = read_api.get(f"{path}?{field}=")
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {
+            "index": None,
+            "field": field,
+            "reason": "is empty: give a value, or leave the parameter out",
+        }
+    ]
+    # A text filter given empty is no filter (its schema allows "").
+    assert read_api.get(f"{path}?{'kind' if 'products' in path else 'email'}=").status_code == 200

@@ -157,6 +157,74 @@ def test_course_errors(api):
     assert Course.objects.count() == 0
 
 
+def test_places_in_a_learning_path_are_checked_against_the_stored_courses(api):
+    """Found by schemathesis: an empty learning_path beside a stored position was a 500 (the
+    table's check), and so was a position another course holds (its unique constraint)."""
+    first = [
+        {"external_id": "a", "title": "A", "learning_path": "Data", "path_position": 1},
+        {"external_id": "b", "title": "B", "learning_path": "Data", "path_position": 2},
+    ]
+    assert bulk(api, "courses", first).json()["created"] == 2
+    response = bulk(
+        api,
+        "courses",
+        [
+            {"external_id": "a", "title": "A", "learning_path": ""},
+            {"external_id": "c", "title": "C", "learning_path": "Data", "path_position": 2},
+            {"external_id": "d", "title": "D", "learning_path": "Data", "path_position": 3},
+            {"external_id": "e", "title": "E", "learning_path": "Data", "path_position": 3},
+        ],
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "created": 1,
+        "updated": 0,
+        "errors": [
+            {
+                "index": 0,
+                "field": "learning_path",
+                "reason": "is empty but the course keeps path_position 1; "
+                "send path_position: null too",
+            },
+            {
+                "index": 1,
+                "field": "path_position",
+                "reason": "2 of learning path 'Data' is taken by course 'b'",
+            },
+            {
+                "index": 3,
+                "field": "path_position",
+                "reason": "3 of learning path 'Data' is given to 'd' too",
+            },
+        ],
+    }
+    places = dict(Course.objects.values_list("external_id", "path_position"))
+    assert places == {"a": 1, "b": 2, "d": 3}
+    # Two courses swap their places in one batch; one left out keeps its own.
+    swap = [
+        {"external_id": "a", "title": "A", "learning_path": "Data", "path_position": 2},
+        {"external_id": "b", "title": "B", "learning_path": "Data", "path_position": 1},
+    ]
+    response = bulk(api, "courses", swap)
+    assert (response.status_code, response.json()["updated"]) == (200, 2)
+    places = dict(Course.objects.values_list("external_id", "path_position"))
+    assert places == {"a": 2, "b": 1, "d": 3}
+    # The place a refused course keeps is not free for another.
+    response = bulk(
+        api,
+        "courses",
+        [
+            {"external_id": "a", "title": "A", "learning_path": ""},
+            {"external_id": "f", "title": "F", "learning_path": "Data", "path_position": 2},
+        ],
+    )
+    assert [(e["index"], e["field"]) for e in response.json()["errors"]] == [
+        (0, "learning_path"),
+        (1, "path_position"),
+    ]
+    assert dict(Course.objects.values_list("external_id", "path_position")) == places
+
+
 def test_enrollments_upsert_and_validation(api):
     LearnerFactory(external_id="a")
     CourseFactory(external_id="c")

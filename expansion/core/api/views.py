@@ -247,6 +247,18 @@ class StrictFilterBackend(DjangoFilterBackend):
         if filterset is not None and not filterset.is_valid():
             for name, messages in filterset.errors.items():
                 errors.setdefault(name, []).extend(messages)
+        if filterset_class is not None:
+            # Given empty (``?is_active=``), a filter that is not text is an error, not "no
+            # filter" (django-filter reads it as not given).
+            for name, value in request.query_params.items():
+                given = filterset_class.base_filters.get(name)
+                if (
+                    value == ""
+                    and name not in errors
+                    and given is not None
+                    and not isinstance(given, django_filters.CharFilter)
+                ):
+                    errors[name] = ["is empty: give a value, or leave the parameter out"]
         if errors:
             raise exceptions.ValidationError(errors)
         return filterset.qs if filterset is not None else queryset
