@@ -145,7 +145,8 @@ Campaign.objects.filter(name="Graduates: next course").update(
 started = time.perf_counter()
 result = campaigns_evaluate(now=timezone.now())
 print(json.dumps({"seconds": time.perf_counter() - started, "candidates": result.candidates,
-                  "queued": result.queued, "stopped": dict(result.stopped)}))
+                  "queued": result.queued, "stopped": dict(result.stopped),
+                  "steps": {k: round(v, 3) for k, v in result.timings.items()}}))
 """
 
 WORKER_AFFINITY = """
@@ -305,7 +306,7 @@ def measure(size: int, pg: str, keep: bool, reuse: bool) -> dict[str, dict]:
         print(
             f"[{size:,}] evaluation {evaluation['seconds']:.2f} s, "
             f"{evaluation['candidates']:,} candidates, {evaluation['queued']:,} queued, "
-            f"stopped {evaluation['stopped']}",
+            f"stopped {evaluation['stopped']}; steps {evaluation.get('steps')}",
             flush=True,
         )
         affinity, _ = run_worker(WORKER_AFFINITY, env)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from learners.models import Learner
 
-from .inapp import OfferFeedbackError, card_payload, offer_card, offer_feedback
+from .inapp import FEEDBACK_KINDS, OfferFeedbackError, card_payload, offer_card, offer_feedback
 from .models import DismissReason, Send
 from .widget import TOKEN_SECONDS, widget_token
 
@@ -105,6 +105,15 @@ class OfferFeedback(APIView):
         "as a declined offer, which keeps further offers away for the decline window. "
         "Impressions and dismissals count once.",
         tags=["in-app"],
+        parameters=[
+            OpenApiParameter(
+                "kind",
+                str,
+                OpenApiParameter.PATH,
+                enum=list(FEEDBACK_KINDS),
+                description="What the learner did with the card.",
+            )
+        ],
         request=FeedbackIn,
         responses={200: FeedbackOut},
     )

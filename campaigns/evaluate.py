@@ -90,6 +90,7 @@ def campaigns_evaluate(
     ``sample``: include up to this many would-be sends (learner, reason, rule) in the result.
     """
     now = now or timezone.now()
+    timer = StepTimer()
     chosen = list(
         campaigns
         if campaigns is not None
@@ -97,21 +98,23 @@ def campaigns_evaluate(
             "moment", "experiment"
         )
     )
+    result = Evaluation()
+    result.timings = timer.timings
     if not dry_run:
         chosen = decisions_apply(campaigns=chosen)
+        timer.lap("decisions")
         # A send queued before its offer was switched off (or its arm retired) never goes.
         queued_inactive_offers_stop()
+        timer.lap("inactive offers")
         # What was approved is what goes out: a campaign changed since (or never approved)
         # goes back to review before it is evaluated.
         if campaigns_back_to_review(now=now):
             chosen = [c for c in chosen if c.pk in _still_active(chosen)]
-    result = Evaluation()
+        timer.lap("approvals")
     if not chosen:
         return result
     policy = GuardrailPolicy.load()
     run = uuid.uuid4()
-    timer = StepTimer()
-    result.timings = timer.timings
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EVALUATION_LOCK])
