@@ -1,7 +1,9 @@
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
+from expansion.commerce.models import OrderLine
 from tests.factories.expansion import (
     OrderLineFactory,
     ProductFactory,
@@ -40,3 +42,30 @@ def test_subscription_has_exactly_one_holder():
     assert refused(SubscriptionFactory, learner=None, account=None)
     assert refused(SubscriptionFactory, learner=LearnerFactory(), account=AccountFactory())
     assert not refused(SubscriptionFactory, learner=None, account=AccountFactory())
+
+
+def test_the_owns_product_probe_reads_an_index_of_order_and_product():
+    """The guardrail probes a candidate's orders for one product; with the order-only index it
+    read every line of each order (bench/README.md). One index leads with the order for the
+    foreign key and the probe, and the order-only one is gone (writes pay for each index)."""
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, OrderLine._meta.db_table)
+    indexes = {
+        name: c["columns"] for name, c in found.items() if c["index"] and not c["primary_key"]
+    }
+    assert indexes["orderline_order_product_idx"] == ["order_id", "product_id"]
+    assert ["order_id"] not in [
+        columns for name, columns in indexes.items() if name != "orderline_refunded_idx"
+    ]
+    learner = LearnerFactory()
+    line = OrderLineFactory(order__learner=learner)
+    OrderLineFactory.create_batch(50, product=line.product)  # other learners, same product
+    owned = OrderLine.objects.filter(
+        order__learner_id=learner.pk, product_id=line.product_id
+    ).order_by()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE expansion_order, expansion_orderline")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + str(owned.query))
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "orderline_order_product_idx" in plan, plan
