@@ -57,12 +57,12 @@ def test_the_owns_product_probe_reads_an_index_of_order_and_product():
     assert ["order_id"] not in [
         columns for name, columns in indexes.items() if name != "orderline_refunded_idx"
     ]
-    learner = LearnerFactory()
-    line = OrderLineFactory(order__learner=learner)
-    OrderLineFactory.create_batch(50, product=line.product)  # other learners, same product
-    owned = OrderLine.objects.filter(
-        order__learner_id=learner.pk, product_id=line.product_id
-    ).order_by()
+    # An order of many lines, probed for one product: the case the order-led indexes (the
+    # foreign key's, and the unique one on the line's external id) answer by reading every line.
+    line = OrderLineFactory()
+    OrderLineFactory.create_batch(300, order=line.order)
+    OrderLineFactory.create_batch(300, product=line.product)  # other orders, same product
+    owned = OrderLine.objects.filter(order_id=line.order_id, product_id=line.product_id).order_by()
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE expansion_order, expansion_orderline")
         cursor.execute("SET LOCAL enable_seqscan = off")
