@@ -272,8 +272,8 @@ class Campaign(models.Model):
     target_roles = models.JSONField(
         default=list,
         blank=True,
-        help_text="Account-level triggers reach these roles of the account "
-        '(e.g. ["admin", "billing_owner"]; empty: every member).',
+        help_text="Account-level triggers reach these roles of the account (a list of "
+        '"admin", "billing_owner", "member"; empty: every member).',
     )
     one_per_account = models.BooleanField(
         default=True,

@@ -19,7 +19,7 @@ from typing import Any
 from django import forms
 from django.db import models
 
-from learners.models import Segment
+from learners.models import AccountRole, Segment
 
 from ..models import OVERRIDABLE, Campaign, GuardrailPolicy
 from ..trigger_params import PARAMS, Param, TriggerKind, trigger_params_errors
@@ -148,6 +148,16 @@ class CampaignForm(forms.ModelForm):
     """``Campaign``'s fields, with ``trigger_params`` and ``guardrails`` as generated fields
     (see the module docstring)."""
 
+    # The roles as boxes to tick (the model keeps them as a JSON list).
+    target_roles = forms.TypedMultipleChoiceField(
+        choices=AccountRole.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Target roles",
+        help_text="Account-level triggers reach these roles of the account; none ticked: "
+        "every member.",
+    )
+
     class Meta:
         model = Campaign
         exclude = ["trigger_params", "guardrails"]
@@ -173,6 +183,10 @@ class CampaignForm(forms.ModelForm):
                 self.initial.setdefault(
                     field_name, ("1" if value else "0") if isinstance(value, bool) else value
                 )
+
+    def clean_target_roles(self) -> list[str]:
+        ticked = set(self.cleaned_data.get("target_roles") or [])
+        return [role for role in AccountRole.values if role in ticked]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

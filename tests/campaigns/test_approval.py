@@ -308,7 +308,7 @@ def test_saving_an_approved_campaigns_reviewed_fields_in_the_admin_sends_it_back
         "send_within_hours": 24,
         "segment": "",
         "course": renewal.course_id,
-        "target_roles": "[]",
+        "target_roles": [],
         "one_per_account": "on",
         "purpose": renewal.purpose,
         "offer": renewal.offer_id,

@@ -95,6 +95,31 @@ def test_the_chosen_triggers_parameters_are_form_fields_saved_as_overrides(marke
     assert campaign.trigger_params == {}
 
 
+def test_target_roles_are_boxes_to_tick_saved_as_the_list(marketer):
+    campaign = CampaignFactory(trigger="usage_threshold", target_roles=["admin"])
+    url = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+    body = marketer.get(url).content.decode()
+    assert body.count('type="checkbox" name="target_roles"') == 3
+    assert 'name="target_roles" value="admin" id="id_target_roles_0" checked' in body
+    assert 'name="target_roles" value="member"' in body
+    assert "<textarea" not in body.split('id="id_target_roles"')[0][-300:]
+
+    response = _change(marketer, campaign, target_roles=["billing_owner", "admin"])
+    assert response.status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.target_roles == ["admin", "billing_owner"]  # in the roles' order
+    _change(marketer, campaign, target_roles=[])
+    campaign.refresh_from_db()
+    assert campaign.target_roles == []
+    response = _change(marketer, campaign, target_roles=["owner"])
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["target_roles"] == [
+        "Select a valid choice. owner is not one of the available choices."
+    ]
+    campaign.refresh_from_db()
+    assert campaign.target_roles == []
+
+
 def test_a_wrong_parameter_is_refused_on_its_field_and_nothing_is_saved(marketer):
     campaign = CampaignFactory(trigger="assessment_high", trigger_params={"min_score": 90.0})
     response = _change(marketer, campaign, trigger__assessment_high__min_score="140")
