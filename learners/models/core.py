@@ -273,7 +273,8 @@ class Event(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} by {self.learner_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+        # In words, as the learner's page lists them ("Login at …", not "login by 1 at …").
+        return f"{self.kind_label()} at {self.occurred_at:%Y-%m-%d %H:%M}"
 
     def kind_label(self) -> str:
         try:

@@ -98,6 +98,10 @@ def test_rows_are_titled_in_words_not_object_numbers():
         status=SendStatus.SENT,
     )
     assert str(send) == f"Email #{send.pk} to ann@example.org: Ready for SQL 2? (Sent)"
+    event = EventFactory(learner=learner, kind="module_completed", occurred_at=BASE_TIME)
+    assert str(event) == f"Module completed at {BASE_TIME:%Y-%m-%d %H:%M}"
+    custom = EventFactory(learner=learner, kind="webinar_joined", occurred_at=BASE_TIME)
+    assert str(custom) == f"webinar_joined at {BASE_TIME:%Y-%m-%d %H:%M}"
 
 
 def test_any_filtered_list_exports_as_csv_with_its_columns(client):
