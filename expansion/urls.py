@@ -15,6 +15,7 @@ from campaigns import urls as campaigns_urls
 from expansion import errors
 from expansion.commerce import urls as commerce_urls
 from expansion.core.admin_export import export_csv
+from expansion.core.favicon import favicon
 from experiments import urls as experiments_urls
 from learners import urls as learners_urls
 
@@ -32,6 +33,7 @@ api_v1 = [
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("favicon.ico", favicon, name="favicon"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),

@@ -85,6 +85,15 @@ def test_interactive_docs_are_public(client):
     assert client.get("/api/redoc/").status_code == 200
 
 
+def test_the_site_has_an_icon_so_no_page_logs_a_404(client):
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon["Content-Type"] == "image/svg+xml"
+    assert icon["Cache-Control"] == "public, max-age=86400"
+    assert icon.content.startswith(b'<svg xmlns="http://www.w3.org/2000/svg"')
+    assert client.post("/favicon.ico").status_code == 405
+
+
 @pytest.mark.django_db
 def test_openapi_schema_lists_every_endpoint(client):
     response = client.get("/api/schema/", HTTP_ACCEPT="application/json")

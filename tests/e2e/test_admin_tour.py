@@ -44,6 +44,9 @@ def test_a_marketer_then_a_creator_tour_the_admin(browser, live_server, demo):
     base = live_server.url
     page = login(browser, base, "mia")
     page.set_viewport_size({"width": 1400, "height": 900})
+    # Nothing on the marketer's pages fails in the browser: no script error, no refused load.
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
 
     # ---- home: what needs doing, the KPIs, the funnel, the menu by job
     page.goto(f"{base}/admin/")
@@ -161,6 +164,7 @@ def test_a_marketer_then_a_creator_tour_the_admin(browser, live_server, demo):
     assert lift.locator("polygon").count() >= 1  # the interval band
     assert "no lift" in page.locator("figure.chart >> nth=1 >> p.legend").inner_text()
     shot(page, "experiment-results")
+    assert console_errors == []
 
     creator_review(browser, base)
 
