@@ -149,7 +149,7 @@ class CampaignForm(forms.ModelForm):
     (see the module docstring)."""
 
     # The roles as boxes to tick (the model keeps them as a JSON list).
-    target_roles = forms.TypedMultipleChoiceField(
+    target_roles = forms.MultipleChoiceField(
         choices=AccountRole.choices,
         required=False,
         widget=forms.CheckboxSelectMultiple,

@@ -1,5 +1,5 @@
-"""The site's icon at ``/favicon.ico``: browsers ask for it on every page, and without it each
-admin page logged a 404 in the console."""
+"""The site's icon at ``/favicon.ico``: browsers ask for it on a visit's first page, and
+without it that page logged a 404 in the console."""
 
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import cache_control
