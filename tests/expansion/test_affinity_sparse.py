@@ -197,3 +197,29 @@ def test_a_failure_while_the_blocks_stream_in_keeps_the_old_table(baskets, setti
     assert set(ProductAffinity.objects.values_list("computed_at", flat=True)) == {NOW}
     monkeypatch.setattr(affinity, "_pair_blocks", real)
     assert affinity_refresh(now=NOW).pairs == len(before)  # the connection is usable again
+
+
+def test_read_in_small_slices_of_order_ids_gives_the_same_table(baskets, monkeypatch):
+    # Orders in and out of the window interleave by id (their dates are drawn at random):
+    # each slice keeps only its lines of orders in the window.
+    _, expected = oracle(NOW)
+    monkeypatch.setattr(affinity, "READ_ORDERS", 7)
+    affinity_refresh(now=NOW)
+    assert_same(expected, stored())
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        [5, 3, 3, 9, 5, 4],  # dense: the presence table
+        [7],
+        [10**12, 3, 10**12, 3, 10**9],  # sparse: np.unique
+        list(range(40, 0, -3)) * 2,
+    ],
+)
+def test_codes_number_ids_as_numpy_unique_does(ids):
+    values = np.array(ids, dtype=np.int64)
+    want_unique, want_codes = np.unique(values, return_inverse=True)
+    unique, codes = affinity._codes(values)
+    assert unique.tolist() == want_unique.tolist()
+    assert codes.tolist() == want_codes.tolist()
