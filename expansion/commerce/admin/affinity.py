@@ -15,13 +15,15 @@ from expansion.commerce.models import CommerceSettings, PairReview, ProductAffin
 class ProductAffinityAdmin(admin.ModelAdmin):
     """Read-only: the table is rebuilt by ``affinity_refresh`` (hourly, or the button)."""
 
+    # Ranked by lift: it comes right after the pair, so that a laptop-wide window shows it
+    # without scrolling sideways (at 1,400 px it was past the right edge).
     list_display = [
         "product",
         "other",
+        "lift_text",
         "orders_both",
         "support_pct",
         "confidence_pct",
-        "lift_text",
         "gate",
     ]
     list_select_related = ["product", "other"]
