@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 
+from expansion.commerce.admin.affinity import ProductAffinityAdmin
 from expansion.commerce.models import (
     Bundle,
     CommerceSettings,
@@ -388,3 +389,11 @@ def test_revenue_dashboard_and_metrics_api(marketer, read_api):
             400,
             {"errors": [{"index": None, "field": field, "reason": reason}]},
         )
+
+
+def test_the_affinity_list_shows_lift_and_the_gate_right_after_the_pair(marketer):
+    assert ProductAffinityAdmin.list_display[:4] == ["product", "other", "lift_text", "gate"]
+    page = marketer.get("/admin/expansion/productaffinity/").content.decode()
+    # The ethics-gate paragraph comes after the object tools (the Refresh button), not
+    # between the title and them, where the floated button covered its text.
+    assert page.index('class="object-tools"') < page.index("Recommendation ethics gate")

@@ -15,16 +15,17 @@ from expansion.commerce.models import CommerceSettings, PairReview, ProductAffin
 class ProductAffinityAdmin(admin.ModelAdmin):
     """Read-only: the table is rebuilt by ``affinity_refresh`` (hourly, or the button)."""
 
-    # Ranked by lift: it comes right after the pair, so that a laptop-wide window shows it
-    # without scrolling sideways (at 1,400 px it was past the right edge).
+    # Ranked by lift: the lift and the gate's verdict come right after the pair, so that a
+    # laptop-wide window shows them without scrolling sideways (at 1,400 px both were past
+    # the right edge).
     list_display = [
         "product",
         "other",
         "lift_text",
+        "gate",
         "orders_both",
         "support_pct",
         "confidence_pct",
-        "gate",
     ]
     list_select_related = ["product", "other"]
     search_fields = ["product__name", "=product__sku", "other__name", "=other__sku"]
