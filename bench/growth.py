@@ -3,6 +3,7 @@
     python bench/growth.py                               # 100,000 and 1,000,000 learners
     python bench/growth.py --sizes 100000,1000000,3000000
     python bench/growth.py --sizes 1000000 --keep        # keep the database (partitioning)
+    python bench/growth.py --reuse --repeat 3            # each size three times, interleaved
     python bench/growth.py --build-only                  # build growth_keep_<size> and stop
     python bench/growth.py --reuse                       # measure in copies of growth_keep_<size>
 
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -357,6 +359,13 @@ def main() -> None:
         "measure in a copy of it.",
     )
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="Measure every size this many times, the sizes interleaved (small, large, small, "
+        "…), each in a fresh copy; the table shows the median of each figure and every run's.",
+    )
+    parser.add_argument(
         "--build-only",
         action="store_true",
         help=f"Build (or migrate) {KEPT_PREFIX}<size> for each size and stop.",
@@ -368,12 +377,32 @@ def main() -> None:
             kept_database(size, args.pg)
         return
     started = time.perf_counter()
-    results = {size: measure(size, args.pg, args.keep, args.reuse) for size in sizes}
+    runs: dict[int, list[dict]] = {size: [] for size in sizes}
+    for _ in range(args.repeat):
+        for size in sizes:
+            runs[size].append(measure(size, args.pg, args.keep, args.reuse))
+    results = {
+        size: {
+            name: {"seconds": statistics.median(run[name]["seconds"] for run in measured)}
+            for name in measured[0]
+        }
+        for size, measured in runs.items()
+    }
     small, large = sizes[0], sizes[-1]
     names = list(results[small])
+    if args.repeat > 1:
+        print(f"\nevery run ({args.repeat} of each size, interleaved):")
+        for name in names:
+            cells = "; ".join(
+                f"{size:,}: " + ", ".join(f"{run[name]['seconds']:.3f}" for run in runs[size])
+                for size in sizes
+            )
+            print(f"  {name}: {cells}")
     width = max(len(n) for n in names)
     header = "".join(f"{size:>14,}" for size in sizes)
-    print(f"\n{'seconds':<{width}}{header}{f'{large // small}× size':>14}")
+    label = "seconds" if args.repeat == 1 else f"seconds (median of {args.repeat})"
+    width = max(width, len(label))
+    print(f"\n{label:<{width}}{header}{f'{large // small}× size':>14}")
     for name in names:
         cells = "".join(f"{results[size][name]['seconds']:>14.3f}" for size in sizes)
         growth = results[large][name]["seconds"] / results[small][name]["seconds"]
