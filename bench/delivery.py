@@ -404,6 +404,9 @@ def main() -> None:
         "counterpart: THREADS_PER_PROCESS, 5.",
     )
     parser.add_argument("--processes", type=int, default=2, help="post_office processes")
+    parser.add_argument(
+        "--po-threads", type=int, default=5, help="post_office's THREADS_PER_PROCESS"
+    )
     parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument(
         "--broker", default=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/12")
@@ -441,7 +444,10 @@ def main() -> None:
         "SECRET_KEY": f"bench-{uuid.uuid4().hex}{uuid.uuid4().hex}",
         "TRACKING_WEBHOOKS": "0",
     }
-    po_env = env | {"DJANGO_SETTINGS_MODULE": "bench.postoffice_settings"}
+    po_env = env | {
+        "DJANGO_SETTINGS_MODULE": "bench.postoffice_settings",
+        "BENCH_PO_THREADS": str(args.po_threads),
+    }
     counter = multiprocessing.Value("l", 0)
     ours, theirs = multiprocessing.Pipe()
     sink = multiprocessing.Process(target=sink_main, args=(port, counter, theirs), daemon=True)

@@ -163,6 +163,14 @@ else:
     from expansion.embedded import database_settings  # noqa: E402
 
     DATABASES = {"default": database_settings(conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+# Server-side prepared statements for the few statements that ask for them (psycopg's
+# ``prepare=True``: the dispatcher's per-message hand-over mark, campaigns/dispatch.py);
+# Django's own queries bind on the client and are never prepared. Off
+# (``DATABASE_PREPARED_STATEMENTS=0``) behind a connection pooler that cannot keep prepared
+# statements (PgBouncer before 1.21 in transaction mode).
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+    5 if env_bool("DATABASE_PREPARED_STATEMENTS", True) else None
+)
 # A read replica of the primary (optional): lag-tolerant reads (the admin's big lists, the
 # revenue dashboard, experiment results, the metrics) go there; writes and every read inside a
 # transaction stay on the primary (expansion/core/db/router.py). Unset: no replica at all.

@@ -115,6 +115,34 @@ def test_a_chunk_delivers_the_due_sends_once_over_one_connection(smtp):
 
 
 @pytest.mark.django_db
+def test_the_hand_over_mark_is_prepared_once_and_planned_once(smtp):
+    """The per-message mark runs as a server-side prepared statement with a generic plan:
+    Django binds on the client, so PostgreSQL parsed and planned it for every message."""
+    campaign = CampaignFactory()
+    queued(campaign, 8)
+    marks = (
+        "SELECT count(*), coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) "
+        "FROM pg_prepared_statements WHERE statement LIKE '%%WITH renewed AS%%'"
+    )
+
+    def prepared() -> tuple[int, int, int]:
+        with connection.cursor() as cursor:  # the test's connection, earlier tests' included
+            cursor.execute(marks)
+            return cursor.fetchone()
+
+    _, generic_before, custom_before = prepared()
+    done = dispatch_chunk()
+
+    assert done.sent == 8
+    statements, generic, custom = prepared()
+    # One statement on the connection, executed once a message; planned as custom plans for
+    # its first 5 executions (PostgreSQL's rule), then the generic plan, never again.
+    assert statements == 1
+    assert (generic + custom) - (generic_before + custom_before) == 8
+    assert custom == 5
+
+
+@pytest.mark.django_db
 def test_claims_are_disjoint_count_no_attempt_and_skip_paused_campaigns():
     ExperimentSettingsFactory(global_holdout_percent=0)
     campaign = CampaignFactory()
