@@ -122,6 +122,9 @@ def _order_products(cursor, since: datetime, now: datetime) -> tuple[np.ndarray,
                 """,
                 [since, now, start, stop, start, stop],
                 binary=True,
+                # Planned for each slice's ids: a generic plan (psycopg prepares a statement
+                # run five times, DATABASE_PREPARED_STATEMENTS) cannot see how narrow they are.
+                prepare=False,
             )
             row = packed_reader.fetchone()
             assert row is not None  # an aggregate: one row
