@@ -11,6 +11,7 @@ from datetime import time as clock_time
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from campaigns import contexts
@@ -140,6 +141,24 @@ def test_the_hand_over_mark_is_prepared_once_and_planned_once(smtp):
     assert statements == 1
     assert (generic + custom) - (generic_before + custom_before) == 8
     assert custom == 5
+
+
+@pytest.mark.django_db
+def test_a_chunk_reads_in_the_same_statements_whatever_its_size(smtp):
+    """Set-based: the rows a chunk's sends share (campaign, moment, offer, course, template
+    version) are read once each and every per-send fact in a fixed number of queries, so a
+    chunk of 12 runs the statements of a chunk of 3 (the per-message marks, on their own
+    prepared cursor, are not among Django's queries)."""
+    counts = []
+    for n in (1, 3, 12):  # the first also creates the settings rows every chunk reads
+        campaign = CampaignFactory()
+        queued(campaign, n)
+        with CaptureQueriesContext(connection) as queries:
+            done = dispatch_chunk()
+        assert done.sent == n
+        counts.append(len(queries))
+    assert counts[1] == counts[2]
+    assert len(smtp.messages) == 16
 
 
 @pytest.mark.django_db
