@@ -57,7 +57,14 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dispatch import SETUP, django_run, free_port, midday_zone, populate  # noqa: E402
+from dispatch import (  # noqa: E402
+    SETUP,
+    celery_worker,
+    django_run,
+    free_port,
+    midday_zone,
+    populate,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -258,30 +265,13 @@ def _product_round(args, env, queue, n, db_url, counter, ours, sink_process, wor
     started_workers = []
     for number in range(args.workers):
         started_workers.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "expansion",
-                    "worker",
-                    *(
-                        ["--pool=solo"]
-                        if args.concurrency == 1
-                        else ["--pool=prefork", f"--concurrency={args.concurrency}"]
-                    ),
-                    "-Q",
-                    queue,
-                    "-n",
-                    f"delivery{number}-{uuid.uuid4().hex[:6]}@%h",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                    "--loglevel=WARNING",
-                ],
-                cwd=ROOT,
-                env=env,
+            celery_worker(
+                queue,
+                f"delivery{number}-{uuid.uuid4().hex[:6]}@%h",
+                env,
+                pool=("--pool=solo",)
+                if args.concurrency == 1
+                else ("--pool=prefork", f"--concurrency={args.concurrency}"),
             )
         )
     workers[:] = started_workers

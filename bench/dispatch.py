@@ -382,6 +382,34 @@ print(json.dumps({"seconds": seconds, "emails": len(sends)}))
 """
 
 
+def celery_worker(
+    queue: str, name: str, env: dict[str, str], *, pool: tuple[str, ...] = ("--pool=solo",)
+) -> subprocess.Popen:
+    """A Celery worker of the product on ``queue`` (bench/dispatch.py and bench/delivery.py):
+    ``pool``, its pool options; no gossip, mingle or heartbeat between the bench's workers."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "expansion",
+            "worker",
+            *pool,
+            "-Q",
+            queue,
+            "-n",
+            name,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel=WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+
+
 def django_run(code: str, env: dict[str, str]) -> dict:
     import json
 
@@ -581,28 +609,7 @@ def main() -> None:
         sink.start()
         time.sleep(0.5)
         for number in range(2):
-            workers.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "celery",
-                        "-A",
-                        "expansion",
-                        "worker",
-                        "--pool=solo",
-                        "-Q",
-                        queue,
-                        "-n",
-                        f"bench{number}@%h",
-                        "--without-gossip",
-                        "--without-mingle",
-                        "--loglevel=WARNING",
-                    ],
-                    cwd=ROOT,
-                    env=env,
-                )
-            )
+            workers.append(celery_worker(queue, f"bench{number}@%h", env))
         time.sleep(4)  # let the workers connect
         product = django_run(f"NOW = {now.isoformat()!r}\nFANOUT = True\n" + EVALUATE, env)
         deadline = time.time() + 3600
